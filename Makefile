@@ -1,0 +1,51 @@
+# Croupier: `make run` starts a server on the embedded defaults; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint style types bench bench-transport bench-codec clean token
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m gameserver run $(ARGS)
+
+token: $(STAMP)
+	$(PY) -m gameserver token $(ARGS)
+
+test: $(STAMP)
+	PYTHONASYNCIODEBUG=0 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+style: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+types: $(STAMP)
+	$(PY) -m mypy
+
+bench: $(STAMP)
+	$(PY) -m bench.codec
+	$(PY) -m bench.transport --quick
+
+bench-codec: $(STAMP)
+	$(PY) -m bench.codec
+
+bench-transport: $(STAMP)
+	$(PY) -m bench.transport
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
