@@ -1,0 +1,143 @@
+"""Server configuration: one TOML file plus environment overrides, all defaults here.
+
+Precedence: environment variable > config file > default. Environment variables are
+`CROUPIER_<SECTION>_<KEY>` (e.g. `CROUPIER_SERVER_WS_PORT=9000`,
+`CROUPIER_AUTH_SECRET=...`). Zones are configured in the file only. Relations between
+settings are checked at start-up (`Config.check`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from msgspec import Struct, field
+
+from protocol.limits import SessionLimits
+from rooms.config import ZoneConfig
+
+DEV_SECRET = "croupier-dev-secret-change-me"
+
+
+class Secret(str):
+    """A string that does not show itself in repr() or logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+class ServerSection(Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    ws_port: int = 8800  # WebSocket, path /ws; 0 = pick a free port
+    tcp_port: int = 8801  # length-prefixed MessagePack; -1 = disabled
+    ws_path: str = "/ws"
+    #: The WebSocket stack: "picows" (fastest measured) or "websockets".
+    transport: Literal["picows", "websockets"] = "picows"
+    #: An echo endpoint for WebSocket conformance tests; empty = disabled.
+    echo_path: str = ""
+    #: Seconds between timeout sweeps.
+    sweep_interval: float = 1.0
+    backlog: int = 4096
+
+
+class LimitsSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """Connection limits (see README, "Limits")."""
+
+    max_message_bytes: int = 64 * 1024
+    #: Bytes the kernel/transport may hold unsent for one client before it is closed as too slow.
+    max_outgoing_bytes: int = 1024 * 1024
+    max_pending_messages: int = 4096
+    auth_timeout: float = 5.0
+    idle_timeout: float = 60.0
+    #: Advised client heartbeat period (sent at login); must be below idle_timeout.
+    heartbeat_interval: float = 20.0
+    #: How long a dropped session is kept for `resume` (0 = no resume).
+    resume_grace: float = 30.0
+    #: Events kept per session for replay on resume.
+    replay_buffer: int = 256
+
+    def session_limits(self) -> SessionLimits:
+        return SessionLimits(
+            max_message_bytes=self.max_message_bytes,
+            max_pending_messages=self.max_pending_messages,
+            auth_timeout=self.auth_timeout,
+            idle_timeout=self.idle_timeout,
+        )
+
+
+class AuthSection(Struct, frozen=True, forbid_unknown_fields=True):
+    #: HMAC-SHA256 key shared with the operator's auth service that mints login tokens.
+    secret: str = DEV_SECRET
+    #: Lifetime of tokens minted by `croupier token`, in seconds.
+    token_ttl: int = 24 * 3600
+
+
+class Config(Struct, frozen=True, forbid_unknown_fields=True):
+    server: ServerSection = field(default_factory=ServerSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    auth: AuthSection = field(default_factory=AuthSection)
+    zones: list[ZoneConfig] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise ValueError if settings contradict each other."""
+        lim = self.limits
+        if lim.heartbeat_interval >= lim.idle_timeout:
+            raise ValueError("limits.heartbeat_interval must be less than limits.idle_timeout")
+        if lim.auth_timeout <= 0 or lim.idle_timeout <= 0:
+            raise ValueError("limits.auth_timeout and limits.idle_timeout must be positive")
+        if lim.max_message_bytes < 256:
+            raise ValueError("limits.max_message_bytes must be at least 256")
+        if lim.replay_buffer < 0 or lim.resume_grace < 0:
+            raise ValueError("limits.replay_buffer and limits.resume_grace must not be negative")
+        names = [z.name for z in self.zones]
+        if len(names) != len(set(names)):
+            raise ValueError("zone names must be unique")
+        for z in self.zones:
+            missing = set(z.default_groups) - set(z.groups) - {r.group for r in z.rooms}
+            if missing:
+                raise ValueError(f"zone {z.name!r}: default_groups not in groups: {sorted(missing)}")
+
+    @property
+    def secret(self) -> Secret:
+        return Secret(self.auth.secret)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    sections = {"server": ServerSection, "limits": LimitsSection, "auth": AuthSection}
+    for section, cls in sections.items():
+        for name in cls.__struct_fields__:
+            key = f"CROUPIER_{section.upper()}_{name.upper()}"
+            if key in environ:
+                out.setdefault(section, {})[name] = environ[key]
+    return out
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (if any), apply environment overrides, validate.
+
+    Args:
+        path: a TOML file; defaults to $CROUPIER_CONFIG; None/missing = built-in defaults.
+        environ: the environment (os.environ by default).
+
+    Raises:
+        ValueError: a bad file, a bad value, or contradictory settings.
+    """
+    env = os.environ if environ is None else environ
+    path = path or env.get("CROUPIER_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    for section, values in _env_overrides(env).items():
+        raw.setdefault(section, {}).update(values)
+    try:
+        config = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"bad configuration: {exc}") from None
+    config.check()
+    return config

@@ -1,0 +1,288 @@
+"""The hub: one worker's sessions, zones and request dispatch.
+
+It owns login, resume and logout (session concerns), sends room and user operations
+through the `Router`, delivers the resulting events to players, flushes connections
+once per loop tick, and sweeps timeouts and expired resume windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Iterable
+from itertools import count
+from typing import Any
+
+from protocol import messages as m
+from protocol.codes import CloseCode, ErrorCode
+from protocol.errors import RequestError
+from protocol.limits import FloodLimits
+from rooms.outputs import Disconnect, Output, Send
+from rooms.roles import Role
+from rooms.user import User
+from rooms.zone import Zone
+
+from . import auth
+from .clock import Clock, SystemClock
+from .config import Config
+from .connection import Connection
+from .player import Player
+from .router import LocalRouter, Router
+
+logger = logging.getLogger("croupier.hub")
+
+_GUEST_NAME = re.compile(r"^[\w .\-]{1,32}$")
+#: Guests get ids from this range; token users are expected below it.
+GUEST_ID_BASE = 1_500_000_000
+#: Close codes after which the session ends at once (no resume window).
+_FINAL_CLOSES = {CloseCode.KICKED, CloseCode.BANNED, CloseCode.SESSION_REPLACED, CloseCode.NORMAL}
+
+
+class Hub:
+    """All sessions and zones of one worker process. Runs on one event loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        router: Router | None = None,
+        call_soon: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.session_limits = config.limits.session_limits()
+        self.default_flood = FloodLimits()
+        self.max_outgoing_bytes = config.limits.max_outgoing_bytes
+        self.zones: dict[str, Zone] = {z.name: Zone(z) for z in config.zones}
+        self.router: Router = router or LocalRouter(self)
+        self.connections: set[Connection] = set()
+        self.players: dict[tuple[str, int], Player] = {}
+        self.by_resume_token: dict[str, Player] = {}
+        self._guest_ids = count(GUEST_ID_BASE)
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        #: schedules the end-of-tick flush; the running loop's call_soon by default
+        self._call_soon = call_soon
+        self.accepting = True
+
+    # -- connections -------------------------------------------------------------------
+
+    def connection_made(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        if not self.accepting:
+            conn.close(CloseCode.GOING_AWAY, "server shutting down")
+
+    def connection_lost(self, conn: Connection, peer_code: int | None = None) -> None:
+        self.connections.discard(conn)
+        player = conn.player
+        if player is None or player.conn is not conn:
+            return
+        player.conn = None
+        conn.player = None
+        code = conn.session.close_code
+        if code in _FINAL_CLOSES or peer_code == 1000 or self.config.limits.resume_grace <= 0:
+            self._end_player(player)
+        else:
+            player.detached_at = self.clock.monotonic()
+
+    def schedule_flush(self, conn: Connection) -> None:
+        """Write `conn`'s pending output at the end of this loop tick."""
+        if conn.dirty:
+            return
+        conn.dirty = True
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if self._call_soon is None:
+                self._call_soon = asyncio.get_running_loop().call_soon
+            self._call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Flush every connection with pending output (once per tick)."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            try:
+                conn.flush()
+            except Exception:  # a broken transport must not stop the others' flush
+                logger.exception("flush failed for %r", conn)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def handle(self, conn: Connection, requests: Iterable[Any]) -> None:
+        """Dispatch decoded requests from one connection, in order."""
+        for req in requests:
+            try:
+                self._handle_one(conn, req)
+            except RequestError as exc:
+                conn.session.fail(req.id, exc.code, exc.message)
+            except Exception:
+                logger.exception("request %s failed", type(req).__name__)
+                conn.session.fail(req.id, ErrorCode.INTERNAL, "internal error")
+
+    def _handle_one(self, conn: Connection, req: Any) -> None:
+        if isinstance(req, m.Login):
+            self._login(conn, req)
+        elif isinstance(req, m.Resume):
+            self._resume(conn, req)
+        elif isinstance(req, m.Logout):
+            self._logout(conn, req)
+        else:
+            player = conn.player
+            assert player is not None  # the session admits only login/resume/ping before login
+            session = conn.session
+            rid = req.id
+
+            def reply(data: Any, error: RequestError | None) -> None:
+                if error is None:
+                    session.reply(rid, data)
+                else:
+                    session.fail(rid, error.code, error.message)
+                self.schedule_flush(conn)
+
+            self.router.submit(player.zone, player.user_id, req, reply)
+
+    def _login(self, conn: Connection, req: m.Login) -> None:
+        if conn.player is not None:
+            raise RequestError(ErrorCode.ALREADY_LOGGED_IN, "already logged in")
+        now = self.clock.wall()
+        if req.token:
+            claims = auth.verify(self.config.auth.secret, req.token, now)
+            if req.zone is not None and req.zone != claims.z:
+                raise RequestError(ErrorCode.BAD_TOKEN, "token is for another zone")
+            zone_name, user_id, role = claims.z, claims.u, Role.parse(claims.r)
+            name = claims.n or f"user{user_id}"
+        elif req.guest:
+            if req.zone is None:
+                raise RequestError(ErrorCode.BAD_REQUEST, "a guest login needs `zone`")
+            zone_name, user_id, role = req.zone, 0, Role.GUEST
+            name = req.name or ""
+            if name and not _GUEST_NAME.match(name):
+                raise RequestError(ErrorCode.BAD_NAME, "names are 1-32 letters, digits, spaces, . _ -")
+        else:
+            raise RequestError(ErrorCode.BAD_REQUEST, "login needs `token`, or `guest: true` and `zone`")
+        zone = self.zones.get(zone_name)
+        if zone is None:
+            raise RequestError(ErrorCode.ZONE_NOT_FOUND, f"no zone {zone_name!r}")
+        if role is Role.GUEST:
+            if not zone.config.guests:
+                raise RequestError(ErrorCode.GUESTS_NOT_ALLOWED, f"zone {zone_name!r} does not allow guests")
+            user_id = user_id or next(self._guest_ids)
+            name = name or f"Guest#{user_id}"
+        old = self.players.get((zone_name, user_id))
+        if old is not None:
+            self._end_player(old, CloseCode.SESSION_REPLACED, "logged in elsewhere")
+        zone.check_login(user_id, now)
+        data, outputs = zone.add_user(User(user_id, name, role))
+        player = Player(
+            user_id, zone_name, name, role, self.config.limits.replay_buffer, auth.resume_token()
+        )
+        self.players[(zone_name, user_id)] = player
+        self.by_resume_token[player.resume_token] = player
+        self._attach(conn, player)
+        conn.session.authenticate(zone.config.flood)
+        data["resume_token"] = player.resume_token
+        data["heartbeat"] = self.config.limits.heartbeat_interval
+        data["resume_grace"] = self.config.limits.resume_grace
+        conn.session.reply(req.id, data)
+        if outputs:
+            self.deliver(zone_name, outputs)
+
+    def _resume(self, conn: Connection, req: m.Resume) -> None:
+        if conn.player is not None:
+            raise RequestError(ErrorCode.ALREADY_LOGGED_IN, "already logged in")
+        player = self.by_resume_token.get(req.token)
+        if player is None:
+            raise RequestError(ErrorCode.RESUME_FAILED, "no such session (expired?): log in again")
+        missed = player.log.since(req.last_seq)
+        if missed is None:
+            raise RequestError(ErrorCode.RESUME_FAILED, "missed events are gone: log in again")
+        previous = player.conn
+        if previous is not None:  # a half-open old socket: the new one wins
+            previous.player = None
+            previous.close(CloseCode.SESSION_REPLACED, "resumed elsewhere")
+        self._attach(conn, player)
+        conn.session.authenticate(self.zones[player.zone].config.flood)
+        conn.session.reply(req.id, {"user": player.user_id, "last_seq": player.log.last_seq})
+        for seq, event in missed:
+            conn.session.send_event(seq, event)
+
+    def _logout(self, conn: Connection, req: m.Logout) -> None:
+        player = conn.player
+        if player is None:
+            raise RequestError(ErrorCode.NOT_LOGGED_IN, "not logged in")
+        conn.player = None
+        player.conn = None
+        self._end_player(player)
+        conn.session.deauthenticate()
+        conn.session.restart_auth_clock(self.clock.monotonic())
+        conn.session.reply(req.id, {"zone": player.zone})
+
+    def _attach(self, conn: Connection, player: Player) -> None:
+        conn.player = player
+        player.conn = conn
+        player.detached_at = None
+
+    def _end_player(self, player: Player, code: CloseCode | None = None, reason: str = "") -> None:
+        """End a player session: leave its rooms; close its connection with `code` if any."""
+        if self.players.get((player.zone, player.user_id)) is not player:
+            return
+        del self.players[(player.zone, player.user_id)]
+        self.by_resume_token.pop(player.resume_token, None)
+        conn = player.conn
+        if conn is not None:
+            player.conn = None
+            conn.player = None
+            if code is not None:
+                conn.close(code, reason)
+        outputs = self.zones[player.zone].remove_user(player.user_id)
+        if outputs:
+            self.deliver(player.zone, outputs)
+
+    # -- delivery ----------------------------------------------------------------------
+
+    def deliver(self, zone: str, outputs: list[Output]) -> None:
+        """Carry out a zone operation's outputs for the players on this worker."""
+        players = self.players
+        for out in outputs:
+            if isinstance(out, Send):
+                event = out.event
+                for uid in out.recipients:
+                    player = players.get((zone, uid))
+                    if player is not None:
+                        player.push(event)
+            elif isinstance(out, Disconnect):
+                player = players.get((zone, out.user_id))
+                if player is not None:
+                    self._end_player(player, out.code, out.reason)
+
+    # -- periodic work -----------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Close connections past their deadlines; end sessions past the resume window."""
+        now = self.clock.monotonic()
+        for conn in list(self.connections):
+            session = conn.session
+            session.check_timeouts(now)
+            if session.close_expected():
+                self.schedule_flush(conn)
+        grace = self.config.limits.resume_grace
+        expired = [
+            p for p in self.players.values() if p.detached_at is not None and now - p.detached_at > grace
+        ]
+        for player in expired:
+            self._end_player(player)
+
+    def shutdown(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Stop accepting and ask every client to go (and resume elsewhere)."""
+        self.accepting = False
+        for conn in list(self.connections):
+            conn.close(code, reason)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "connections": len(self.connections),
+            "players": len(self.players),
+            "detached": sum(1 for p in self.players.values() if p.detached_at is not None),
+        }

@@ -1,0 +1,48 @@
+"""The router: the one way room and user operations reach the zone that owns them.
+
+`LocalRouter` runs the operation in this process and delivers its outputs to local
+players. A sharded router (one worker per room/user shard) implements the same
+`submit` by sending the request over the bus to the owner worker; `rooms/` does not
+change. The reply callback may be called at once (local) or later (remote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from protocol.errors import RequestError
+
+from .handlers import ZONE_HANDLERS
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+#: Called once with (reply data, None) or (None, error).
+ReplyFn = Callable[[Any, RequestError | None], None]
+
+
+class Router(Protocol):
+    def submit(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
+        """Run `request` for `user_id` in `zone` on the owning shard; call `reply` when done."""
+
+
+class LocalRouter:
+    """Every zone lives in this process."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def submit(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
+        hub = self.hub
+        handler = ZONE_HANDLERS.get(type(request))
+        if handler is None:
+            raise LookupError(f"no handler for {type(request).__name__}")
+        try:
+            data, outputs = handler(hub.zones[zone], user_id, request, hub.clock.wall())
+        except RequestError as exc:
+            reply(None, exc)
+            return
+        reply(data, None)
+        if outputs:
+            hub.deliver(zone, outputs)

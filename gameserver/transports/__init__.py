@@ -1,0 +1,1 @@
+"""Transports: WebSocket (picows or websockets) and raw TCP, all behind `Link`."""

@@ -1,0 +1,274 @@
+"""Wire messages: msgspec Structs in tagged unions (the `type` field is the tag).
+
+Client -> server: every request carries an `id` (a client-chosen integer, echoed in the
+reply). Server -> client: `ok` / `error` replies naming that id, and `event` pushes with a
+per-session, strictly increasing `seq`. docs/protocol.md documents every message.
+
+Evolution rules (docs/protocol.md, "Evolving the protocol"): new fields always get a
+default; a field's type never changes; a message type is never reused for another
+meaning. Unknown fields are ignored so newer clients can talk to older servers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Raw, Struct
+
+# -- shared pieces -------------------------------------------------------------------------
+
+RequestId = Annotated[int, Meta(ge=0, le=2**53)]
+RoomId = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+UserId = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+GroupName = Annotated[str, Meta(min_length=1, max_length=64)]
+Text = Annotated[str, Meta(max_length=8192)]
+Password = Annotated[str, Meta(max_length=128)]
+Scope = Literal["user", "room", "group", "zone"]
+
+#: A variable's value: the SmartFox variable types (null, bool, int, double, string,
+#: object, array). `null` deletes the variable.
+VarValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+
+class Variable(Struct, frozen=True, omit_defaults=True):
+    """A room or user variable.
+
+    `private`: for a room variable, only the user who set it (or a moderator) may change
+    it; for a user variable, only its owner sees it. `persistent`: a room variable that
+    survives its setter leaving the room (and, with a store, restarts).
+    """
+
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    value: VarValue = None
+    private: bool = False
+    persistent: bool = False
+
+
+class _Request(Struct, tag_field="type", frozen=True):
+    """Base of client requests."""
+
+    id: RequestId
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+class Login(_Request, tag="login"):
+    """Log in with a signed token, or as a guest where the zone allows it."""
+
+    token: str | None = None
+    guest: bool = False
+    zone: str | None = None  # required for guests; must match the token's zone if given
+    name: Annotated[str, Meta(max_length=64)] | None = None  # a guest's display name
+
+
+class Resume(_Request, tag="resume"):
+    """Re-attach to a session kept after a drop; `last_seq` is the last event seen."""
+
+    token: Annotated[str, Meta(max_length=256)]
+    last_seq: Annotated[int, Meta(ge=0)] = 0
+
+
+class Logout(_Request, tag="logout"):
+    """Leave every room and end the session; the connection stays open."""
+
+
+class Ping(_Request, tag="ping"):
+    """Heartbeat; any request counts as activity, `ping` is the cheapest."""
+
+    t: int | None = None  # echoed back, for the client's own round-trip timing
+
+
+# -- rooms and groups ----------------------------------------------------------------------
+
+
+class ListRooms(_Request, tag="list_rooms"):
+    """Rooms of one group, or of every subscribed group when `group` is omitted."""
+
+    group: GroupName | None = None
+
+
+class SubscribeGroup(_Request, tag="subscribe_group"):
+    group: GroupName
+
+
+class UnsubscribeGroup(_Request, tag="unsubscribe_group"):
+    group: GroupName
+
+
+class CreateRoom(_Request, tag="create_room"):
+    name: Name
+    group: GroupName = "default"
+    game: bool = False
+    max_users: Annotated[int, Meta(ge=1, le=10_000)] = 10
+    max_spectators: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    password: Password = ""
+    hidden: bool = False
+    variables: Annotated[list[Variable], Meta(max_length=64)] = []
+    join: bool = True  # join the creator right away
+    spectator: bool = False  # ...as a spectator
+
+
+class JoinRoom(_Request, tag="join_room"):
+    room: RoomId | Name  # id, or name
+    password: Password = ""
+    spectator: bool = False
+    leave: RoomId | None = None  # a room to leave once joined
+
+
+class LeaveRoom(_Request, tag="leave_room"):
+    room: RoomId
+
+
+class SwitchRole(_Request, tag="switch_role"):
+    """Become a spectator (`spectator=true`) or a player in a game room."""
+
+    room: RoomId
+    spectator: bool
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+class PublicMessage(_Request, tag="public_message"):
+    room: RoomId
+    text: Text
+    data: dict[str, Any] | None = None
+
+
+class PrivateMessage(_Request, tag="private_message"):
+    to: UserId
+    text: Text
+    data: dict[str, Any] | None = None
+
+
+class ObjectMessage(_Request, tag="object_message"):
+    """Structured data to a room's users (or some of them), not echoed to the sender."""
+
+    room: RoomId
+    data: dict[str, Any]
+    to: Annotated[list[UserId], Meta(max_length=1000)] | None = None
+
+
+class ModeratorMessage(_Request, tag="moderator_message"):
+    text: Text
+    scope: Scope = "zone"
+    target: int | str | None = None  # user id, room id, group name; none for the zone
+    data: dict[str, Any] | None = None
+
+
+class AdminMessage(_Request, tag="admin_message"):
+    text: Text
+    scope: Scope = "zone"
+    target: int | str | None = None
+    data: dict[str, Any] | None = None
+
+
+# -- variables -----------------------------------------------------------------------------
+
+
+class SetRoomVariables(_Request, tag="set_room_variables"):
+    room: RoomId
+    variables: Annotated[list[Variable], Meta(min_length=1, max_length=64)]
+
+
+class SetUserVariables(_Request, tag="set_user_variables"):
+    variables: Annotated[list[Variable], Meta(min_length=1, max_length=64)]
+
+
+# -- moderation ----------------------------------------------------------------------------
+
+
+class Kick(_Request, tag="kick"):
+    user: UserId
+    reason: Annotated[str, Meta(max_length=256)] = ""
+
+
+class Ban(_Request, tag="ban"):
+    user: UserId
+    hours: Annotated[float, Meta(gt=0, le=24 * 365 * 10)] = 24
+    reason: Annotated[str, Meta(max_length=256)] = ""
+
+
+ClientMessage = (
+    Login
+    | Resume
+    | Logout
+    | Ping
+    | ListRooms
+    | SubscribeGroup
+    | UnsubscribeGroup
+    | CreateRoom
+    | JoinRoom
+    | LeaveRoom
+    | SwitchRole
+    | PublicMessage
+    | PrivateMessage
+    | ObjectMessage
+    | ModeratorMessage
+    | AdminMessage
+    | SetRoomVariables
+    | SetUserVariables
+    | Kick
+    | Ban
+)
+
+#: Every client message type, by its wire tag.
+CLIENT_TYPES: dict[str, type[_Request]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in ClientMessage.__args__  # type: ignore[attr-defined]
+}
+
+
+# -- server -> client ----------------------------------------------------------------------
+
+
+class Ok(Struct, tag_field="type", tag="ok"):
+    """Success reply to request `id`; `data` depends on the request (docs/protocol.md)."""
+
+    id: int
+    data: Any = None
+
+
+class Error(Struct, tag_field="type", tag="error"):
+    """Failure reply to request `id` (null when the request could not be read)."""
+
+    id: int | None
+    code: int
+    name: str  # the code's name, lowercase, for humans and logs
+    message: str  # English, for the client developer
+
+
+class Event(Struct, tag_field="type", tag="event"):
+    """A server push. `seq` increases by one per event within a session."""
+
+    seq: int
+    event: str
+    data: Raw | Any = None
+
+
+class Closing(Struct, tag_field="type", tag="closing"):
+    """Sent on the TCP transport just before the server closes the socket."""
+
+    code: int
+    reason: str
+
+
+ServerMessage = Ok | Error | Event | Closing
+
+
+class Envelope(Struct):
+    """A lenient view used only on the error path: which request failed, and as what."""
+
+    id: Any = None
+    type: Any = None
+
+
+# -- helpers used by tests and clients -----------------------------------------------------
+
+
+def to_builtins(msg: Struct) -> Any:
+    """A message as plain dicts and lists (for logs and tests)."""
+    return msgspec.to_builtins(msg)

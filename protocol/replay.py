@@ -1,0 +1,43 @@
+"""A session's event log: sequence numbers and a bounded replay buffer for resume."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .events import OutEvent
+
+
+class EventLog:
+    """Numbers a session's events and keeps the last `capacity` for replay."""
+
+    __slots__ = ("_seq", "_buffer")
+
+    def __init__(self, capacity: int) -> None:
+        self._seq = 0
+        self._buffer: deque[tuple[int, OutEvent]] = deque(maxlen=capacity)
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the newest event (0 before any)."""
+        return self._seq
+
+    def append(self, event: OutEvent) -> int:
+        """Record `event` and return its seq (previous seq + 1)."""
+        self._seq += 1
+        self._buffer.append((self._seq, event))
+        return self._seq
+
+    def since(self, last_seen: int) -> list[tuple[int, OutEvent]] | None:
+        """The events after `last_seen`, or None if some of them were already dropped.
+
+        A client that saw everything gets an empty list. A `last_seen` in the future
+        (a client bug, or a session it never had) also returns None.
+        """
+        if last_seen > self._seq or last_seen < 0:
+            return None
+        missing = self._seq - last_seen
+        if missing == 0:
+            return []
+        if missing > len(self._buffer):
+            return None
+        return list(self._buffer)[-missing:]

@@ -1,0 +1,455 @@
+"""A zone: its users, room groups, rooms and bans, and every operation on them.
+
+Each operation validates, changes state and returns `(reply, outputs)`: the data for the
+requester's `ok` reply, and the events (`Send`) and disconnections (`Disconnect`) the
+router must carry out. Errors are raised as `RequestError` with a wire code. Time is
+passed in (`now`, seconds), never read.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import count
+from typing import Any
+
+from protocol.codes import CloseCode, ErrorCode
+from protocol.errors import RequestError
+from protocol.events import OutEvent
+from protocol.messages import Variable
+
+from . import variables as varlib
+from .config import RoomConfig, ZoneConfig
+from .outputs import Disconnect, Output, Send
+from .roles import Role
+from .room import Room
+from .user import User
+from .views import JoinedView, RoomView
+
+Result = tuple[Any, list[Output]]
+
+
+def _err(code: ErrorCode, message: str) -> RequestError:
+    return RequestError(code, message)
+
+
+class Zone:
+    """All state of one zone. Single-threaded: call it from one event loop only."""
+
+    def __init__(self, config: ZoneConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.users: dict[int, User] = {}
+        self.rooms: dict[int, Room] = {}
+        self.rooms_by_name: dict[str, Room] = {}
+        self.groups: set[str] = set(config.groups) | set(config.default_groups)
+        self.subscribers: dict[str, set[int]] = {g: set() for g in self.groups}
+        self.bans: dict[int, float] = {}  # user id -> ban end (epoch seconds)
+        self._room_ids = count(1)
+        for rc in config.rooms:
+            self._add_configured_room(rc)
+
+    # -- users -------------------------------------------------------------------------
+
+    def check_login(self, user_id: int, now: float) -> None:
+        """Raise if `user_id` may not log in now (banned, zone full)."""
+        until = self.bans.get(user_id)
+        if until is not None:
+            if until > now:
+                raise _err(ErrorCode.USER_BANNED, f"banned for {math.ceil((until - now) / 60)} more minutes")
+            del self.bans[user_id]
+        if user_id not in self.users and len(self.users) >= self.config.max_users:
+            raise _err(ErrorCode.ZONE_FULL, f"zone {self.name!r} is full")
+
+    def add_user(self, user: User) -> Result:
+        """Log `user` in: subscribe the default groups; reply with the zone view."""
+        if user.id in self.users:
+            raise _err(ErrorCode.ALREADY_LOGGED_IN, "user already in zone")
+        self.users[user.id] = user
+        for g in self.config.default_groups:
+            user.groups.add(g)
+            self.subscribers[g].add(user.id)
+        reply = {
+            "zone": self.name,
+            "user": user.view(),
+            "groups": sorted(user.groups),
+            "rooms": self._listed_rooms(user.groups),
+            "branding": self.config.branding,
+        }
+        return reply, []
+
+    def remove_user(self, user_id: int) -> list[Output]:
+        """The user logged out or its session ended: leave every room, drop subscriptions."""
+        user = self.users.pop(user_id, None)
+        if user is None:
+            return []
+        out: list[Output] = []
+        for room_id in list(user.rooms):
+            self._leave(user, self.rooms[room_id], out)
+        for g in user.groups:
+            self.subscribers[g].discard(user_id)
+        return out
+
+    def user(self, user_id: int) -> User:
+        try:
+            return self.users[user_id]
+        except KeyError:
+            raise _err(ErrorCode.USER_NOT_FOUND, f"no user {user_id} in this zone") from None
+
+    # -- groups and room lists ---------------------------------------------------------
+
+    def list_rooms(self, user_id: int, group: str | None) -> Result:
+        user = self.user(user_id)
+        if group is None:
+            return {"rooms": self._listed_rooms(user.groups)}, []
+        self._check_group(group)
+        return {"rooms": self._listed_rooms((group,))}, []
+
+    def subscribe_group(self, user_id: int, group: str) -> Result:
+        user = self.user(user_id)
+        self._check_group(group)
+        if group in user.groups:
+            raise _err(ErrorCode.ALREADY_SUBSCRIBED, f"already subscribed to {group!r}")
+        user.groups.add(group)
+        self.subscribers[group].add(user_id)
+        return {"group": group, "rooms": self._listed_rooms((group,))}, []
+
+    def unsubscribe_group(self, user_id: int, group: str) -> Result:
+        user = self.user(user_id)
+        if group not in user.groups:
+            raise _err(ErrorCode.NOT_SUBSCRIBED, f"not subscribed to {group!r}")
+        user.groups.discard(group)
+        self.subscribers[group].discard(user_id)
+        return {"group": group}, []
+
+    def _check_group(self, group: str) -> None:
+        if group not in self.groups:
+            raise _err(ErrorCode.GROUP_NOT_FOUND, f"no group {group!r}")
+
+    def _listed_rooms(self, groups: Any) -> list[RoomView]:
+        wanted = set(groups)
+        return [r.view() for r in self.rooms.values() if r.group in wanted and not r.hidden]
+
+    # -- rooms -------------------------------------------------------------------------
+
+    def _add_configured_room(self, rc: RoomConfig) -> Room:
+        self.groups.add(rc.group)
+        self.subscribers.setdefault(rc.group, set())
+        room = self._new_room(
+            rc.name,
+            rc.group,
+            game=rc.game,
+            max_users=rc.max_users,
+            max_spectators=rc.max_spectators,
+            password=rc.password,
+            hidden=rc.hidden,
+            owner=None,
+            static=True,
+        )
+        for var in rc.variables:
+            room.variables[var.name] = var
+        return room
+
+    def _new_room(self, name: str, group: str, **settings: Any) -> Room:
+        room = Room(next(self._room_ids), name, group, **settings)
+        self.rooms[room.id] = room
+        self.rooms_by_name[name] = room
+        return room
+
+    def room(self, ref: int | str) -> Room:
+        """A room by id or by name."""
+        room = self.rooms.get(ref) if isinstance(ref, int) else self.rooms_by_name.get(ref)
+        if room is None:
+            raise _err(ErrorCode.ROOM_NOT_FOUND, f"no room {ref!r}")
+        return room
+
+    def create_room(
+        self,
+        user_id: int,
+        *,
+        name: str,
+        group: str = "default",
+        game: bool = False,
+        max_users: int = 10,
+        max_spectators: int = 0,
+        password: str = "",
+        hidden: bool = False,
+        variables: list[Variable] | None = None,
+        join: bool = True,
+        spectator: bool = False,
+    ) -> Result:
+        """Create a room owned by the user; announce it; optionally join it."""
+        user = self.user(user_id)
+        cfg = self.config
+        allowed = cfg.room_creation == "everyone" or (cfg.room_creation == "users" and user.role >= Role.USER)
+        if not allowed:
+            raise _err(ErrorCode.ROOM_CREATION_DENIED, "room creation is not allowed for you in this zone")
+        if name in self.rooms_by_name:
+            raise _err(ErrorCode.ROOM_NAME_TAKEN, f"a room named {name!r} exists")
+        if group not in self.groups:
+            if not cfg.open_groups:
+                raise _err(ErrorCode.GROUP_NOT_FOUND, f"no group {group!r}")
+            self.groups.add(group)
+            self.subscribers[group] = set()
+        if len(user.rooms_created) >= cfg.max_rooms_per_user and user.role < Role.MODERATOR:
+            raise _err(ErrorCode.TOO_MANY_ROOMS, f"at most {cfg.max_rooms_per_user} rooms per user")
+        if len(self.rooms) >= cfg.max_rooms:
+            raise _err(ErrorCode.TOO_MANY_ROOMS, "this zone has no room for more rooms")
+        initial: dict[str, Variable] = {}
+        if variables:
+            varlib.apply(initial, variables, cfg.max_room_variables, cfg.max_variable_bytes)
+        room = self._new_room(
+            name,
+            group,
+            game=game,
+            max_users=max_users,
+            max_spectators=max_spectators,
+            password=password,
+            hidden=hidden,
+            owner=user_id,
+        )
+        room.variables = initial
+        room.var_setters = dict.fromkeys(initial, user_id)
+        user.rooms_created.add(room.id)
+        out: list[Output] = []
+        if not hidden:
+            out.append(Send(tuple(self.subscribers[group]), OutEvent("room_added", {"room": room.view()})))
+        if join:
+            joined, join_out = self.join_room(user_id, room.id, password=password, spectator=spectator)
+            out.extend(join_out)
+            return joined, out
+        return {"room": room.view()}, out
+
+    def join_room(
+        self,
+        user_id: int,
+        ref: int | str,
+        *,
+        password: str = "",
+        spectator: bool = False,
+        leave: int | None = None,
+    ) -> Result:
+        """Join a room as a player or spectator; optionally leave another one after."""
+        user = self.user(user_id)
+        room = self.room(ref)
+        if room.is_member(user_id):
+            raise _err(ErrorCode.ALREADY_IN_ROOM, f"already in room {room.name!r}")
+        if room.password and password != room.password and user.role < Role.MODERATOR:
+            raise _err(ErrorCode.WRONG_PASSWORD, f"wrong password for room {room.name!r}")
+        if spectator:
+            if len(room.spectators) >= room.max_spectators:
+                raise _err(ErrorCode.SPECTATORS_FULL, f"no spectator seats in room {room.name!r}")
+        elif len(room.players) >= room.max_users:
+            raise _err(ErrorCode.ROOM_FULL, f"room {room.name!r} is full")
+        others = room.members
+        if spectator:
+            room.spectators.add(user_id)
+        else:
+            room.players[user_id] = room.free_player_id()
+        user.rooms.add(room.id)
+        out: list[Output] = []
+        if others:
+            entered = {"room": room.id, "user": user.view(room.player_id(user_id))}
+            out.append(Send(others, OutEvent("user_entered", entered)))
+        self._count_changed(room, out)
+        users = [self.users[uid].view(room.player_id(uid)) for uid in room.members]
+        reply = JoinedView(room.view(), users)
+        if leave is not None and leave != room.id and leave in user.rooms:
+            self._leave(user, self.rooms[leave], out)
+        return reply, out
+
+    def leave_room(self, user_id: int, room_id: int) -> Result:
+        user = self.user(user_id)
+        room = self.room(room_id)
+        if not room.is_member(user_id):
+            raise _err(ErrorCode.NOT_IN_ROOM, f"not in room {room.name!r}")
+        out: list[Output] = []
+        self._leave(user, room, out)
+        return {"room": room_id}, out
+
+    def switch_role(self, user_id: int, room_id: int, spectator: bool) -> Result:
+        """Player -> spectator or back, in a game room."""
+        self.user(user_id)
+        room = self.room(room_id)
+        if not room.is_member(user_id):
+            raise _err(ErrorCode.NOT_IN_ROOM, f"not in room {room.name!r}")
+        if not room.game:
+            raise _err(ErrorCode.BAD_REQUEST, "only game rooms have spectators")
+        if spectator == (user_id in room.spectators):
+            return {"room": room.id, "player_id": room.player_id(user_id)}, []
+        if spectator:
+            if len(room.spectators) >= room.max_spectators:
+                raise _err(ErrorCode.SPECTATORS_FULL, f"no spectator seats in room {room.name!r}")
+            del room.players[user_id]
+            room.spectators.add(user_id)
+        else:
+            if len(room.players) >= room.max_users:
+                raise _err(ErrorCode.ROOM_FULL, f"room {room.name!r} is full")
+            room.spectators.discard(user_id)
+            room.players[user_id] = room.free_player_id()
+        pid = room.player_id(user_id)
+        out: list[Output] = [
+            Send(room.members, OutEvent("role_switched", {"room": room.id, "user": user_id, "player_id": pid}))
+        ]
+        self._count_changed(room, out)
+        return {"room": room.id, "player_id": pid}, out
+
+    def _leave(self, user: User, room: Room, out: list[Output]) -> None:
+        room.players.pop(user.id, None)
+        room.spectators.discard(user.id)
+        user.rooms.discard(room.id)
+        # The leaver gets user_left too: that is how its client knows the leave is done.
+        out.append(Send([*room.members, user.id], OutEvent("user_left", {"room": room.id, "user": user.id})))
+        for name in [n for n, setter in room.var_setters.items() if setter == user.id]:
+            var = room.variables.get(name)
+            if var is not None and not var.persistent:
+                del room.variables[name]
+                del room.var_setters[name]
+                gone = {"room": room.id, "variables": [Variable(name)], "by": user.id}
+                if room.members:
+                    out.append(Send(room.members, OutEvent("room_variables", gone)))
+        if room.is_empty() and not room.static:
+            self._remove_room(room, out)
+        else:
+            self._count_changed(room, out)
+
+    def _remove_room(self, room: Room, out: list[Output]) -> None:
+        del self.rooms[room.id]
+        del self.rooms_by_name[room.name]
+        if room.owner is not None and room.owner in self.users:
+            self.users[room.owner].rooms_created.discard(room.id)
+        if not room.hidden:
+            gone = {"room": room.id, "group": room.group}
+            out.append(Send(tuple(self.subscribers[room.group]), OutEvent("room_removed", gone)))
+
+    def _count_changed(self, room: Room, out: list[Output]) -> None:
+        if room.hidden:
+            return
+        subs = self.subscribers[room.group]
+        if subs:
+            data = {"room": room.id, "users": len(room.players), "spectators": len(room.spectators)}
+            out.append(Send(tuple(subs), OutEvent("room_count", data)))
+
+    # -- messages ----------------------------------------------------------------------
+
+    def _check_text(self, text: str) -> None:
+        if len(text) > self.config.max_text_length:
+            raise _err(ErrorCode.MESSAGE_TOO_LONG, f"at most {self.config.max_text_length} characters")
+
+    def public_message(self, user_id: int, room_id: int, text: str, data: Any = None) -> Result:
+        """To every member of a joined room, the sender included."""
+        self.user(user_id)
+        room = self.room(room_id)
+        if not room.is_member(user_id):
+            raise _err(ErrorCode.NOT_IN_ROOM, f"not in room {room.name!r}")
+        self._check_text(text)
+        msg = {"room": room.id, "from": user_id, "text": text, "data": data}
+        return None, [Send(room.members, OutEvent("public_message", msg))]
+
+    def private_message(self, user_id: int, to: int, text: str, data: Any = None) -> Result:
+        """To one user of the zone, echoed to the sender."""
+        sender = self.user(user_id)
+        self.user(to)
+        self._check_text(text)
+        msg = {"from": {"id": sender.id, "name": sender.name}, "to": to, "text": text, "data": data}
+        return None, [Send({to, user_id}, OutEvent("private_message", msg))]
+
+    def object_message(self, user_id: int, room_id: int, data: Any, to: list[int] | None = None) -> Result:
+        """Structured data to the room's members (or the listed ones), not to the sender."""
+        self.user(user_id)
+        room = self.room(room_id)
+        if not room.is_member(user_id):
+            raise _err(ErrorCode.NOT_IN_ROOM, f"not in room {room.name!r}")
+        members = set(room.members)
+        targets = members if to is None else members & set(to)
+        targets.discard(user_id)
+        msg = {"room": room.id, "from": user_id, "data": data}
+        return None, [Send(targets, OutEvent("object_message", msg))] if targets else []
+
+    def staff_message(
+        self, user_id: int, kind: str, text: str, scope: str, target: int | str | None, data: Any = None
+    ) -> Result:
+        """A moderator (kind="moderator") or admin ("admin") message to a user, room, group or zone."""
+        sender = self.user(user_id)
+        needed = Role.ADMIN if kind == "admin" else Role.MODERATOR
+        if sender.role < needed:
+            raise _err(ErrorCode.PERMISSION_DENIED, f"{kind} messages need the {needed.name.lower()} role")
+        self._check_text(text)
+        recipients: set[int] | list[int]
+        if scope == "zone":
+            recipients = set(self.users)
+        elif scope == "user" and isinstance(target, int):
+            recipients = {self.user(target).id}
+        elif scope == "room" and isinstance(target, int | str):
+            recipients = self.room(target).members
+        elif scope == "group" and isinstance(target, str):
+            self._check_group(target)
+            recipients = {uid for r in self.rooms.values() if r.group == target for uid in r.members}
+        else:
+            raise _err(ErrorCode.BAD_REQUEST, f"scope {scope!r} needs a matching target")
+        sent_by = {"id": sender.id, "name": sender.name, "role": int(sender.role)}
+        msg = {"from": sent_by, "text": text, "scope": scope, "data": data}
+        return None, [Send(recipients, OutEvent(f"{kind}_message", msg))] if recipients else []
+
+    # -- variables ---------------------------------------------------------------------
+
+    def set_room_variables(self, user_id: int, room_id: int, changes: list[Variable]) -> Result:
+        """Members set room variables; a private one only its setter (or staff) may change."""
+        user = self.user(user_id)
+        room = self.room(room_id)
+        if not room.is_member(user_id) and user.role < Role.MODERATOR:
+            raise _err(ErrorCode.NOT_IN_ROOM, f"not in room {room.name!r}")
+        for var in changes:
+            old = room.variables.get(var.name)
+            owner = room.var_setters.get(var.name)
+            if old is not None and old.private and owner != user_id and user.role < Role.MODERATOR:
+                raise _err(ErrorCode.VARIABLE_READ_ONLY, f"room variable {var.name!r} is private to its setter")
+        cfg = self.config
+        changed = varlib.apply(room.variables, changes, cfg.max_room_variables, cfg.max_variable_bytes)
+        for var in changed:
+            if var.value is None:
+                room.var_setters.pop(var.name, None)
+            else:
+                room.var_setters[var.name] = user_id
+        if not changed:
+            return {"changed": 0}, []
+        msg = {"room": room.id, "variables": changed, "by": user_id}
+        return {"changed": len(changed)}, [Send(room.members, OutEvent("room_variables", msg))]
+
+    def set_user_variables(self, user_id: int, changes: list[Variable]) -> Result:
+        """Public variables go to everyone sharing a room with the user; private ones to it alone."""
+        user = self.user(user_id)
+        cfg = self.config
+        changed = varlib.apply(user.variables, changes, cfg.max_user_variables, cfg.max_variable_bytes)
+        if not changed:
+            return {"changed": 0}, []
+        out: list[Output] = [Send([user_id], OutEvent("user_variables", {"user": user_id, "variables": changed}))]
+        public = [v for v in changed if not v.private]
+        if public:
+            peers = {uid for rid in user.rooms for uid in self.rooms[rid].members}
+            peers.discard(user_id)
+            if peers:
+                out.append(Send(peers, OutEvent("user_variables", {"user": user_id, "variables": public})))
+        return {"changed": len(changed)}, out
+
+    # -- moderation --------------------------------------------------------------------
+
+    def _check_moderation(self, actor: User, target: User) -> None:
+        if actor.role < Role.MODERATOR:
+            raise _err(ErrorCode.PERMISSION_DENIED, "kick and ban need the moderator role")
+        if target.role >= actor.role:
+            raise _err(ErrorCode.PERMISSION_DENIED, "you can only moderate users of a lower role")
+
+    def kick(self, user_id: int, target_id: int, reason: str = "") -> Result:
+        actor, target = self.user(user_id), self.user(target_id)
+        self._check_moderation(actor, target)
+        note = OutEvent("kicked", {"by": actor.id, "reason": reason})
+        return {"user": target.id}, [Send([target.id], note), Disconnect(target.id, CloseCode.KICKED, reason)]
+
+    def ban(self, user_id: int, target_id: int, hours: float, reason: str, now: float) -> Result:
+        actor, target = self.user(user_id), self.user(target_id)
+        self._check_moderation(actor, target)
+        until = now + hours * 3600
+        self.bans[target.id] = until
+        note = OutEvent("banned", {"by": actor.id, "reason": reason, "until": int(until)})
+        out: list[Output] = [Send([target.id], note), Disconnect(target.id, CloseCode.BANNED, reason)]
+        return {"user": target.id, "until": int(until)}, out
