@@ -24,7 +24,7 @@ from typing import Final, TypeAlias
 import msgspec
 
 from .codec import DEFAULT_MAX_DEPTH, decode_object, encode_object
-from .errors import SFSDecodeError, SFSEncodeError
+from .errors import SFSDecodeError, SFSEncodeError, SFSFieldError
 from .packet import (
     DEFAULT_COMPRESSION_THRESHOLD,
     DEFAULT_MAX_PACKET_SIZE,
@@ -490,7 +490,10 @@ def _parse_variable_head(arr: SFSArray) -> tuple[str, VariableValue]:
     except ValueError:
         raise SFSDecodeError(f"unknown variable type {code}") from None
     wire = _VAR_WIRE_TYPES[var_type]
-    if arr.type_of(2) is not wire:
+    actual = arr.type_of(2)
+    if actual is None:
+        raise SFSFieldError(2, wire.name, None)
+    if actual is not wire:
         raise SFSDecodeError(f"variable {name!r}: value does not match type {var_type.name.lower()}")
     return name, arr[2]  # type: ignore[return-value]
 
