@@ -1,0 +1,87 @@
+"""The small surface the SQL stores need from a database engine.
+
+SQL is written once with ``?`` placeholders; each engine runs it its own way
+(sqlite3 binds parameters, the MySQL engine inlines escaped literals). The few
+statements whose syntax differs (upsert, row locks, insert-or-ignore) come from
+the :class:`Dialect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["MYSQL", "SQLITE", "Dialect", "Row", "SqlConn", "SqlEngine", "placeholders"]
+
+Row = tuple[Any, ...]
+Param = str | int | bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    for_update: str
+    insert_ignore: str
+    """``INSERT OR IGNORE`` / ``INSERT IGNORE``."""
+
+    def upsert(self, keys: Sequence[str], set_cols: Sequence[str], add_cols: Sequence[str] = ()) -> str:
+        """The tail of an INSERT that updates the existing row on a key conflict.
+
+        ``set_cols`` take the inserted value; ``add_cols`` add it to the stored one.
+        """
+        new = "excluded.{0}" if self.name == "sqlite" else "VALUES({0})"
+        sets = [f"{c} = {c} + {new.format(c)}" for c in add_cols]
+        sets += [f"{c} = {new.format(c)}" for c in set_cols]
+        if self.name == "sqlite":
+            return f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
+        return f" ON DUPLICATE KEY UPDATE {', '.join(sets)}"
+
+
+SQLITE = Dialect(name="sqlite", for_update="", insert_ignore="INSERT OR IGNORE")
+MYSQL = Dialect(name="mysql", for_update=" FOR UPDATE", insert_ignore="INSERT IGNORE")
+
+
+def placeholders(n: int) -> str:
+    """``(?, ?, ...)`` with ``n`` markers."""
+    return "(" + ", ".join("?" * n) + ")"
+
+
+class SqlConn(Protocol):
+    async def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
+        """Run one statement; return the affected row count."""
+        ...
+
+    async def fetchall(self, sql: str, params: Sequence[Param] = ()) -> list[Row]: ...
+
+    async def insert_many(self, head: str, rows: Sequence[Sequence[Param]], tail: str = "") -> int:
+        """``head`` is ``INSERT INTO t (a, b) VALUES``; one multi-row statement (or executemany).
+
+        Returns the affected row count (MySQL counts an upsert that updated as 2).
+        """
+        ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> int:
+        """Run ``sql`` once per parameter row; return the total affected row count."""
+        ...
+
+
+class SqlEngine(Protocol):
+    dialect: Dialect
+
+    def transaction(self) -> AbstractAsyncContextManager[SqlConn]:
+        """BEGIN (taking the write lock on SQLite); COMMIT on exit, ROLLBACK on error."""
+        ...
+
+    def read(self) -> AbstractAsyncContextManager[SqlConn]:
+        """A connection in autocommit mode for reads."""
+        ...
+
+    def migration_session(self) -> AbstractAsyncContextManager[SqlConn]:
+        """A connection holding the migration lock, for DDL."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,348 @@
+"""MySQL / MariaDB engine over aiomysql, with a small reconnecting pool.
+
+- Connections run in autocommit mode; :meth:`MysqlEngine.transaction` opens an
+  explicit ``START TRANSACTION`` at READ COMMITTED, with strict SQL mode.
+- Every statement and every connect has a timeout. A connection that timed out,
+  was cancelled or lost its socket is discarded (never returned to the pool), and
+  the idle connections are dropped too, so the next call reconnects.
+- Values are inlined as escaped literals (``utf8mb4``, backslash escapes, bytes as
+  hex): one multi-row INSERT per table per batch, with no per-value driver cost.
+- Driver errors become :mod:`persistence.errors`: connection and timeout errors are
+  ``StoreUnavailable``, deadlocks and lock waits ``StoreBusy``, duplicate keys
+  ``Conflict``, other refusals ``StoreError``.
+
+Durability depends on the server: ``innodb_flush_log_at_trx_commit=1`` (and
+``sync_binlog=1`` with a binlog) make every COMMIT durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiomysql
+
+from persistence.errors import (
+    Conflict,
+    PersistenceError,
+    StoreBusy,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+)
+from persistence.sql.engine import MYSQL, Param, Row, SqlConn
+
+__all__ = ["MysqlEngine", "literal", "render"]
+
+_ESCAPE = {
+    0: "\\0",
+    ord("\\"): "\\\\",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    26: "\\Z",
+    ord("'"): "\\'",
+    ord('"'): '\\"',
+}
+_ROWS_PER_INSERT = 1000
+_BUSY_CODES = {1205: "lock wait timeout", 1213: "deadlock", 1040: "too many connections"}
+_SESSION_SETUP = (
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+)
+
+
+def literal(v: Param) -> str:
+    """One value as a MySQL literal (the connection charset is utf8mb4)."""
+    if type(v) is int:
+        return str(v)
+    if type(v) is str:
+        return "'" + v.translate(_ESCAPE) + "'"
+    if type(v) is bytes:
+        return "X'" + v.hex() + "'"
+    if v is None:
+        return "NULL"
+    if type(v) is bool:
+        return "1" if v else "0"
+    if isinstance(v, enum.Enum):
+        return literal(v.value)
+    if isinstance(v, str):
+        return "'" + str.translate(v, _ESCAPE) + "'"
+    if isinstance(v, int):
+        return str(int(v))
+    raise TypeError(f"cannot store {type(v).__name__} in MySQL")
+
+
+_split_cache: dict[str, list[str]] = {}
+
+
+def render(sql: str, params: Sequence[Param]) -> str:
+    """Replace each ``?`` in ``sql`` with the literal of the matching parameter."""
+    if not params:
+        return sql
+    parts = _split_cache.get(sql)
+    if parts is None:
+        parts = sql.split("?")
+        if len(_split_cache) < 2048:
+            _split_cache[sql] = parts
+    if len(parts) != len(params) + 1:
+        raise ValueError(f"{len(parts) - 1} placeholders for {len(params)} parameters")
+    out = [parts[0]]
+    for p, tail in zip(params, parts[1:], strict=True):
+        out.append(literal(p))
+        out.append(tail)
+    return "".join(out)
+
+
+def _map_error(exc: BaseException) -> PersistenceError:
+    if isinstance(exc, PersistenceError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return StoreUnavailable("mysql: timed out")
+    if isinstance(exc, aiomysql.MySQLError):
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        text = f"mysql {code}: {exc.args[1] if len(exc.args) > 1 else exc}"
+        if code in _BUSY_CODES:
+            return StoreBusy(f"mysql: {_BUSY_CODES[code]}")
+        if isinstance(exc, aiomysql.IntegrityError):
+            return Conflict(text) if code == 1062 else StoreError(text)
+        if code >= 2000 or isinstance(exc, aiomysql.InterfaceError) or code == 0:
+            return StoreUnavailable(text)
+        if isinstance(exc, aiomysql.OperationalError) and code in (
+            1053,
+            1927,
+            1152,
+            1158,
+            1159,
+            1160,
+            1161,
+        ):
+            return StoreUnavailable(text)  # server shutdown / aborted connection
+        return StoreError(text)
+    if isinstance(exc, OSError | EOFError | asyncio.IncompleteReadError | RuntimeError | AttributeError):
+        # aiomysql raises AttributeError/RuntimeError when its socket vanished mid-call.
+        return StoreUnavailable(f"mysql: {type(exc).__name__}: {exc}")
+    return StoreError(f"mysql: {type(exc).__name__}: {exc}")
+
+
+def _keeps_connection(err: PersistenceError) -> bool:
+    """Whether the connection is still in a known state after ``err`` (then roll back and reuse)."""
+    return isinstance(err, StoreError | StoreBusy)
+
+
+class _Conn:
+    def __init__(self, raw: Any, timeout: float) -> None:
+        self.raw = raw
+        self._timeout = timeout
+        self._cur: Any = None
+        self.broken = False
+
+    async def _query(self, sql: str) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout):
+                cur = self._cur
+                if cur is None:
+                    cur = self._cur = await self.raw.cursor()
+                await cur.execute(sql)
+                return cur
+        except BaseException as exc:
+            err = _map_error(exc)
+            if isinstance(exc, asyncio.CancelledError) or not _keeps_connection(err):
+                self.broken = True
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise err from exc
+
+    async def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
+        cur = await self._query(render(sql, params))
+        return int(cur.rowcount)
+
+    async def fetchall(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
+        cur = await self._query(render(sql, params))
+        rows = cur._rows
+        return list(rows) if rows else []
+
+    async def insert_many(self, head: str, rows: Sequence[Sequence[Param]], tail: str = "") -> int:
+        n = 0
+        for i in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[i : i + _ROWS_PER_INSERT]
+            values = ",".join("(" + ",".join([literal(v) for v in row]) + ")" for row in chunk)
+            cur = await self._query(f"{head} {values}{tail}")
+            n += int(cur.rowcount)
+        return n
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> int:
+        n = 0
+        for row in rows:
+            n += await self.execute(sql, row)
+        return n
+
+
+class MysqlEngine:
+    """Pool of at most ``pool_size`` aiomysql connections to one database."""
+
+    dialect = MYSQL
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3306,
+        user: str = "root",
+        password: str = "",
+        db: str,
+        pool_size: int = 8,
+        connect_timeout: float = 2.0,
+        timeout: float = 5.0,
+        lock_wait_timeout: int = 5,
+    ) -> None:
+        self.host, self.port, self.user, self.db = host, port, user, db
+        self._password = password
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self._lock_wait = lock_wait_timeout
+        self._idle: deque[_Conn] = deque()
+        self._slots = asyncio.Semaphore(pool_size)
+        self._closed = False
+
+    async def _connect(self, db: str | None) -> _Conn:
+        raw: Any = None
+        try:
+            async with asyncio.timeout(self.connect_timeout + 1.0):
+                raw = await aiomysql.connect(
+                    host=self.host,
+                    port=self.port,
+                    user=self.user,
+                    password=self._password,
+                    db=db,
+                    charset="utf8mb4",
+                    autocommit=True,
+                    connect_timeout=self.connect_timeout,
+                )
+                conn = _Conn(raw, self.timeout)
+                for stmt in (
+                    *_SESSION_SETUP,
+                    f"SET SESSION innodb_lock_wait_timeout = {int(self._lock_wait)}",
+                ):
+                    await conn.execute(stmt)
+                return conn
+        except BaseException as exc:
+            if raw is not None:
+                raw.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            err = _map_error(exc)
+            if isinstance(err, StoreError) and "1049" in str(err):
+                raise StoreError(f"database {db!r} does not exist: run the migrations") from exc
+            if isinstance(err, StoreError):
+                raise StoreUnavailable(str(err)) from exc
+            raise err from exc
+
+    async def _acquire(self) -> _Conn:
+        if self._closed:
+            raise StoreClosed("mysql engine is closed")
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise StoreBusy("mysql: connection pool exhausted") from exc
+        try:
+            if self._idle:
+                return self._idle.pop()
+            return await self._connect(self.db)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _release(self, conn: _Conn) -> None:
+        try:
+            if conn.broken or self._closed or conn.raw.closed:
+                conn.raw.close()
+                if conn.broken:
+                    self._drop_idle()
+            else:
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    def _drop_idle(self) -> None:
+        """After a connection error the idle ones are probably dead too: reconnect lazily."""
+        while self._idle:
+            self._idle.pop().raw.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlConn]:
+        conn = await self._acquire()
+        try:
+            await conn.execute("START TRANSACTION")
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                if not conn.broken:
+                    try:
+                        await conn.execute("ROLLBACK")
+                    except BaseException:
+                        conn.broken = True
+                raise
+        finally:
+            self._release(conn)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlConn]:
+        conn = await self._acquire()
+        try:
+            yield conn
+        finally:
+            self._release(conn)
+
+    @asynccontextmanager
+    async def migration_session(self) -> AsyncIterator[SqlConn]:
+        await self.ensure_database()
+        async with self.read() as conn:
+            rows = await conn.fetchall("SELECT GET_LOCK('croupier_migrate', 30)")
+            if not rows or rows[0][0] != 1:
+                raise StoreBusy("mysql: another process is migrating")
+            try:
+                yield conn
+            finally:
+                await conn.execute("SELECT RELEASE_LOCK('croupier_migrate')")
+
+    async def ensure_database(self) -> None:
+        """``CREATE DATABASE IF NOT EXISTS`` (utf8mb4, binary collation)."""
+        conn = await self._connect(None)
+        try:
+            name = self.db.replace("`", "``")
+            await conn.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+        finally:
+            conn.raw.close()
+
+    async def drop_database(self) -> None:
+        """Drop the whole database. Used for testing purposes only."""
+        conn = await self._connect(None)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS `{self.db.replace('`', '``')}`")
+        finally:
+            conn.raw.close()
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.fetchall("SELECT 1")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        while self._idle:
+            conn = self._idle.pop()
+            try:
+                async with asyncio.timeout(1.0):
+                    await conn.raw.ensure_closed()
+            except BaseException:
+                conn.raw.close()

@@ -1,0 +1,208 @@
+"""SQLite engine: sqlite3 connections each owned by one dedicated thread.
+
+The event loop never touches the database file: every statement is handed to the
+connection's thread (``run_in_executor`` on a one-thread executor). Writes go
+through one writer connection (``BEGIN IMMEDIATE`` ... ``COMMIT``), reads
+through a second, read-only one, which WAL mode lets run beside the writer.
+
+Durability: ``journal_mode=WAL`` and ``synchronous=FULL``, so a COMMIT has
+reached the disk (fsync of the WAL) before :meth:`transaction` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from persistence.errors import (
+    Conflict,
+    PersistenceError,
+    StoreBusy,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+)
+from persistence.sql.engine import SQLITE, Param, Row, SqlConn, placeholders
+
+__all__ = ["SqliteEngine"]
+
+T = TypeVar("T")
+
+_UNAVAILABLE = ("disk i/o", "unable to open", "readonly", "disk is full", "not a database", "malformed")
+
+
+def _map_error(exc: sqlite3.Error) -> PersistenceError:
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, sqlite3.IntegrityError):
+        return Conflict(text) if "unique" in low or "primary key" in low else StoreError(text)
+    if "locked" in low or "busy" in low:
+        return StoreBusy(f"sqlite: {text}")
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in low:
+        return StoreClosed(text)
+    if any(w in low for w in _UNAVAILABLE):
+        return StoreUnavailable(f"sqlite: {text}")
+    return StoreError(text)
+
+
+class _Worker:
+    """One thread and the sqlite3 connection it owns."""
+
+    def __init__(self, name: str) -> None:
+        self._ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._ex, fn, *args)
+        except sqlite3.Error as exc:
+            raise _map_error(exc) from exc
+        except RuntimeError as exc:  # executor shut down
+            raise StoreClosed("sqlite engine is closed") from exc
+
+    def submit(self, fn: Callable[[], object]) -> None:
+        """Queue ``fn`` without waiting (used for ROLLBACK on the error path)."""
+        with suppress(RuntimeError):
+            self._ex.submit(fn)
+
+    def shutdown(self) -> None:
+        self._ex.shutdown(wait=True)
+
+
+def _connect(path: str, busy_ms: int, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+class _Conn:
+    """:class:`SqlConn` over a worker's connection."""
+
+    def __init__(self, worker: _Worker, timeout: float) -> None:
+        self._w = worker
+        self._timeout = timeout
+
+    def _c(self) -> sqlite3.Connection:
+        if self._w.conn is None:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._w.conn
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._w.run(fn)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"sqlite statement timed out after {self._timeout}s") from exc
+
+    async def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
+        return await self._run(lambda: self._c().execute(sql, params).rowcount)
+
+    async def fetchall(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
+        return await self._run(lambda: self._c().execute(sql, params).fetchall())
+
+    async def insert_many(self, head: str, rows: Sequence[Sequence[Param]], tail: str = "") -> int:
+        if not rows:
+            return 0
+        return await self.execute_many(f"{head} {placeholders(len(rows[0]))}{tail}", rows)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> int:
+        return await self._run(lambda: self._c().executemany(sql, rows).rowcount)
+
+
+class SqliteEngine:
+    """Engine over one SQLite file (``:memory:`` works too, with a single connection)."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: str, *, timeout: float = 5.0, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._busy_ms = busy_timeout_ms
+        self._writer = _Worker("sqlite-writer")
+        self._memory = path == ":memory:"
+        self._reader = self._writer if self._memory else _Worker("sqlite-reader")
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+
+    async def open(self) -> None:
+        if not self._memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+        def open_writer() -> None:
+            self._writer.conn = _connect(self.path, self._busy_ms, readonly=False)
+
+        await self._writer.run(open_writer)
+        if self._reader is not self._writer:
+            reader = self._reader
+
+            def open_reader() -> None:
+                reader.conn = _connect(self.path, self._busy_ms, readonly=True)
+
+            await self._reader.run(open_reader)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreClosed("sqlite engine is closed")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlConn]:
+        self._check()
+        async with self._write_lock:
+            conn = _Conn(self._writer, self.timeout)
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException:
+                w = self._writer
+
+                def rollback() -> None:
+                    if w.conn is not None and w.conn.in_transaction:
+                        w.conn.execute("ROLLBACK")
+
+                w.submit(rollback)
+                raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlConn]:
+        self._check()
+        if self._memory:
+            async with self._write_lock:
+                yield _Conn(self._writer, self.timeout)
+        else:
+            yield _Conn(self._reader, self.timeout)
+
+    def migration_session(self) -> AbstractAsyncContextManager[SqlConn]:
+        return self.transaction()
+
+    async def ping(self) -> None:
+        async with self.read() as c:
+            await c.fetchall("SELECT 1")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            for w in {id(self._writer): self._writer, id(self._reader): self._reader}.values():
+
+                def close_conn(w: _Worker = w) -> None:
+                    if w.conn is not None:
+                        w.conn.close()
+                        w.conn = None
+
+                try:
+                    await w.run(close_conn)
+                finally:
+                    w.shutdown()

@@ -1,0 +1,339 @@
+"""SQL wallet (ledger, balances, money batches) and round history, for SQLite and MySQL.
+
+One batch is one database transaction with a fixed number of statements,
+whatever its size:
+
+1. ``SELECT ... FROM txns WHERE txn_key IN (...)``: keys already committed;
+2. ``SELECT ... FROM balances WHERE account IN (...) FOR UPDATE``: lock the
+   touched accounts (in account order, so concurrent writers do not deadlock);
+3. ``SELECT ... FROM rounds WHERE round_id IN (...) FOR UPDATE``;
+4. :func:`persistence.ledger.plan_batch` decides every txn in Python;
+5. one multi-row INSERT each into ``txns``, ``ledger`` and ``rounds``, and one
+   multi-row upsert of the net balance delta per account; then COMMIT.
+
+The database still guards the invariants on its own: ``txns.txn_key`` is the
+primary key, ``ledger (txn_key, seq)`` is unique, and a CHECK constraint refuses a
+negative balance on accounts without ``allow_negative``. A concurrent writer that
+commits the same key first makes our INSERT fail: the batch is retried and the key
+comes back as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+from persistence.base import TxnOutcome
+from persistence.errors import Conflict, StoreBusy, StoreError
+from persistence.ledger import AccountState, BatchPlan, RoundState, decode_result, encode_result, plan_batch
+from persistence.records import (
+    LedgerPosting,
+    PostingKind,
+    RoundRecord,
+    RoundStatus,
+    Txn,
+    TxnResult,
+    WalletBalance,
+)
+from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, placeholders
+
+__all__ = ["ROUND_COLS", "SqlRounds", "SqlWallet", "round_from_row"]
+
+T = TypeVar("T")
+_CHUNK = 500
+_BATCH_ATTEMPTS = 4
+
+ROUND_COLS = (
+    "round_id, user_id, game_id, game_version, math_version, currency, bet, win, status, state, "
+    "balance_before, balance_after, session_id, partner_id, created_at, updated_at, settled_at"
+)
+_ROUND_MUTABLE = [
+    c.strip() for c in ROUND_COLS.split(",") if c.strip() not in ("round_id", "user_id", "created_at")
+]
+_POSTING_COLS = "txn_key, seq, account, currency, amount, kind, round_id, created_at"
+
+
+def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def round_row(r: RoundRecord) -> tuple[Param, ...]:
+    return (
+        r.round_id,
+        r.user_id,
+        r.game_id,
+        r.game_version,
+        r.math_version,
+        r.currency,
+        r.bet,
+        r.win,
+        r.status.value,
+        r.state,
+        r.balance_before,
+        r.balance_after,
+        r.session_id,
+        r.partner_id,
+        r.created_at,
+        r.updated_at,
+        r.settled_at,
+    )
+
+
+def round_from_row(row: Row) -> RoundRecord:
+    return RoundRecord(
+        round_id=row[0],
+        user_id=row[1],
+        game_id=row[2],
+        game_version=row[3],
+        math_version=row[4],
+        currency=row[5],
+        bet=row[6],
+        win=row[7],
+        status=RoundStatus(row[8]),
+        state=bytes(row[9]),
+        balance_before=row[10],
+        balance_after=row[11],
+        session_id=row[12],
+        partner_id=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+        settled_at=row[16],
+    )
+
+
+def _posting(row: Row) -> LedgerPosting:
+    return LedgerPosting(
+        txn_key=row[0],
+        seq=row[1],
+        account=row[2],
+        currency=row[3],
+        amount=row[4],
+        kind=PostingKind(row[5]),
+        round_id=row[6],
+        created_at=row[7],
+    )
+
+
+def _balance(row: Row) -> WalletBalance:
+    return WalletBalance(
+        account=row[0], currency=row[1], balance=row[2], allow_negative=bool(row[3]), updated_at=row[4]
+    )
+
+
+class SqlWallet:
+    def __init__(self, engine: SqlEngine, clock: Callable[[], int]) -> None:
+        self._e = engine
+        self._d = engine.dialect
+        self._clock = clock
+        self._balance_upsert = self._d.upsert(["account", "currency"], ["updated_at"], ["balance"])
+        self._round_upsert = self._d.upsert(["round_id"], _ROUND_MUTABLE)
+
+    async def open_wallet(
+        self, account: str, currency: str, *, allow_negative: bool = False
+    ) -> WalletBalance:
+        async with self._e.transaction() as c:
+            await c.execute(
+                f"{self._d.insert_ignore} INTO balances (account, currency, balance, allow_negative, updated_at) "
+                "VALUES (?, ?, 0, ?, ?)",
+                (account, currency, int(allow_negative), self._clock()),
+            )
+            rows = await c.fetchall(
+                "SELECT account, currency, balance, allow_negative, updated_at FROM balances "
+                "WHERE account = ? AND currency = ?",
+                (account, currency),
+            )
+        return _balance(rows[0])
+
+    async def get_balance(self, account: str, currency: str) -> WalletBalance | None:
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                "SELECT account, currency, balance, allow_negative, updated_at FROM balances "
+                "WHERE account = ? AND currency = ?",
+                (account, currency),
+            )
+        return _balance(rows[0]) if rows else None
+
+    async def list_balances(self, account: str) -> list[WalletBalance]:
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                "SELECT account, currency, balance, allow_negative, updated_at FROM balances "
+                "WHERE account = ? ORDER BY currency",
+                (account,),
+            )
+        return [_balance(r) for r in rows]
+
+    async def commit_batch(self, txns: Sequence[Txn], now: int) -> list[TxnOutcome]:
+        if not txns:
+            return []
+        attempt = 0
+        while True:
+            try:
+                async with self._e.transaction() as c:
+                    plan = await self._plan(c, txns, now)
+                    await self._write(c, plan, now)
+                return plan.outcomes
+            except (Conflict, StoreBusy):
+                # A concurrent writer committed one of our keys or rounds first, or a
+                # deadlock: run the batch again, which now sees those rows.
+                attempt += 1
+                if attempt >= _BATCH_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.002 * attempt)
+
+    async def _plan(self, c: SqlConn, txns: Sequence[Txn], now: int) -> BatchPlan:
+        lock = self._d.for_update
+        keys = list(dict.fromkeys(t.key for t in txns))
+        stored: dict[str, bytes] = {}
+        for part in chunks(keys):
+            rows = await c.fetchall(
+                f"SELECT txn_key, result FROM txns WHERE txn_key IN {placeholders(len(part))}", part
+            )
+            stored.update((r[0], bytes(r[1])) for r in rows)
+        fresh = [t for t in txns if t.key not in stored]
+        accounts = sorted({e.account for t in fresh for e in t.entries})
+        balances: dict[tuple[str, str], AccountState] = {}
+        for part in chunks(accounts):
+            rows = await c.fetchall(
+                "SELECT account, currency, balance, allow_negative FROM balances "
+                f"WHERE account IN {placeholders(len(part))} ORDER BY account, currency{lock}",
+                part,
+            )
+            balances.update(((r[0], r[1]), AccountState(r[2], bool(r[3]))) for r in rows)
+        round_ids = sorted({t.round.round_id for t in fresh if t.round is not None})
+        rounds: dict[str, RoundState] = {}
+        for part in chunks(round_ids):
+            rows = await c.fetchall(
+                f"SELECT round_id, user_id, status FROM rounds WHERE round_id IN {placeholders(len(part))}"
+                f" ORDER BY round_id{lock}",
+                part,
+            )
+            rounds.update((r[0], RoundState(r[1], RoundStatus(r[2]))) for r in rows)
+        return plan_batch(txns, stored=stored, balances=balances, rounds=rounds, now=now)
+
+    async def _write(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
+        if not plan.accepted:
+            return
+        txn_rows: list[tuple[Param, ...]] = []
+        ledger_rows: list[tuple[Param, ...]] = []
+        for txn, result in plan.accepted:
+            key, rid = txn.key, result.round_id
+            txn_rows.append((key, rid, now, encode_result(result)))
+            for seq, e in enumerate(txn.entries):
+                ledger_rows.append((key, seq, e.account, e.currency, e.amount, e.kind.value, rid, now))
+        await c.insert_many("INSERT INTO txns (txn_key, round_id, created_at, result) VALUES", txn_rows)
+        if ledger_rows:
+            await c.insert_many(f"INSERT INTO ledger ({_POSTING_COLS}) VALUES", ledger_rows)
+        await self._write_balances(c, plan, now)
+        if plan.round_inserts:
+            rows = [round_row(r) for _, r in sorted(plan.round_inserts.items())]
+            await c.insert_many(f"INSERT INTO rounds ({ROUND_COLS}) VALUES", rows)
+        if plan.round_updates:
+            rows = [round_row(r) for _, r in sorted(plan.round_updates.items())]
+            await c.insert_many(f"INSERT INTO rounds ({ROUND_COLS}) VALUES", rows, self._round_upsert)
+
+    async def _write_balances(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
+        """Apply the net delta per account: INSERT the new accounts, add to the existing ones.
+
+        Both databases check CHECK constraints on an upsert's *candidate* row before
+        resolving the key conflict, so deltas of existing accounts cannot go through a
+        plain upsert. SQLite runs one UPDATE per account (executemany, in C). MySQL
+        runs one multi-row upsert whose candidate rows say ``allow_negative=1`` (so the
+        candidate passes) while the assignment leaves the stored flag alone: the CHECK
+        then judges the real, updated row. Every account is locked and exists, so every
+        row must be an update (MySQL counts 2): anything else aborts the transaction.
+        """
+        new = sorted(plan.new_accounts)
+        if new:
+            await c.insert_many(
+                "INSERT INTO balances (account, currency, balance, allow_negative, updated_at) VALUES",
+                [(a, cur, plan.deltas.get((a, cur), 0), 0, now) for a, cur in new],
+            )
+        existing = sorted(k for k, d in plan.deltas.items() if d and k not in plan.new_accounts)
+        if not existing:
+            return
+        if self._d.name == "sqlite":
+            n = await c.execute_many(
+                "UPDATE balances SET balance = balance + ?, updated_at = ? WHERE account = ? AND currency = ?",
+                [(plan.deltas[k], now, k[0], k[1]) for k in existing],
+            )
+            expected = len(existing)
+        else:
+            n = await c.insert_many(
+                "INSERT INTO balances (account, currency, balance, allow_negative, updated_at) VALUES",
+                [(a, cur, plan.deltas[(a, cur)], 1, now) for a, cur in existing],
+                self._balance_upsert,
+            )
+            expected = 2 * len(existing)
+        if n != expected:
+            raise StoreError(f"balance update touched {n} rows, expected {expected}: an account vanished")
+
+    async def get_txn(self, key: str) -> TxnResult | None:
+        async with self._e.read() as c:
+            rows = await c.fetchall("SELECT result FROM txns WHERE txn_key = ?", (key,))
+        return decode_result(bytes(rows[0][0])) if rows else None
+
+    async def txn_postings(self, key: str) -> list[LedgerPosting]:
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                f"SELECT {_POSTING_COLS} FROM ledger WHERE txn_key = ? ORDER BY seq", (key,)
+            )
+        return [_posting(r) for r in rows]
+
+    async def postings(self, account: str, currency: str, *, limit: int = 50) -> list[LedgerPosting]:
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                f"SELECT {_POSTING_COLS} FROM ledger WHERE account = ? AND currency = ? ORDER BY id DESC LIMIT ?",
+                (account, currency, limit),
+            )
+        return [_posting(r) for r in rows]
+
+    async def ledger_totals(self) -> dict[str, int]:
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                "SELECT currency, SUM(amount) FROM ledger GROUP BY currency ORDER BY currency"
+            )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def balance_mismatches(self) -> list[tuple[str, str, int, int]]:
+        async with self._e.read() as c:
+            bal = await c.fetchall("SELECT account, currency, balance FROM balances")
+            sums = await c.fetchall(
+                "SELECT account, currency, SUM(amount) FROM ledger GROUP BY account, currency"
+            )
+        b = {(r[0], r[1]): int(r[2]) for r in bal}
+        s = {(r[0], r[1]): int(r[2]) for r in sums}
+        return [
+            (a, cur, b.get((a, cur), 0), s.get((a, cur), 0))
+            for a, cur in sorted(b.keys() | s.keys())
+            if b.get((a, cur), 0) != s.get((a, cur), 0)
+        ]
+
+
+class SqlRounds:
+    def __init__(self, engine: SqlEngine) -> None:
+        self._e = engine
+
+    async def get_round(self, round_id: str) -> RoundRecord | None:
+        async with self._e.read() as c:
+            rows = await c.fetchall(f"SELECT {ROUND_COLS} FROM rounds WHERE round_id = ?", (round_id,))
+        return round_from_row(rows[0]) if rows else None
+
+    async def open_rounds(self, user_id: str) -> list[RoundRecord]:
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                f"SELECT {ROUND_COLS} FROM rounds WHERE user_id = ? AND status = ? ORDER BY created_at, round_id",
+                (user_id, RoundStatus.OPEN.value),
+            )
+        return [round_from_row(r) for r in rows]
+
+    async def history(self, user_id: str, *, limit: int = 10, before: int | None = None) -> list[RoundRecord]:
+        cond, params = ("", (user_id,)) if before is None else (" AND created_at < ?", (user_id, before))
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                f"SELECT {ROUND_COLS} FROM rounds WHERE user_id = ?{cond} "
+                "ORDER BY created_at DESC, round_id DESC LIMIT ?",
+                (*params, limit),
+            )
+        return [round_from_row(r) for r in rows]
