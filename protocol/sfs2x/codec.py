@@ -129,11 +129,20 @@ def _write_object(out: bytearray, obj: SFSObject, budget: int) -> None:
     for key, (code, value) in data.items():
         k = keys.get(key)
         out += k if k is not None else _encode_key(key)
-        # The common scalar types are inlined; the rest go through _write_value.
+        # The commonest types are inlined (one call less per value); the
+        # others go through _write_value, which handles every type.
         if code is _INT:
             out += _pack_Bi(4, value)
         elif code is _UTF_STRING:
-            _write_string(out, value)  # type: ignore[arg-type]
+            raw = value.encode("utf-8")  # type: ignore[union-attr]
+            if len(raw) > _MAX_UTF_STRING:
+                raise SFSEncodeError(f"utf_string too long: {len(raw)} bytes (use text)")
+            out += _pack_BH(8, len(raw))
+            out += raw
+        elif code is _BOOL:
+            out += _TRUE_BYTES if value else _FALSE_BYTES
+        elif code is _SHORT:
+            out += _pack_Bh(3, value)
         else:
             _write_value(out, code, value, budget)
 
@@ -147,10 +156,19 @@ def _write_array(out: bytearray, arr: SFSArray, budget: int) -> None:
     out += _pack_BH(17, len(data))
     budget -= 1
     for code, value in data:
+        # Inlined common types, as in _write_object.
         if code is _INT:
             out += _pack_Bi(4, value)
         elif code is _UTF_STRING:
-            _write_string(out, value)  # type: ignore[arg-type]
+            raw = value.encode("utf-8")  # type: ignore[union-attr]
+            if len(raw) > _MAX_UTF_STRING:
+                raise SFSEncodeError(f"utf_string too long: {len(raw)} bytes (use text)")
+            out += _pack_BH(8, len(raw))
+            out += raw
+        elif code is _BOOL:
+            out += _TRUE_BYTES if value else _FALSE_BYTES
+        elif code is _SHORT:
+            out += _pack_Bh(3, value)
         else:
             _write_value(out, code, value, budget)
 
@@ -299,8 +317,9 @@ def _read_object(data: bytes, pos: int, budget: int) -> tuple[SFSObject, int]:
         raise SFSDecodeError("nesting too deep")
     (count,) = _unpack_H(data, pos)
     pos += 2
+    end = len(data)
     # Each entry takes at least 4 bytes: key length (2), key (>= 1), type (1).
-    if count * 4 > len(data) - pos:
+    if count * 4 > end - pos:
         raise SFSDecodeError("sfs_object count exceeds remaining bytes")
     result: dict[str, Entry] = {}
     budget -= 1
@@ -308,10 +327,28 @@ def _read_object(data: bytes, pos: int, budget: int) -> tuple[SFSObject, int]:
         (n,) = _unpack_H(data, pos)
         if not 0 < n <= 0xFF:
             raise SFSDecodeError(f"bad key length {n}")
-        key, pos = _read_string(data, pos + 2, n, "key")
+        pos += 2
+        key_end = pos + n
+        if key_end >= end:
+            raise _truncated("key" if key_end > end else "value")
+        key = data[pos:key_end].decode("utf-8")
         if key in result:
             raise SFSDecodeError(f"duplicate key {key!r}")
-        result[key], pos = _read_value(data, pos, budget)
+        # The commonest types are inlined (one call less per value); the
+        # others go through _read_value, which handles every type.
+        code = data[key_end]
+        if code == 4:
+            result[key] = (_INT, _unpack_i(data, key_end + 1)[0])
+            pos = key_end + 5
+        elif code == 8:
+            (n,) = _unpack_H(data, key_end + 1)
+            start = key_end + 3
+            pos = start + n
+            if pos > end:
+                raise _truncated("utf_string")
+            result[key] = (_UTF_STRING, data[start:pos].decode("utf-8"))
+        else:
+            result[key], pos = _read_value(data, key_end, budget)
     return SFSObject._wrap(result), pos
 
 
@@ -320,15 +357,37 @@ def _read_array(data: bytes, pos: int, budget: int) -> tuple[SFSArray, int]:
         raise SFSDecodeError("nesting too deep")
     (count,) = _unpack_H(data, pos)
     pos += 2
+    end = len(data)
     # Each element takes at least 1 byte (its type).
-    if count > len(data) - pos:
+    if count > end - pos:
         raise SFSDecodeError("sfs_array count exceeds remaining bytes")
     result: list[Entry] = []
     append = result.append
     budget -= 1
     for _ in range(count):
-        entry, pos = _read_value(data, pos, budget)
-        append(entry)
+        if pos >= end:
+            raise _truncated("value")
+        # Inlined common types, as in _read_object.
+        code = data[pos]
+        if code == 4:
+            append((_INT, _unpack_i(data, pos + 1)[0]))
+            pos += 5
+        elif code == 8:
+            (n,) = _unpack_H(data, pos + 1)
+            start = pos + 3
+            pos = start + n
+            if pos > end:
+                raise _truncated("utf_string")
+            append((_UTF_STRING, data[start:pos].decode("utf-8")))
+        elif code == 1 and pos + 1 < end and data[pos + 1] <= 1:
+            append(_TRUE_ENTRY if data[pos + 1] else _FALSE_ENTRY)
+            pos += 2
+        elif code == 3:
+            append((_SHORT, _unpack_h(data, pos + 1)[0]))
+            pos += 3
+        else:
+            entry, pos = _read_value(data, pos, budget)
+            append(entry)
     return SFSArray._wrap(result), pos
 
 

@@ -199,12 +199,22 @@ def _array(code: SFSType, values: object) -> tuple[object, ...]:
     return tuple(_integer(element, v) for v in items)
 
 
+def _as_type(code: int) -> SFSType:
+    if type(code) is SFSType:
+        return code
+    try:
+        return SFSType(code)
+    except ValueError:
+        raise SFSEncodeError(f"unknown type code {code}") from None
+
+
 def check_value(code: SFSType, value: object) -> SFSValue:
     """Check that ``value`` can be stored as SFS type ``code``; return it normalised.
 
     Raises:
         SFSEncodeError: the value does not fit the type, or ``code`` is CLASS.
     """
+    code = _as_type(code)
     if code is _NULL:
         if value is not None:
             raise SFSEncodeError(f"null needs None, got {type(value).__name__}")
@@ -401,7 +411,8 @@ class SFSObject(_TypedGetters[str], Mapping[str, SFSValue]):
         """Store ``value`` as SFS type ``code`` (checked); return ``self``."""
         if not isinstance(key, str):
             raise SFSEncodeError(f"key needs a str, got {type(key).__name__}")
-        self._data[key] = (SFSType(code), check_value(SFSType(code), value))
+        code = _as_type(code)
+        self._data[key] = (code, check_value(code, value))
         return self
 
     def put_null(self, key: str) -> SFSObject:
@@ -516,7 +527,9 @@ class SFSArray(_TypedGetters[int], Sequence[SFSValue]):
     @classmethod
     def of(cls, code: SFSType, values: Iterable[object]) -> SFSArray:
         """Build an array whose elements all have type ``code``, e.g. a list of Room arrays."""
-        code = SFSType(code)
+        code = _as_type(code)
+        if code is _SFS_ARRAY or code is _SFS_OBJECT:
+            return cls._wrap([(code, _container(code, v)) for v in values])
         return cls._wrap([(code, check_value(code, v)) for v in values])
 
     # Sequence protocol -----------------------------------------------------
@@ -567,7 +580,8 @@ class SFSArray(_TypedGetters[int], Sequence[SFSValue]):
 
     def add(self, code: SFSType, value: object) -> SFSArray:
         """Append ``value`` as SFS type ``code`` (checked); return ``self``."""
-        self._data.append((SFSType(code), check_value(SFSType(code), value)))
+        code = _as_type(code)
+        self._data.append((code, check_value(code, value)))
         return self
 
     def add_null(self) -> SFSArray:

@@ -204,3 +204,12 @@ def test_containers_are_unhashable() -> None:
         hash(SFSObject())
     with pytest.raises(TypeError):
         hash(SFSArray())
+
+
+def test_generic_put_accepts_int_codes() -> None:
+    """put/add/of accept plain int type codes and refuse unknown ones."""
+    assert SFSObject().put("k", 4, 1) == SFSObject().put_int("k", 1)  # type: ignore[arg-type]
+    assert SFSArray.of(3, [1]) == SFSArray().add_short(1)  # type: ignore[arg-type]
+    assert check_value(2, 7) == 7  # type: ignore[arg-type]
+    with pytest.raises(SFSEncodeError, match="unknown type code 99"):
+        SFSArray().add(99, 1)  # type: ignore[arg-type]
