@@ -224,3 +224,40 @@ def test_every_truncation_is_a_documented_error() -> None:
     for end in range(len(data)):
         with pytest.raises(SFSDecodeError):
             decode_object(data[:end])
+
+
+def test_limits_inside_containers() -> None:
+    """The same limits hold for values inside objects and arrays, and for nested arrays."""
+    long = "x" * 32_768
+    with pytest.raises(SFSEncodeError, match="utf_string too long"):
+        encode_object(SFSObject().put_utf_string("k", long))
+    with pytest.raises(SFSEncodeError, match="utf_string too long"):
+        encode_array(SFSArray().add_utf_string(long))
+    with pytest.raises(SFSDecodeError, match="truncated utf_string"):
+        decode_object(bytes.fromhex("120001 00016b 080009 6162".replace(" ", "")))
+    with pytest.raises(SFSDecodeError, match="truncated utf_string"):
+        decode_array(bytes.fromhex("110001 080009 6162".replace(" ", "")))
+    deep_bytes = b"\x11\x00\x01" * DEFAULT_MAX_DEPTH + b"\x11\x00\x00"
+    with pytest.raises(SFSDecodeError, match="nesting too deep"):
+        decode_array(deep_bytes)
+    assert decode_array(deep_bytes, max_depth=DEFAULT_MAX_DEPTH + 1)
+    deep = SFSArray()
+    for _ in range(DEFAULT_MAX_DEPTH):
+        deep = SFSArray().add_sfs_array(deep)
+    with pytest.raises(SFSEncodeError, match="nesting too deep"):
+        encode_array(deep)
+
+
+def test_huge_blob_and_runaway_depth() -> None:
+    """A BYTE_ARRAY over 2**31 - 1 bytes and a cycle with an absurd max_depth give SFSEncodeError."""
+
+    class Huge(bytes):
+        def __len__(self) -> int:
+            return 1 << 31
+
+    with pytest.raises(SFSEncodeError, match="byte_array too long"):
+        encode_object(SFSObject().put_byte_array("b", Huge()))
+    obj = SFSObject()
+    obj.put_sfs_object("self", obj)
+    with pytest.raises(SFSEncodeError, match="nesting too deep"):
+        encode_object(obj, max_depth=1_000_000)

@@ -33,6 +33,8 @@ from protocol.sfs2x.messages import (
     admin_message,
     client_disconnection,
     extension_request,
+    extension_response,
+    handshake_response,
     join_room_response,
     login_request,
     login_response,
@@ -118,6 +120,12 @@ def test_login_request_with_params() -> None:
     extra = SFSObject().put_utf_string("ticket", "t-1")
     login = parse_login(_roundtrip(login_request("Casino", "bob", password_hash("tk", "pw"), extra)).params)
     assert login.params == extra and len(login.password) == 32
+
+
+def test_handshake_response_admin_flag() -> None:
+    """aph is a BOOL, sent only when given."""
+    assert "aph" not in handshake_response("tk").params
+    assert handshake_response("tk", admin_password_hashed=True).params.get_bool("aph") is True
 
 
 def test_logout_response() -> None:
@@ -301,6 +309,8 @@ def test_extension_request_round_trip() -> None:
     assert (request.command, request.room_id, request.params) == ("casino.spin", 4, params)
     bare = parse_extension_request(SFSObject().put_utf_string("c", "casino.balance"))
     assert (bare.room_id, bare.params) == (-1, SFSObject())
+    response = _roundtrip(extension_response("casino.spin", params, room_id=4))
+    assert response.params.get_int("r") == 4 and response.params.get_sfs_object("p") == params
 
 
 def test_ping_is_empty() -> None:
