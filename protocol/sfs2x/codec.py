@@ -16,6 +16,8 @@ strict on everything else. Hostile input only ever raises
 input's own size:
 
 - nesting deeper than ``max_depth`` containers is rejected (no recursion blow-up);
+- more than ``max_items`` entries and elements in all containers together are
+  rejected, which bounds memory even for a payload inflated from a tiny packet;
 - every count is checked against the bytes left before anything is allocated
   (an object entry takes at least 4 bytes, an array element at least 1, a
   typed-array element its exact width), so a 5-byte input cannot announce
@@ -35,6 +37,7 @@ from .types import Entry, SFSArray, SFSObject, SFSType, SFSValue, check_value
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_ITEMS",
     "decode_array",
     "decode_object",
     "decode_value",
@@ -46,6 +49,9 @@ __all__ = [
 #: Maximum nesting of SFS_OBJECT / SFS_ARRAY containers, counting the top level.
 #: The message envelope itself uses two levels (envelope, ``p``).
 DEFAULT_MAX_DEPTH: Final = 32
+#: Maximum number of entries and elements in all containers of one decoded
+#: value. Bounds memory: each costs at most ~170 bytes of Python objects.
+DEFAULT_MAX_ITEMS: Final = 100_000
 #: Upper bound accepted for ``max_depth`` (keeps recursion far from Python's limit).
 MAX_DEPTH_LIMIT: Final = 256
 
@@ -312,7 +318,7 @@ def _read_string(data: bytes, pos: int, n: int, what: str) -> tuple[str, int]:
     return data[pos:end].decode("utf-8"), end
 
 
-def _read_object(data: bytes, pos: int, budget: int) -> tuple[SFSObject, int]:
+def _read_object(data: bytes, pos: int, budget: int, items: list[int]) -> tuple[SFSObject, int]:
     if budget <= 0:
         raise SFSDecodeError("nesting too deep")
     (count,) = _unpack_H(data, pos)
@@ -321,6 +327,9 @@ def _read_object(data: bytes, pos: int, budget: int) -> tuple[SFSObject, int]:
     # Each entry takes at least 4 bytes: key length (2), key (>= 1), type (1).
     if count * 4 > end - pos:
         raise SFSDecodeError("sfs_object count exceeds remaining bytes")
+    items[0] -= count
+    if items[0] < 0:
+        raise SFSDecodeError("too many elements")
     result: dict[str, Entry] = {}
     budget -= 1
     for _ in range(count):
@@ -348,11 +357,11 @@ def _read_object(data: bytes, pos: int, budget: int) -> tuple[SFSObject, int]:
                 raise _truncated("utf_string")
             result[key] = (_UTF_STRING, data[start:pos].decode("utf-8"))
         else:
-            result[key], pos = _read_value(data, key_end, budget)
+            result[key], pos = _read_value(data, key_end, budget, items)
     return SFSObject._wrap(result), pos
 
 
-def _read_array(data: bytes, pos: int, budget: int) -> tuple[SFSArray, int]:
+def _read_array(data: bytes, pos: int, budget: int, items: list[int]) -> tuple[SFSArray, int]:
     if budget <= 0:
         raise SFSDecodeError("nesting too deep")
     (count,) = _unpack_H(data, pos)
@@ -361,6 +370,9 @@ def _read_array(data: bytes, pos: int, budget: int) -> tuple[SFSArray, int]:
     # Each element takes at least 1 byte (its type).
     if count > end - pos:
         raise SFSDecodeError("sfs_array count exceeds remaining bytes")
+    items[0] -= count
+    if items[0] < 0:
+        raise SFSDecodeError("too many elements")
     result: list[Entry] = []
     append = result.append
     budget -= 1
@@ -386,12 +398,12 @@ def _read_array(data: bytes, pos: int, budget: int) -> tuple[SFSArray, int]:
             append((_SHORT, _unpack_h(data, pos + 1)[0]))
             pos += 3
         else:
-            entry, pos = _read_value(data, pos, budget)
+            entry, pos = _read_value(data, pos, budget, items)
             append(entry)
     return SFSArray._wrap(result), pos
 
 
-def _read_value(data: bytes, pos: int, budget: int) -> tuple[Entry, int]:
+def _read_value(data: bytes, pos: int, budget: int, items: list[int]) -> tuple[Entry, int]:
     if pos >= len(data):
         raise _truncated("value")
     code = data[pos]
@@ -413,10 +425,10 @@ def _read_value(data: bytes, pos: int, budget: int) -> tuple[Entry, int]:
     if code == 3:
         return (_SHORT, _unpack_h(data, pos)[0]), pos + 2
     if code == 18:
-        obj, pos = _read_object(data, pos, budget)
+        obj, pos = _read_object(data, pos, budget, items)
         return (_SFS_OBJECT, obj), pos
     if code == 17:
-        arr, pos = _read_array(data, pos, budget)
+        arr, pos = _read_array(data, pos, budget, items)
         return (_SFS_ARRAY, arr), pos
     if code == 2:
         if pos >= len(data):
@@ -462,12 +474,12 @@ def _read_typed_array(data: bytes, pos: int, code: SFSType) -> tuple[Entry, int]
     if code is _UTF_STRING_ARRAY:
         if count * 2 > left:
             raise _truncated("utf_string_array")
-        items: list[str] = []
+        strings: list[str] = []
         for _ in range(count):
             (n,) = _unpack_H(data, pos)
             text, pos = _read_string(data, pos + 2, n, "utf_string_array")
-            items.append(text)
-        return (code, tuple(items)), pos
+            strings.append(text)
+        return (code, tuple(strings)), pos
     letter, width = _ARRAY_FORMATS[code]
     if count * width > left:
         raise _truncated(code.name.lower())
@@ -475,22 +487,35 @@ def _read_typed_array(data: bytes, pos: int, code: SFSType) -> tuple[Entry, int]
     return (code, values), pos + count * width
 
 
-def _check_depth(max_depth: int) -> None:
+def _check_limits(max_depth: int, max_items: int) -> None:
     if not 1 <= max_depth <= MAX_DEPTH_LIMIT:
         raise ValueError(f"max_depth must be 1..{MAX_DEPTH_LIMIT}")
+    if max_items < 0:
+        raise ValueError("max_items must be >= 0")
 
 
-def decode_value(data: bytes | bytearray | memoryview, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Entry:
+def decode_value(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> Entry:
     """Decode one typed value that spans all of ``data``; return ``(SFSType, value)``.
 
+    Args:
+        max_depth: most nested SFS_OBJECT / SFS_ARRAY containers, top level included.
+        max_items: most entries and elements in all containers together
+            (typed arrays count as one value).
+
     Raises:
-        SFSDecodeError: ``data`` is not exactly one well-formed value.
+        SFSDecodeError: ``data`` is not exactly one well-formed value, or a
+            limit is exceeded.
     """
-    _check_depth(max_depth)
+    _check_limits(max_depth, max_items)
     if not isinstance(data, bytes):
         data = bytes(data)
     try:
-        entry, pos = _read_value(data, 0, max_depth)
+        entry, pos = _read_value(data, 0, max_depth, [max_items])
     except struct.error:
         raise SFSDecodeError("truncated data") from None
     except UnicodeDecodeError as exc:
@@ -500,23 +525,34 @@ def decode_value(data: bytes | bytearray | memoryview, *, max_depth: int = DEFAU
     return entry
 
 
-def decode_object(data: bytes | bytearray | memoryview, *, max_depth: int = DEFAULT_MAX_DEPTH) -> SFSObject:
+def decode_object(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> SFSObject:
     """Decode an SFS_OBJECT that spans all of ``data`` (an SFS2X payload).
 
     Raises:
-        SFSDecodeError: ``data`` is malformed or holds another type.
+        SFSDecodeError: ``data`` is malformed, holds another type, or exceeds a
+            limit (see :func:`decode_value`).
     """
     if data[:1] != b"\x12":
         raise SFSDecodeError("expected sfs_object")
-    return decode_value(data, max_depth=max_depth)[1]  # type: ignore[return-value]
+    return decode_value(data, max_depth=max_depth, max_items=max_items)[1]  # type: ignore[return-value]
 
 
-def decode_array(data: bytes | bytearray | memoryview, *, max_depth: int = DEFAULT_MAX_DEPTH) -> SFSArray:
+def decode_array(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> SFSArray:
     """Decode an SFS_ARRAY that spans all of ``data``.
 
     Raises:
-        SFSDecodeError: ``data`` is malformed or holds another type.
+        SFSDecodeError: as :func:`decode_object`.
     """
     if data[:1] != b"\x11":
         raise SFSDecodeError("expected sfs_array")
-    return decode_value(data, max_depth=max_depth)[1]  # type: ignore[return-value]
+    return decode_value(data, max_depth=max_depth, max_items=max_items)[1]  # type: ignore[return-value]

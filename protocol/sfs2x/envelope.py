@@ -23,7 +23,7 @@ from typing import Final, TypeAlias
 
 import msgspec
 
-from .codec import DEFAULT_MAX_DEPTH, decode_object, encode_object
+from .codec import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, decode_object, encode_object
 from .errors import SFSDecodeError, SFSEncodeError, SFSFieldError
 from .packet import (
     DEFAULT_COMPRESSION_THRESHOLD,
@@ -302,27 +302,32 @@ def encode_frame(
     return encode_packet(payload, compression_threshold=compression_threshold)
 
 
-def decode_payload(payload: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Message:
+def decode_payload(
+    payload: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_items: int = DEFAULT_MAX_ITEMS
+) -> Message:
     """Decode a payload into a :class:`Message`.
 
     ``c`` must be a BYTE, ``a`` a SHORT and ``p`` an SFS_OBJECT; other keys are
-    ignored.
+    ignored. ``max_depth`` and ``max_items`` are the limits of
+    :func:`~protocol.sfs2x.codec.decode_value`.
 
     Raises:
-        SFSDecodeError: malformed payload, or a missing or mistyped ``c``/``a``/``p``
-            (:class:`~protocol.sfs2x.errors.SFSFieldError`).
+        SFSDecodeError: malformed payload, a limit exceeded, or a missing or
+            mistyped ``c``/``a``/``p`` (:class:`~protocol.sfs2x.errors.SFSFieldError`).
     """
-    envelope = decode_object(payload, max_depth=max_depth)
+    envelope = decode_object(payload, max_depth=max_depth, max_items=max_items)
     return Message(envelope.get_byte("c"), envelope.get_short("a"), envelope.get_sfs_object("p"))
 
 
-def decode_packet_message(packet: Packet, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Message:
+def decode_packet_message(
+    packet: Packet, *, max_depth: int = DEFAULT_MAX_DEPTH, max_items: int = DEFAULT_MAX_ITEMS
+) -> Message:
     """Decode the payload of a packet from :class:`~protocol.sfs2x.packet.PacketReader`.
 
     Raises:
         SFSDecodeError: as :func:`decode_payload`.
     """
-    return decode_payload(packet.payload, max_depth=max_depth)
+    return decode_payload(packet.payload, max_depth=max_depth, max_items=max_items)
 
 
 def decode_frame(
@@ -331,6 +336,7 @@ def decode_frame(
     max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> Message:
     """Decode one binary WebSocket frame (exactly one packet) into a :class:`Message`.
 
@@ -339,7 +345,7 @@ def decode_frame(
             it and close the connection.
     """
     packet = decode_packet(frame, max_packet_size=max_packet_size, max_payload_size=max_payload_size)
-    return decode_payload(packet.payload, max_depth=max_depth)
+    return decode_payload(packet.payload, max_depth=max_depth, max_items=max_items)
 
 
 def error_response(action: int, code: int, *params: str, controller: int = Controller.SYSTEM) -> Message:

@@ -261,3 +261,18 @@ def test_huge_blob_and_runaway_depth() -> None:
     obj.put_sfs_object("self", obj)
     with pytest.raises(SFSEncodeError, match="nesting too deep"):
         encode_object(obj, max_depth=1_000_000)
+
+
+def test_max_items_bounds_memory() -> None:
+    """Entries and elements of all containers together are limited, typed arrays counting once."""
+    many = b"\x11" + struct.pack(">H", 1000) + b"\x11\x00\x00" * 1000
+    assert len(decode_array(many, max_items=1000)) == 1000
+    with pytest.raises(SFSDecodeError, match="too many elements"):
+        decode_array(many, max_items=999)
+    nested = encode_object(SFSObject().put_sfs_object("a", SFSObject().put_int("b", 1).put_int("c", 2)))
+    assert decode_object(nested, max_items=3)
+    with pytest.raises(SFSDecodeError, match="too many elements"):
+        decode_object(nested, max_items=2)
+    assert decode_object(encode_object(SFSObject().put_int_array("i", range(5000))), max_items=1)
+    with pytest.raises(ValueError, match="max_items"):
+        decode_array(many, max_items=-1)

@@ -143,6 +143,10 @@ def test_decode_frame_errors_are_documented() -> None:
         decode_frame(b"\x80\x00\x00")
     with pytest.raises(SFSDecodeError, match="packet too big"):
         decode_frame(encode_frame(Message(0, 0)), max_packet_size=10)
+    with pytest.raises(SFSDecodeError, match="too many elements"):
+        decode_frame(encode_frame(Message(0, 0, SFSObject().put_int("x", 1))), max_items=3)
+    with pytest.raises(SFSDecodeError, match="nesting too deep"):
+        decode_frame(encode_frame(Message(0, 0)), max_depth=1)
 
 
 def test_tcp_path() -> None:
