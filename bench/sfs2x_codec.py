@@ -10,10 +10,11 @@ Cases (each a complete WebSocket frame, as the transport sees it):
   grid, win lines and balances, about 300 bytes, uncompressed;
 - ``ping``: the 23-byte lag-monitor pong.
 
-For each case it reports ``encode`` (build nothing, Message -> frame bytes),
-``decode`` (frame bytes -> Message) and ``build+encode`` (builders from plain
-Structs, then encode), as the minimum over repeats of ``timeit`` (the least
-disturbed run). Run with ``python -m bench.sfs2x_codec``.
+For each case it reports, per second: ``encode`` (Message -> frame bytes),
+``decode`` (frame bytes -> Message), ``enc+dec`` (both, one round trip) and
+``build+encode`` (the builders from plain Structs, then encode). Each figure is
+the minimum time over repeats of ``timeit`` (the least disturbed run). Run with
+``python -m bench.sfs2x_codec``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from protocol.sfs2x import (
 )
 from protocol.sfs2x.messages import extension_response, login_response, pong
 
-REPEAT = 7
+REPEAT = 5
 
 
 def _rooms() -> list[RoomInfo]:
@@ -98,14 +99,17 @@ def main() -> None:
         ("extension", spin, build_spin, 1024, 20_000),
         ("ping", pong(), pong, 1024, 50_000),
     ]
-    print(f"{'case':<12} {'bytes':>6} {'encode/s':>10} {'decode/s':>10} {'build+encode/s':>15}")
+    print(
+        f"{'case':<12} {'bytes':>6} {'encode/s':>10} {'decode/s':>10} {'enc+dec/s':>10} {'build+encode/s':>15}"
+    )
     for name, message, build, threshold, number in cases:
         frame = encode_frame(message, compression_threshold=threshold)
         assert decode_frame(frame) == message
         encode = _rate(lambda: encode_frame(message, compression_threshold=threshold), number)  # noqa: B023
         decode = _rate(lambda: decode_frame(frame), number)  # noqa: B023
+        both = _rate(lambda: decode_frame(encode_frame(message, compression_threshold=threshold)), number)  # noqa: B023
         full = _rate(lambda: encode_frame(build(), compression_threshold=threshold), number)  # noqa: B023
-        print(f"{name:<12} {len(frame):>6} {encode:>10,.0f} {decode:>10,.0f} {full:>15,.0f}")
+        print(f"{name:<12} {len(frame):>6} {encode:>10,.0f} {decode:>10,.0f} {both:>10,.0f} {full:>15,.0f}")
 
 
 if __name__ == "__main__":
