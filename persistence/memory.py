@@ -445,8 +445,13 @@ class MemoryBackend:
 
     async def clear(self) -> None:
         """Delete everything. Used for testing purposes only."""
-        self._state = _State()
-        self._build()
+        st = self._state
+        for container in (st.accounts, st.balances, st.txns, st.ledger, st.rounds, st.variables, st.scores):
+            container.clear()
+        for other in (st.configs, st.bans, st.audit):
+            other.clear()
+        for table in st.docs.values():
+            table.clear()
 
     async def close(self) -> None:
         self._closed = True

@@ -55,6 +55,18 @@ _SESSION_SETUP = (
 )
 
 
+class _QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
+    """A cursor that does not fetch and re-raise server warnings as Python warnings.
+
+    With strict SQL mode every data problem is an error; the remaining warnings are
+    expected ones ("database exists" for IF NOT EXISTS, duplicates skipped by
+    INSERT IGNORE), and fetching them would cost a round trip.
+    """
+
+    async def _show_warnings(self, conn: Any) -> None:
+        return None
+
+
 def literal(v: Param) -> str:
     """One value as a MySQL literal (the connection charset is utf8mb4)."""
     if type(v) is int:
@@ -126,6 +138,17 @@ def _map_error(exc: BaseException) -> PersistenceError:
         # aiomysql raises AttributeError/RuntimeError when its socket vanished mid-call.
         return StoreUnavailable(f"mysql: {type(exc).__name__}: {exc}")
     return StoreError(f"mysql: {type(exc).__name__}: {exc}")
+
+
+def _alive(conn: _Conn) -> bool:
+    """False when the server already closed this idle connection (EOF or reset seen by the loop)."""
+    reader = getattr(conn.raw, "_reader", None)
+    if reader is None:
+        return False
+    try:
+        return not reader.at_eof() and reader.exception() is None
+    except Exception:
+        return True
 
 
 def _keeps_connection(err: PersistenceError) -> bool:
@@ -221,6 +244,7 @@ class MysqlEngine:
                     db=db,
                     charset="utf8mb4",
                     autocommit=True,
+                    cursorclass=_QuietCursor,
                     connect_timeout=self.connect_timeout,
                 )
                 conn = _Conn(raw, self.timeout)
@@ -251,8 +275,11 @@ class MysqlEngine:
         except TimeoutError as exc:
             raise StoreBusy("mysql: connection pool exhausted") from exc
         try:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                conn = self._idle.pop()
+                if _alive(conn):
+                    return conn
+                conn.raw.close()
             return await self._connect(self.db)
         except BaseException:
             self._slots.release()
@@ -274,21 +301,36 @@ class MysqlEngine:
         while self._idle:
             self._idle.pop().raw.close()
 
+    async def _begin(self) -> _Conn:
+        """A connection inside START TRANSACTION; a pooled connection found dead is replaced once."""
+        for attempt in (1, 2):
+            reused = bool(self._idle)
+            conn = await self._acquire()
+            try:
+                await conn.execute("START TRANSACTION")
+                return conn
+            except StoreUnavailable:
+                self._release(conn)
+                if not reused or attempt == 2:
+                    raise
+            except BaseException:
+                self._release(conn)
+                raise
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlConn]:
-        conn = await self._acquire()
+        conn = await self._begin()
         try:
-            await conn.execute("START TRANSACTION")
-            try:
-                yield conn
-                await conn.execute("COMMIT")
-            except BaseException:
-                if not conn.broken:
-                    try:
-                        await conn.execute("ROLLBACK")
-                    except BaseException:
-                        conn.broken = True
-                raise
+            yield conn
+            await conn.execute("COMMIT")
+        except BaseException:
+            if not conn.broken:
+                try:
+                    await conn.execute("ROLLBACK")
+                except BaseException:
+                    conn.broken = True
+            raise
         finally:
             self._release(conn)
 

@@ -1,0 +1,64 @@
+"""Non-money write-behind on every backend: coalesced, delayed, flushed on graceful shutdown."""
+
+from __future__ import annotations
+
+from persistence import (
+    Account,
+    DocPut,
+    Document,
+    ProfilePut,
+    Variable,
+    VarPut,
+    VarScope,
+    WriteBehindConfig,
+)
+from persistence.base import Backend
+from persistence.factory import Stores
+from tests.contract.conftest import Harness
+
+SLOW = WriteBehindConfig(flush_interval_ms=60_000)
+
+
+def test_changes_wait_for_the_flush_and_are_written_on_close(harness: Harness) -> None:
+    """Puts are not in the database before the flush; close() writes the last value of each key."""
+
+    async def body(s: Stores) -> None:
+        await s.accounts.create_account(Account(user_id="u1", zone="z", name="n"))
+        for i in range(100):
+            s.put_later(VarPut(var=Variable(scope=VarScope.USER, owner="u1", name="spins", value=str(i).encode())))
+            s.put_later(DocPut(table="missions", doc=Document(id="m1:u1", owner="u1", body=f"progress={i}".encode())))
+        s.put_later(ProfilePut(user_id="u1", profile=b'{"lvl":2}'))
+        assert s.write_behind.dirty == 3
+        assert await s.variables.load_variables(VarScope.USER, "u1") == []
+        if harness.kind == "memory":
+            await s.write_behind.flush()
+            await check(s.backend)
+
+    harness.run_stores(body, write_behind=SLOW)
+    if harness.kind != "memory":
+        harness.run(check, fresh=False)  # after a restart
+
+
+async def check(b: Backend) -> None:
+    [v] = await b.variables.load_variables(VarScope.USER, "u1")
+    assert v.value == b"99"
+    doc = await b.missions.get("m1:u1")
+    assert doc is not None and doc.body == b"progress=99" and doc.version == 1
+    acc = await b.accounts.get_account("u1")
+    assert acc is not None and acc.profile == b'{"lvl":2}'
+
+
+def test_background_flush_writes_within_the_interval(harness: Harness) -> None:
+    """With a short interval the change reaches the database without an explicit flush."""
+    import asyncio
+
+    async def body(s: Stores) -> None:
+        s.put_later(VarPut(var=Variable(scope=VarScope.ROOM, owner="lobby", name="pot", value=b"7")))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if await s.variables.load_variables(VarScope.ROOM, "lobby"):
+                break
+        assert [v.value for v in await s.variables.load_variables(VarScope.ROOM, "lobby")] == [b"7"]
+        assert s.write_behind.dirty == 0 and s.write_behind.flushes >= 1
+
+    harness.run_stores(body, write_behind=WriteBehindConfig(flush_interval_ms=20))
