@@ -21,8 +21,8 @@ from persistence import (
     StoreUnavailable,
     Txn,
     TxnResult,
-    VarPut,
     Variable,
+    VarPut,
     VarScope,
     WriteBehindConfig,
     WriterConfig,
@@ -36,7 +36,12 @@ from tests.faultproxy import FaultProxy
 pytestmark = pytest.mark.mysql
 
 FAST = WriterConfig(
-    max_delay_ms=1, max_batch=4, max_queue=8, commit_timeout_s=1.0, probe_interval_s=0.05, max_probe_interval_s=0.2
+    max_delay_ms=1,
+    max_batch=4,
+    max_queue=8,
+    commit_timeout_s=1.0,
+    probe_interval_s=0.05,
+    max_probe_interval_s=0.2,
 )
 
 
@@ -133,7 +138,9 @@ def test_hung_database_times_out_and_queue_stays_bounded(proxy: FaultProxy, mysq
             await wait_available(stores)
             keys = [f"h{i}" for i in range(FAST.max_queue)] + [f"m{i}" for i in range(FAST.max_batch)]
             for i in range(0, len(keys), FAST.max_batch):  # retries, within the queue bound
-                retried = await asyncio.gather(*[stores.commit(spin(k)) for k in keys[i : i + FAST.max_batch]])
+                retried = await asyncio.gather(
+                    *[stores.commit(spin(k)) for k in keys[i : i + FAST.max_batch]]
+                )
                 assert all(isinstance(r, TxnResult) for r in retried)
             assert [await postings(stores, k) for k in keys] == [2] * len(keys)
             assert await stores.balance("u1", "EUR") == 10_000 - 10 * len(keys)
@@ -162,16 +169,22 @@ def test_pool_reconnects_after_connections_are_dropped(proxy: FaultProxy, mysql_
     run(body())
 
 
-def test_write_behind_keeps_its_changes_while_down_and_drains_after(proxy: FaultProxy, mysql_url: str) -> None:
+def test_write_behind_keeps_its_changes_while_down_and_drains_after(
+    proxy: FaultProxy, mysql_url: str
+) -> None:
     """Non-money writes made during an outage are kept (bounded) and written once the database is back."""
 
     async def body() -> None:
-        wb = WriteBehindConfig(flush_interval_ms=50, max_dirty=3, flush_timeout_s=1.0, max_retry_interval_s=0.1)
+        wb = WriteBehindConfig(
+            flush_interval_ms=50, max_dirty=3, flush_timeout_s=1.0, max_retry_interval_s=0.1
+        )
         stores = await opened(via(proxy, mysql_url), write_behind=wb)
         try:
             proxy.cut()
             for i in range(3):
-                stores.put_later(VarPut(var=Variable(scope=VarScope.ROOM, owner="r1", name=f"v{i}", value=b"x")))
+                stores.put_later(
+                    VarPut(var=Variable(scope=VarScope.ROOM, owner="r1", name=f"v{i}", value=b"x"))
+                )
             with pytest.raises(StoreBusy):
                 stores.put_later(VarPut(var=Variable(scope=VarScope.ROOM, owner="r1", name="v9", value=b"x")))
             stores.put_later(VarPut(var=Variable(scope=VarScope.ROOM, owner="r1", name="v0", value=b"new")))

@@ -25,8 +25,12 @@ def test_changes_wait_for_the_flush_and_are_written_on_close(harness: Harness) -
     async def body(s: Stores) -> None:
         await s.accounts.create_account(Account(user_id="u1", zone="z", name="n"))
         for i in range(100):
-            s.put_later(VarPut(var=Variable(scope=VarScope.USER, owner="u1", name="spins", value=str(i).encode())))
-            s.put_later(DocPut(table="missions", doc=Document(id="m1:u1", owner="u1", body=f"progress={i}".encode())))
+            s.put_later(
+                VarPut(var=Variable(scope=VarScope.USER, owner="u1", name="spins", value=str(i).encode()))
+            )
+            s.put_later(
+                DocPut(table="missions", doc=Document(id="m1:u1", owner="u1", body=f"progress={i}".encode()))
+            )
         s.put_later(ProfilePut(user_id="u1", profile=b'{"lvl":2}'))
         assert s.write_behind.dirty == 3
         assert await s.variables.load_variables(VarScope.USER, "u1") == []
