@@ -71,28 +71,32 @@ class SpinStep(msgspec.Struct, frozen=True, kw_only=True, tag="spin"):
 
 
 class WheelStep(msgspec.Struct, frozen=True, kw_only=True, tag="wheel"):
-    """A wheel-of-fortune spin: the segment drawn and what it pays."""
+    """A wheel-of-fortune spin: the segment drawn and what it awards."""
 
     segment: int
     segment_id: str
+    prize_kind: str
+    prize_value: int
     win: int
 
 
 class PickStep(msgspec.Struct, frozen=True, kw_only=True, tag="pick"):
-    """One revealed box of a pick-a-box round (the full permutation is in the first step)."""
+    """One opened box of a pick-a-box round (the layout was drawn when the round started)."""
 
     box: int
-    prize: str
+    prize_kind: str
+    prize_value: int
     win: int
     ends_round: bool
-    layout: tuple[str, ...] = ()
 
 
 class ScratchStep(msgspec.Struct, frozen=True, kw_only=True, tag="scratch"):
-    """A scratch card: the tier drawn and the symbol grid generated for it."""
+    """A scratch card: the tier drawn and the symbol grid generated for it (row-major)."""
 
     tier: str
     grid: tuple[str, ...]
+    prize_kind: str
+    prize_value: int
     win: int
 
 
