@@ -12,6 +12,7 @@ so every value is exactly equally likely; there is no ``raw % n`` and no float s
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import weakref
 from bisect import bisect_right
@@ -19,6 +20,7 @@ from collections.abc import Callable, MutableSequence, Sequence
 from typing import Protocol, TypeVar
 
 __all__ = [
+    "DerivedRng",
     "Rng",
     "RngUnavailable",
     "SeededRng",
@@ -172,6 +174,33 @@ class SeededRng(_BufferedRng):
 
     def _more(self) -> bytes:
         block = hashlib.shake_256(self._seed + self._counter.to_bytes(8, "little")).digest(_CHUNK)
+        self._counter += 1
+        return block
+
+
+class DerivedRng(_BufferedRng):
+    """Deterministic stream derived from a *secret* seed, for commit-reveal draws (RNG-9).
+
+    Blocks are ``HMAC-SHA256(seed, context || counter)``. The seed must be at least 256 bits and
+    drawn from :class:`SystemRng` (see ``games.lottery.new_seed``); publishing ``sha256(seed)``
+    before the draw and the seed after it lets anyone recompute the result.
+
+    Raises:
+        ValueError: If the seed is shorter than 32 bytes.
+    """
+
+    __slots__ = ("_context", "_counter", "_key")
+
+    def __init__(self, seed: bytes, context: bytes) -> None:
+        super().__init__()
+        if len(seed) < 32:
+            raise ValueError("a derivation seed needs at least 256 bits")
+        self._key = seed
+        self._context = context
+        self._counter = 0
+
+    def _more(self) -> bytes:
+        block = hmac.new(self._key, self._context + self._counter.to_bytes(8, "big"), hashlib.sha256).digest()
         self._counter += 1
         return block
 
