@@ -1,0 +1,101 @@
+"""Missions: progress from settled-round events, each reward granted once (TRN-5).
+
+A mission instance is ``(mission, player, period)``; the period key comes from the mission's
+window so repeatable missions start fresh each period. Events are applied idempotently per round
+id, and the reward key ``mission_id:player:period`` is returned exactly once, when the target is
+first reached; the caller posts the reward under that key (the ledger refuses a second posting).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from .bonus import SettledRound
+
+__all__ = ["Mission", "MissionProgress", "apply_event", "period_key"]
+
+Metric = Literal["rounds", "wagered", "won", "feature_triggers", "big_wins"]
+
+
+class Mission(msgspec.Struct, frozen=True, kw_only=True):
+    """A mission: reach ``target`` of ``metric`` on ``games`` (empty = all) within the window.
+
+    ``period_ms`` makes it repeatable: windows of that length starting at ``starts_at``.
+    ``big_win_multiple`` defines a big win (win >= multiple x stake) for that metric.
+    """
+
+    id: str
+    metric: Metric
+    target: int
+    reward: int
+    starts_at: int
+    ends_at: int
+    games: tuple[str, ...] = ()
+    period_ms: int | None = None
+    big_win_multiple: int = 10
+
+
+class MissionProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """A player's progress on one mission instance."""
+
+    mission_id: str
+    player: str
+    period: str
+    value: int = 0
+    rounds: frozenset[str] = frozenset()
+    rewarded: bool = False
+
+
+def period_key(mission: Mission, at: int) -> str | None:
+    """The instance an event at ``at`` belongs to, or None outside the mission window."""
+    if not mission.starts_at <= at < mission.ends_at:
+        return None
+    if mission.period_ms is None:
+        return "once"
+    return str((at - mission.starts_at) // mission.period_ms)
+
+
+def _amount(mission: Mission, event: SettledRound) -> int:
+    if mission.metric == "rounds":
+        return 1
+    if mission.metric == "wagered":
+        return event.stake
+    if mission.metric == "won":
+        return event.win
+    if mission.metric == "feature_triggers":
+        return event.features
+    return 1 if event.stake and event.win >= mission.big_win_multiple * event.stake else 0
+
+
+def apply_event(
+    mission: Mission, progress: MissionProgress | None, event: SettledRound
+) -> tuple[MissionProgress | None, str | None]:
+    """Apply one settled round.
+
+    Args:
+        mission: The mission definition.
+        progress: The player's progress for the event's period, or None if none yet.
+        event: The settled round (counted by its settlement time).
+
+    Returns:
+        ``(progress, reward_key)``; ``reward_key`` is set only on the event that first reaches
+        the target. Events outside the window or for other games leave progress unchanged.
+    """
+    period = period_key(mission, event.settled_at)
+    if period is None or (mission.games and event.game_id not in mission.games):
+        return progress, None
+    if progress is None or progress.period != period:
+        progress = MissionProgress(mission_id=mission.id, player=event.player, period=period)
+    if event.round_id in progress.rounds or event.player != progress.player:
+        return progress, None
+    value = progress.value + _amount(mission, event)
+    reached = value >= mission.target and not progress.rewarded
+    progress = msgspec.structs.replace(
+        progress,
+        value=value,
+        rounds=progress.rounds | {event.round_id},
+        rewarded=progress.rewarded or reached,
+    )
+    return progress, f"mission:{mission.id}:{event.player}:{period}" if reached else None
