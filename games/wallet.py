@@ -272,7 +272,8 @@ class Wallet:
 
         Raises:
             InsufficientFunds: Before anything is drawn, if the stake is not covered.
-            LedgerError: If the drawn outcome's stake differs from ``stake``.
+            LedgerError: If the drawn outcome's stake differs from ``stake`` (the round is voided).
+            Exception: Whatever ``draw`` raised (e.g. ``RngUnavailable``); the stake is refunded.
         """
         round_id = round_id_for(self.partner, player, request_id)
         known = self._rounds.get(round_id)
@@ -283,7 +284,13 @@ class Wallet:
         self.place_bet(player, request_id, stake)
         state = self._rounds[round_id]
         if state.outcome is None:
-            outcome = draw()
+            try:
+                outcome = draw()
+            except Exception:
+                # RNG failure or feature fault: the stake goes back and the error propagates
+                # ("game unavailable", RNG-8 / INT-3); the voided round stays on record.
+                self.void(round_id)
+                raise
             if outcome.stake != stake:
                 self.void(round_id)
                 raise LedgerError("the outcome's stake differs from the debited stake")

@@ -124,14 +124,17 @@ class FreeSpins(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     ``awards[n]`` spins for ``n`` trigger symbols (counts above the largest key use the largest
     key not above them). Free spins use the profile's free reel set, keep the base bet, and every
-    free-spin win (lines and scatters) is multiplied by ``multiplier``. With ``retrigger`` the
-    same awards apply during free spins. ``max_spins`` caps the total spins of one round.
+    free-spin line win is multiplied by ``multiplier`` (scatter wins too unless
+    ``multiply_scatters`` is false). With ``retrigger``, ``retrigger_awards`` (default: the same
+    awards) apply during free spins. ``max_spins`` caps the total spins of one round.
     """
 
     trigger: str
     awards: dict[int, int]
     multiplier: int = 1
+    multiply_scatters: bool = True
     retrigger: bool = True
+    retrigger_awards: dict[int, int] | None = None
     max_spins: int | None = None
 
 

@@ -14,9 +14,10 @@ from fractions import Fraction
 from .distribution import LineMachine, LineState, reel_columns, row_symbols
 from .model import ReelTable, SlotGame
 
-__all__ = ["spin_contributions"]
+__all__ = ["SCATTER_SUFFIX", "spin_contributions"]
 
-Key = tuple[str, int]  # (entry or scatter symbol, count)
+Key = tuple[str, int]  # (entry name, or scatter symbol + SCATTER_SUFFIX, count)
+SCATTER_SUFFIX = " (scatter)"
 
 
 def spin_contributions(game: SlotGame, table: ReelTable, lines: int) -> dict[Key, Fraction]:
@@ -117,6 +118,6 @@ def _scatters(game: SlotGame, table: ReelTable, lines: int) -> dict[Key, Fractio
             counts = nxt
         for n, weight in counts.items():
             if pays[n]:
-                key = (game.symbols[code], n)
+                key = (game.symbols[code] + SCATTER_SUFFIX, n)
                 out[key] = out.get(key, Fraction(0)) + Fraction(pays[n] * cost * weight, table.cycle)
     return out

@@ -155,7 +155,8 @@ def _counted(game: SlotGame) -> tuple[list[int], list[int]]:
     for code, pays in game.scatter_pays:
         clamps[code] = max(clamps.get(code, 0), _last_change(pays))
     if game.trigger is not None:
-        clamps[game.trigger] = max(clamps.get(game.trigger, 0), _last_change(game.awards))
+        last = max(_last_change(game.awards), _last_change(game.reawards))
+        clamps[game.trigger] = max(clamps.get(game.trigger, 0), last)
     return list(clamps), [clamps[c] for c in clamps]
 
 
@@ -163,13 +164,17 @@ def _last_change(table: tuple[int, ...]) -> int:
     return max((n for n in range(1, len(table)) if table[n] != table[n - 1]), default=0)
 
 
-def spin_distribution(game: SlotGame, table: ReelTable, lines: int) -> SpinDistribution:
+def spin_distribution(
+    game: SlotGame, table: ReelTable, lines: int, line_mult: int = 1, scatter_mult: int = 1
+) -> SpinDistribution:
     """Exact distribution of one spin's pay (coins) and trigger count over the whole cycle.
 
     Args:
         game: The compiled game.
         table: Base or free reel set.
         lines: Lines played (ignored for ways games).
+        line_mult: Multiplier of line (way) wins, as in free spins.
+        scatter_mult: Multiplier of scatter wins.
     """
     codes, clamps = _counted(game)
     columns = reel_columns(game, table)
@@ -195,7 +200,7 @@ def spin_distribution(game: SlotGame, table: ReelTable, lines: int) -> SpinDistr
                     key = acc + paid
                     target[key] = target.get(key, 0) + c * weight
         states = nxt
-    return _finish(game, states, codes, lines, table.cycle)
+    return _finish(game, states, codes, lines, table.cycle, (line_mult, scatter_mult))
 
 
 def _finish(
@@ -204,15 +209,16 @@ def _finish(
     codes: list[int],
     lines: int,
     cycle: int,
+    mults: tuple[int, int],
 ) -> SpinDistribution:
     cost = game.cost(lines)
     position = {c: i for i, c in enumerate(codes)}
     weights: defaultdict[tuple[int, int], int] = defaultdict(int)
     for (_, counts), accs in states.items():
-        scatter = sum(pays[counts[position[code]]] for code, pays in game.scatter_pays) * cost
+        scatter = sum(pays[counts[position[code]]] for code, pays in game.scatter_pays) * cost * mults[1]
         trig = counts[position[game.trigger]] if game.trigger is not None else 0
         for acc, c in accs.items():
-            weights[(acc + scatter, trig)] += c
+            weights[(acc * mults[0] + scatter, trig)] += c
     return SpinDistribution(weights=dict(weights), cycle=cycle)
 
 

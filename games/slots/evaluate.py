@@ -149,10 +149,13 @@ def trigger_count(game: SlotGame, cells: tuple[int, ...]) -> int:
     return 0 if game.trigger is None else cells.count(game.trigger)
 
 
-def window_coins(game: SlotGame, cells: tuple[int, ...], cost: int, lines: int) -> int:
-    """Total pay of a window in coins (line or way wins plus scatters at ``cost`` coins a stake).
+def window_coins(
+    game: SlotGame, cells: tuple[int, ...], cost: int, lines: int, line_mult: int = 1, scatter_mult: int = 1
+) -> int:
+    """Total pay of a window in coins (line or way wins plus scatters at ``cost`` coins a stake),
+    with the line and scatter parts multiplied as in free spins.
 
-    This is the fast path used by the simulator; :func:`line_hits` and friends give the detail.
+    This is the fast path used by the engine core; :func:`line_hits` and friends give the detail.
     """
     total = 0
     if game.ways_cost is None:
@@ -163,6 +166,7 @@ def window_coins(game: SlotGame, cells: tuple[int, ...], cost: int, lines: int) 
             total += (hit if hit is not None else evaluate_line(game, symbols))[0]
     else:
         total = sum(h[5] for h in ways_hits(game, cells))
+    scatter = 0
     for code, pays in game.scatter_pays:
-        total += pays[cells.count(code)] * cost
-    return total
+        scatter += pays[cells.count(code)]
+    return total * line_mult + scatter * cost * scatter_mult

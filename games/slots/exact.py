@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .contrib import spin_contributions
+from .contrib import SCATTER_SUFFIX, spin_contributions
 from .distribution import SpinDistribution, spin_distribution
 from .model import SlotGame
 
@@ -253,10 +253,10 @@ def _award(game: SlotGame, count: int) -> int:
 
 
 def _free_chain(game: SlotGame, lines: int) -> FreeChain:
-    dist = spin_distribution(game, game.free, lines)
+    dist = spin_distribution(game, game.free, lines, game.fs_multiplier, game.fs_scatter_multiplier)
     outcomes: defaultdict[tuple[int, int], int] = defaultdict(int)
     for (coins, count), w in dist.weights.items():
-        outcomes[(coins * game.fs_multiplier, game.awards[count] if game.retrigger else 0)] += w
+        outcomes[(coins, game.reawards[count])] += w
     return FreeChain(dict(outcomes), dist.cycle, game.max_spins)
 
 
@@ -329,9 +329,9 @@ def _contributions(
         return out, Fraction(0)
     spins = sum((chain.spins(awards[c]) * w for (_, c), w in base.weights.items()), Fraction(0)) / base.cycle
     free = spin_contributions(game, game.free, lines)
-    scale = spins * game.fs_multiplier / cost
     feature = Fraction(0)
     for (k, n), v in sorted(free.items()):
-        out[f"free {k} x{n}"] = v * scale
-        feature += v * scale
+        mult = game.fs_scatter_multiplier if k.endswith(SCATTER_SUFFIX) else game.fs_multiplier
+        out[f"free {k} x{n}"] = v * spins * mult / cost
+        feature += out[f"free {k} x{n}"]
     return out, feature

@@ -12,7 +12,7 @@ from itertools import accumulate
 from math import prod
 from operator import itemgetter
 
-from .config import ConfigError, ReelSet, SlotConfig, SymbolDef, math_hash
+from .config import ConfigError, FreeSpins, ReelSet, SlotConfig, SymbolDef, math_hash
 
 __all__ = ["Entry", "ReelTable", "SlotGame", "compile_game"]
 
@@ -81,7 +81,9 @@ class SlotGame:
     scatter_pays: tuple[tuple[int, tuple[int, ...]], ...]
     trigger: int | None
     awards: tuple[int, ...]
+    reawards: tuple[int, ...]
     fs_multiplier: int
+    fs_scatter_multiplier: int
     retrigger: bool
     max_spins: int | None
     max_win: int | None
@@ -151,7 +153,9 @@ def compile_game(config: SlotConfig, profile: str) -> SlotGame:
         scatter_pays=tuple((codes[s.symbol], _at_least(s.pays, cells)) for s in config.evaluation.scatters),
         trigger=codes[fs.trigger] if fs is not None else None,
         awards=_at_least(fs.awards, cells) if fs is not None else (0,) * (cells + 1),
+        reawards=_reawards(fs, cells),
         fs_multiplier=fs.multiplier if fs is not None else 1,
+        fs_scatter_multiplier=fs.multiplier if fs is not None and fs.multiply_scatters else 1,
         retrigger=fs.retrigger if fs is not None else False,
         max_spins=fs.max_spins if fs is not None else None,
         max_win=config.max_win.multiple_of_total_bet if config.max_win is not None else None,
@@ -170,6 +174,13 @@ def _line_getter(line: tuple[int, ...], rows: int) -> Callable[[tuple[int, ...]]
         only = indices[0]
         return lambda cells: (cells[only],)
     return itemgetter(*indices)
+
+
+def _reawards(fs: FreeSpins | None, cells: int) -> tuple[int, ...]:
+    """Spins added by a retrigger per trigger count (all zero without retriggers)."""
+    if fs is None or not fs.retrigger:
+        return (0,) * (cells + 1)
+    return _at_least(fs.awards if fs.retrigger_awards is None else fs.retrigger_awards, cells)
 
 
 def _at_least(values: Mapping[int, int], limit: int) -> tuple[int, ...]:

@@ -79,10 +79,16 @@ def check_bet(game: SlotGame, bet: Bet) -> int:
     return lines
 
 
-def _draw(game: SlotGame, table: ReelTable, rng: Rng, cost: int, lines: int) -> tuple[RawStep, int]:
+def _draw(
+    game: SlotGame, table: ReelTable, rng: Rng, cost: int, lines: int, free: bool
+) -> tuple[RawStep, int]:
     stops = draw_stops(table, rng)
     cells = window_cells(game, table, stops)
-    return RawStep(False, stops, cells, window_coins(game, cells, cost, lines), 0), trigger_count(game, cells)
+    if free:
+        coins = window_coins(game, cells, cost, lines, game.fs_multiplier, game.fs_scatter_multiplier)
+    else:
+        coins = window_coins(game, cells, cost, lines)
+    return RawStep(free, stops, cells, coins, 0), trigger_count(game, cells)
 
 
 def run_round(game: SlotGame, rng: Rng, lines: int) -> RawRound:
@@ -101,20 +107,19 @@ def run_round(game: SlotGame, rng: Rng, lines: int) -> RawRound:
     """
     cost = game.cost(lines)
     cap = game.max_win * cost if game.max_win is not None else None
-    base, count = _draw(game, game.base, rng, cost, lines)
+    base, count = _draw(game, game.base, rng, cost, lines, False)
     awarded = remaining = _limit(game, game.awards[count] if game.has_free_spins else 0, 0)
     steps = [RawStep(False, base.stops, base.cells, base.coins, awarded)]
     total = base.coins
     while remaining and (cap is None or total < cap):
         if len(steps) > MAX_STEPS:
             raise RoundTooLong(f"more than {MAX_STEPS} free spins in one round")
-        spin, count = _draw(game, game.free, rng, cost, lines)
-        add = _limit(game, game.awards[count] if game.retrigger else 0, awarded)
+        spin, count = _draw(game, game.free, rng, cost, lines, True)
+        add = _limit(game, game.reawards[count], awarded)
         awarded += add
         remaining += add - 1
-        coins = spin.coins * game.fs_multiplier
-        steps.append(RawStep(True, spin.stops, spin.cells, coins, add))
-        total += coins
+        steps.append(RawStep(True, spin.stops, spin.cells, spin.coins, add))
+        total += spin.coins
     capped = cap is not None and total >= cap
     return RawRound(coins=min(total, cap) if cap is not None else total, capped=capped, steps=tuple(steps))
 
@@ -162,6 +167,7 @@ def play_round(game: SlotGame, rng: Rng, bet: Bet) -> RoundOutcome:
 def _spin_step(game: SlotGame, step: RawStep, coin: int, cost: int, lines: int) -> SpinStep:
     table = game.free if step.free else game.base
     mult = game.fs_multiplier if step.free else 1
+    scatter_mult = game.fs_scatter_multiplier if step.free else 1
     hits = ways_hits(game, step.cells) if game.is_ways else line_hits(game, step.cells, lines)
     rows = game.rows
     return SpinStep(
@@ -184,7 +190,7 @@ def _spin_step(game: SlotGame, step: RawStep, coin: int, cost: int, lines: int) 
             for line, entry, run, wild_mult, ways, coins in hits
         ),
         scatter_wins=tuple(
-            ScatterWin(symbol=game.symbols[code], count=n, pay=pay, amount=pay * cost * coin * mult)
+            ScatterWin(symbol=game.symbols[code], count=n, pay=pay, amount=pay * cost * coin * scatter_mult)
             for code, n, pay in scatter_hits(game, step.cells)
         ),
         multiplier=mult,

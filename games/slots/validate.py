@@ -169,6 +169,10 @@ def _check_features(config: SlotConfig, kinds: dict[str, str], problems: list[st
     if not fs.awards or any(v < 1 for v in fs.awards.values()):
         problems.append("free spins: awards must give at least one spin")
     _check_count_map("free spins awards", fs.awards, config.grid.reels * config.grid.rows, problems)
+    if fs.retrigger_awards is not None:
+        _check_count_map(
+            "free spins retrigger awards", fs.retrigger_awards, config.grid.reels * config.grid.rows, problems
+        )
     if fs.multiplier < 1:
         problems.append("free spins: multiplier must be >= 1")
     if fs.max_spins is not None and fs.max_spins < 1:

@@ -96,13 +96,20 @@ def enumerate_windows(game: SlotGame, table: ReelTable) -> list[tuple[tuple[int,
     return windows
 
 
-def brute_spin(game: SlotGame, table: ReelTable, lines: int) -> dict[tuple[int, int], int]:
-    """Weights of (coins, spins awarded) over the cycle, from the live evaluator."""
+def brute_spin(
+    game: SlotGame, table: ReelTable, lines: int, *, free: bool = False
+) -> dict[tuple[int, int], int]:
+    """Weights of (coins, spins awarded) over the cycle, from the live evaluator.
+
+    With ``free`` the free-spin multipliers and retrigger awards apply.
+    """
     cost = game.cost(lines)
+    mults = (game.fs_multiplier, game.fs_scatter_multiplier) if free else (1, 1)
+    awards = game.reawards if free else game.awards
     dist: defaultdict[tuple[int, int], int] = defaultdict(int)
     for cells, weight in enumerate_windows(game, table):
-        award = game.awards[trigger_count(game, cells)] if game.has_free_spins else 0
-        dist[(window_coins(game, cells, cost, lines), award)] += weight
+        award = awards[trigger_count(game, cells)] if game.has_free_spins else 0
+        dist[(window_coins(game, cells, cost, lines, *mults), award)] += weight
     return dict(dist)
 
 
@@ -115,7 +122,7 @@ def brute_contributions(game: SlotGame, table: ReelTable, lines: int) -> dict[tu
         for _, entry, run, _, _, coins in hits:
             out[(game.entries[entry].name, run)] += Fraction(coins * weight, table.cycle)
         for code, n, pay in scatter_hits(game, cells):
-            out[(game.symbols[code], n)] += Fraction(pay * cost * weight, table.cycle)
+            out[(game.symbols[code] + " (scatter)", n)] += Fraction(pay * cost * weight, table.cycle)
     return dict(out)
 
 
@@ -126,7 +133,7 @@ def brute_round(game: SlotGame, lines: int) -> dict[int, Fraction]:
     """
     assert game.max_spins is not None or not game.has_free_spins
     base = brute_spin(game, game.base, lines)
-    free = brute_spin(game, game.free, lines) if game.has_free_spins else {}
+    free = brute_spin(game, game.free, lines, free=True) if game.has_free_spins else {}
     cap = game.max_spins or 0
     memo: dict[tuple[int, int], dict[int, Fraction]] = {}
 
@@ -137,9 +144,9 @@ def brute_round(game: SlotGame, lines: int) -> dict[int, Fraction]:
         if key not in memo:
             out: defaultdict[int, Fraction] = defaultdict(Fraction)
             for (x, k), w in free.items():
-                add = min(k if game.retrigger else 0, cap - awarded)
+                add = min(k, cap - awarded)
                 for t, q in chain(remaining - 1 + add, awarded + add).items():
-                    out[x * game.fs_multiplier + t] += Fraction(w, game.free.cycle) * q
+                    out[x + t] += Fraction(w, game.free.cycle) * q
             memo[key] = dict(out)
         return memo[key]
 
@@ -217,7 +224,9 @@ def small_games(draw: Callable[..., Any], *, free_spins: bool = False) -> Json:
                 "trigger": "S",
                 "awards": {str(draw(st.integers(1, min(cells, 2)))): draw(st.integers(1, 3))},
                 "multiplier": draw(st.integers(1, 3)),
+                "multiply_scatters": draw(st.booleans()),
                 "retrigger": draw(st.booleans()),
+                "retrigger_awards": draw(st.sampled_from([None, {"1": 1}, {str(min(cells, 2)): 2}])),
                 "max_spins": draw(st.integers(1, 4)),
             }
         }

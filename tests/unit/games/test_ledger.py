@@ -16,6 +16,7 @@ from games.ledger import (
     house_account,
     reconcile,
 )
+from games.rng import RngUnavailable
 from games.round import Bet, RoundOutcome, make_outcome
 from games.wallet import Funds, Wallet, round_id_for, split_stake, split_win
 
@@ -184,3 +185,17 @@ def test_hundred_concurrent_bets_of_a_fiftieth_allow_fifty() -> None:
             pass
     assert accepted == 50
     assert wallet.funds("alice") == Funds(cash=0, bonus=0)
+
+
+def test_rng_failure_refunds_the_stake() -> None:
+    """If the draw fails (RNG unavailable) the stake is refunded and the error surfaces (RNG-8)."""
+    wallet = _wallet(40)
+
+    def broken() -> RoundOutcome:
+        raise RngUnavailable("entropy source down")
+
+    with pytest.raises(RngUnavailable):
+        wallet.play("alice", "req", 10, broken)
+    assert wallet.funds("alice").cash == 40
+    assert [r.status for r in wallet.records()] == ["voided"]
+    assert reconcile(wallet.records(), wallet.ledger.postings).ok

@@ -210,3 +210,22 @@ def test_fixed_line_game_refuses_a_line_count() -> None:
     data["evaluation"]["lines"]["paylines"] = [[0, 0, 0], [1, 1, 1]]
     with pytest.raises(InvalidBet):
         play_round(game_of(data), SeededRng(1), Bet(coin=1, lines=1))
+
+
+def test_free_spin_scatter_multiplier_and_retrigger_awards_are_configurable() -> None:
+    """Scatter wins can stay unmultiplied in free spins; retriggers can award a different count."""
+    data = catalog_dict("atkins_diet")
+    data["features"]["free_spins"].update({"multiply_scatters": False, "retrigger_awards": {"3": 5}})
+    game = game_of(data)
+
+    def scatter_in_free(o: RoundOutcome) -> bool:
+        return any(s.mode == "free" and s.scatter_wins for s in _spins(o))
+
+    outcome = _find_seed(game, scatter_in_free, limit=100_000)
+    for step in _spins(outcome)[1:]:
+        for win in step.scatter_wins:
+            assert win.amount == win.pay * outcome.stake
+        for line in step.line_wins:
+            assert line.amount == line.pay * 3
+        if step.scatter_wins and any(w.count >= 3 for w in step.scatter_wins):
+            assert step.spins_awarded == 5
