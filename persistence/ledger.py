@@ -17,6 +17,11 @@ Rules (WAL-1..WAL-5):
   same user; a settled or voided round is immutable;
 - a key already committed returns the stored result with ``duplicate=True``; a
   key seen twice in one batch resolves both callers to the first result.
+
+Results report the balances of the non-negative (player) accounts a transaction
+touched. House and bank accounts (``allow_negative``) are not reported: their
+balance is not needed for any rule, so the SQL backends never lock them until the
+final update, which lets concurrent batches overlap.
 """
 
 from __future__ import annotations
@@ -94,20 +99,22 @@ def _check_round(txn: Txn, rounds: Mapping[str, RoundState]) -> RoundConflict | 
 
 
 def _apply_entries(
-    txn: Txn, balances: dict[AccountKey, AccountState]
-) -> tuple[dict[AccountKey, AccountState], InsufficientFunds | None]:
-    """Apply ``txn``'s entries to copies of the touched states (the originals stay untouched)."""
-    work: dict[AccountKey, AccountState] = {}
+    txn: Txn, balances: Mapping[AccountKey, AccountState]
+) -> tuple[dict[AccountKey, int], InsufficientFunds | None]:
+    """The balances ``txn`` would leave, as plain ints (``balances`` is not changed)."""
+    work: dict[AccountKey, int] = {}
     for e in txn.entries:
         k = (e.account, e.currency)
-        st = work.get(k)
-        if st is None:
-            cur = balances.get(k)
-            st = AccountState(0, False) if cur is None else AccountState(cur.balance, cur.allow_negative)
-            work[k] = st
-        if e.amount < 0 and not st.allow_negative and st.balance + e.amount < 0:
-            return work, InsufficientFunds(txn.key, e.account, e.currency, st.balance, e.amount)
-        st.balance += e.amount
+        b = work.get(k)
+        if b is None:
+            st = balances.get(k)
+            b = 0 if st is None else st.balance
+        amount = e.amount
+        if amount < 0 and b + amount < 0:
+            st = balances.get(k)
+            if st is None or not st.allow_negative:
+                return work, InsufficientFunds(txn.key, e.account, e.currency, b, amount)
+        work[k] = b + amount
     return work, None
 
 
@@ -115,7 +122,7 @@ def plan_batch(
     txns: Sequence[Txn],
     *,
     stored: Mapping[str, bytes],
-    balances: Mapping[AccountKey, AccountState],
+    balances: dict[AccountKey, AccountState],
     rounds: Mapping[str, RoundState],
     now: int,
 ) -> BatchPlan:
@@ -124,45 +131,55 @@ def plan_batch(
     Args:
         txns: the batch, in submission order (already validated).
         stored: encoded results already committed for any of the batch's keys.
-        balances: current state of every existing touched account.
+        balances: current state of every existing touched account. The plan takes
+            ownership: the dict and its states are updated in place and end up as
+            ``plan.balances``.
         rounds: current state of every existing touched round.
         now: the commit timestamp (epoch ms).
     """
     plan = BatchPlan(outcomes=[])
-    bal: dict[AccountKey, AccountState] = {
-        k: AccountState(v.balance, v.allow_negative) for k, v in balances.items()
-    }
+    outcomes, accepted, deltas, new_accounts = plan.outcomes, plan.accepted, plan.deltas, plan.new_accounts
+    bal = balances
     rnd: dict[str, RoundState] = dict(rounds)
     in_batch: dict[str, TxnResult] = {}
     for txn in txns:
-        blob = stored.get(txn.key)
+        key = txn.key
+        blob = stored.get(key)
         if blob is not None:
-            plan.outcomes.append(decode_result(blob))
+            outcomes.append(decode_result(blob))
             continue
-        first = in_batch.get(txn.key)
+        first = in_batch.get(key)
         if first is not None:
-            plan.outcomes.append(msgspec.structs.replace(first, duplicate=True))
+            outcomes.append(msgspec.structs.replace(first, duplicate=True))
             continue
-        conflict = _check_round(txn, rnd)
-        if conflict is not None:
-            plan.outcomes.append(conflict)
-            continue
+        rec = txn.round
+        if rec is not None and rec.round_id in rnd:
+            conflict = _check_round(txn, rnd)
+            if conflict is not None:
+                outcomes.append(conflict)
+                continue
         work, short = _apply_entries(txn, bal)
         if short is not None:
-            plan.outcomes.append(short)
+            outcomes.append(short)
             continue
-        for k, st in work.items():
-            if k not in bal:
-                plan.new_accounts.add(k)
-            bal[k] = st
+        after = []
+        for k, b in work.items():
+            st = bal.get(k)
+            if st is None:
+                bal[k] = AccountState(b, False)
+                new_accounts.add(k)
+                after.append(BalanceAfter(k[0], k[1], b))
+            else:
+                st.balance = b
+                if not st.allow_negative:
+                    after.append(BalanceAfter(k[0], k[1], b))
         for e in txn.entries:
             k = (e.account, e.currency)
-            plan.deltas[k] = plan.deltas.get(k, 0) + e.amount
+            deltas[k] = deltas.get(k, 0) + e.amount
         round_id = ""
-        if txn.round is not None:
-            rec = txn.round
+        if rec is not None:
             round_id = rec.round_id
-            if rec.round_id in rnd and rec.round_id not in plan.round_inserts:
+            if round_id in rnd and round_id not in plan.round_inserts:
                 plan.round_updates[round_id] = _stamp_round(rec, now)
             else:
                 prev = plan.round_inserts.get(round_id)
@@ -172,14 +189,10 @@ def plan_batch(
                 plan.round_inserts[round_id] = stamped
             rnd[round_id] = RoundState(rec.user_id, rec.status)
         result = TxnResult(
-            key=txn.key,
-            committed_at=now,
-            balances=tuple(BalanceAfter(a, c, st.balance) for (a, c), st in work.items()),
-            reply=txn.reply,
-            round_id=round_id,
+            key=key, committed_at=now, balances=tuple(after), reply=txn.reply, round_id=round_id
         )
-        in_batch[txn.key] = result
-        plan.accepted.append((txn, result))
-        plan.outcomes.append(result)
+        in_batch[key] = result
+        accepted.append((txn, result))
+        outcomes.append(result)
     plan.balances = bal
     return plan

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 
+from persistence.errors import StoreBusy
 from persistence.records import now_ms
 from persistence.sql.engine import SqlConn, SqlEngine
 
@@ -89,6 +90,17 @@ async def _applied(c: SqlConn, dialect: str) -> set[int]:
 
 async def migrate_engine(engine: SqlEngine, *, target: int | None = None) -> list[int]:
     """Apply pending migrations up to ``target`` (default: all); return the versions applied."""
+    for attempt in range(5):
+        try:
+            return await _migrate(engine, target)
+        except StoreBusy:  # another process holds the lock (SQLite may not wait for it)
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _migrate(engine: SqlEngine, target: int | None) -> list[int]:
     dialect = engine.dialect.name
     done: list[int] = []
     async with engine.migration_session() as c:

@@ -207,7 +207,11 @@ class BalanceAfter(msgspec.Struct, frozen=True, array_like=True):
 
 
 class TxnResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a committed transaction returns (and returns again on a duplicate key)."""
+    """What a committed transaction returns (and returns again on a duplicate key).
+
+    ``balances`` holds the balance right after this transaction of every account it
+    touched, except house and bank accounts (``allow_negative``), which are not reported.
+    """
 
     key: str
     committed_at: int
@@ -403,14 +407,16 @@ def validate_txn(txn: Txn) -> None:
         raise InvalidTxn(f"txn {txn.key!r} has {len(txn.entries)} entries, at most {MAX_ENTRIES}")
     sums: dict[str, int] = {}
     for e in txn.entries:
-        if type(e.amount) is not int or not -INT64_MAX <= e.amount <= INT64_MAX:
-            raise InvalidTxn(f"txn {txn.key!r}: amount must be an int64, got {e.amount!r}")
-        _check_id("account", e.account)
-        _check_id("currency", e.currency)
-        sums[e.currency] = sums.get(e.currency, 0) + e.amount
-    unbalanced = {c: s for c, s in sums.items() if s}
-    if unbalanced:
-        raise InvalidTxn(f"txn {txn.key!r} is unbalanced: {unbalanced}")
+        amount, account, currency = e.amount, e.account, e.currency
+        if type(amount) is not int or not -INT64_MAX <= amount <= INT64_MAX:
+            raise InvalidTxn(f"txn {txn.key!r}: amount must be an int64, got {amount!r}")
+        if not 0 < len(account) <= MAX_ID_LEN:
+            _check_id("account", account)
+        if not 0 < len(currency) <= MAX_ID_LEN:
+            _check_id("currency", currency)
+        sums[currency] = sums.get(currency, 0) + amount
+    if any(sums.values()):
+        raise InvalidTxn(f"txn {txn.key!r} is unbalanced: { ({c: s for c, s in sums.items() if s}) }")
     if txn.round is not None:
         _check_id("round id", txn.round.round_id)
         _check_id("user id", txn.round.user_id)

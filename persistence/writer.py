@@ -25,7 +25,12 @@ Outcomes of one transaction:
   (the batch is bisected to find the offender).
 
 Memory is bounded by ``max_queue`` transactions; nothing is ever acknowledged
-before it is committed. Two submissions of the same key while the first is still
+before it is committed. Up to ``max_inflight`` batches commit at once; transactions
+of one account that are submitted without waiting for each other may then be
+applied in either order (each is still atomic, checked and idempotent, and the
+database serialises them with row locks). Submit a dependent transaction after the
+previous one resolved (the game server does: one spin in flight per player), or
+set ``max_inflight=1`` for strict submission order. Two submissions of the same key while the first is still
 queued or in flight share its outcome (the second gets ``duplicate=True``).
 """
 
@@ -66,6 +71,9 @@ class WriterConfig:
     """Longest time the first transaction of a batch waits for others to join."""
     max_batch: int = 512
     """Most transactions in one database transaction."""
+    max_inflight: int = 1
+    """Batches committing at the same time (each on its own connection). With 2, a new
+    batch is prepared and written while the previous one waits for its COMMIT."""
     max_queue: int = 10_000
     """Most transactions waiting (queued, not yet in a batch); beyond it ``submit`` raises StoreBusy."""
     commit_timeout_s: float = 2.0
@@ -78,6 +86,7 @@ class WriterConfig:
     def __post_init__(self) -> None:
         assert self.max_delay_ms >= 0, "max_delay_ms must be >= 0"
         assert self.max_batch >= 1, "max_batch must be >= 1"
+        assert self.max_inflight >= 1, "max_inflight must be >= 1"
         assert self.max_queue >= self.max_batch, "max_queue must be >= max_batch"
         assert self.commit_timeout_s > 0, "commit_timeout_s must be > 0"
 
@@ -140,6 +149,8 @@ class GroupCommitWriter:
         self._inflight: dict[str, asyncio.Future[TxnResult]] = {}
         self._signal = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(self.config.max_inflight)
+        self._flushing: set[asyncio.Task[None]] = set()
         self._probe: asyncio.Task[None] | None = None
         self._down: str | None = None
         self._closing = False
@@ -238,6 +249,9 @@ class GroupCommitWriter:
         while True:
             if not self._queue:
                 if self._closing:
+                    if self._flushing:
+                        await asyncio.gather(*self._flushing)
+                        continue
                     return
                 self._signal.clear()
                 await self._signal.wait()
@@ -249,9 +263,21 @@ class GroupCommitWriter:
                     async with asyncio.timeout(wait):
                         await self._signal.wait()
                 continue
+            await self._slots.acquire()
+            if not self._queue:  # failed meanwhile by a database error
+                self._slots.release()
+                continue
             n = min(cfg.max_batch, len(self._queue))
             batch = [self._queue.popleft() for _ in range(n)]
+            task = loop.create_task(self._flush_in_slot(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush_in_slot(self, batch: list[_Pending]) -> None:
+        try:
             await self._flush(batch)
+        finally:
+            self._slots.release()
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:

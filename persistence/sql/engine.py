@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["MYSQL", "SQLITE", "Dialect", "Row", "SqlConn", "SqlEngine", "placeholders"]
+__all__ = ["MYSQL", "SQLITE", "Dialect", "Row", "SqlConn", "SqlEngine", "Write", "placeholders"]
 
 Row = tuple[Any, ...]
 Param = str | int | bytes | None
@@ -43,6 +43,21 @@ SQLITE = Dialect(name="sqlite", for_update="", insert_ignore="INSERT OR IGNORE")
 MYSQL = Dialect(name="mysql", for_update=" FOR UPDATE", insert_ignore="INSERT IGNORE")
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write of a pipelined group (:meth:`SqlConn.write_all`).
+
+    With ``each=False``, ``head`` is ``INSERT INTO t (a, b) VALUES`` and ``rows`` become
+    one multi-row statement followed by ``tail``; with ``each=True``, ``head`` is a whole
+    statement with ``?`` markers, run once per row.
+    """
+
+    head: str
+    rows: Sequence[Sequence[Param]]
+    tail: str = ""
+    each: bool = False
+
+
 def placeholders(n: int) -> str:
     """``(?, ?, ...)`` with ``n`` markers."""
     return "(" + ", ".join("?" * n) + ")"
@@ -64,6 +79,18 @@ class SqlConn(Protocol):
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> int:
         """Run ``sql`` once per parameter row; return the total affected row count."""
+        ...
+
+    async def fetch_all(self, queries: Sequence[tuple[str, Sequence[Param]]]) -> list[list[Row]]:
+        """Run several SELECTs in one round trip; one row list per query."""
+        ...
+
+    async def write_all(self, writes: Sequence[Write], *, commit: bool = False) -> list[int]:
+        """Run several writes in one round trip (and COMMIT with them when ``commit``).
+
+        Returns the affected row count of each write. Statements after a failing one
+        are not run; the transaction is then rolled back by :meth:`SqlEngine.transaction`.
+        """
         ...
 
 

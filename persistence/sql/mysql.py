@@ -34,7 +34,7 @@ from persistence.errors import (
     StoreError,
     StoreUnavailable,
 )
-from persistence.sql.engine import MYSQL, Param, Row, SqlConn
+from persistence.sql.engine import MYSQL, Param, Row, SqlConn, Write
 
 __all__ = ["MysqlEngine", "literal", "render"]
 
@@ -47,7 +47,8 @@ _ESCAPE = {
     ord("'"): "\\'",
     ord('"'): '\\"',
 }
-_ROWS_PER_INSERT = 1000
+_MAX_STATEMENT = 4 << 20  # bytes per multi-row INSERT (max_allowed_packet is 16 MiB by default)
+_CLIENT_MULTI_STATEMENTS = 1 << 16
 _BUSY_CODES = {1205: "lock wait timeout", 1213: "deadlock", 1040: "too many connections"}
 _SESSION_SETUP = (
     "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
@@ -86,6 +87,22 @@ def literal(v: Param) -> str:
     if isinstance(v, int):
         return str(int(v))
     raise TypeError(f"cannot store {type(v).__name__} in MySQL")
+
+
+def _row(row: Sequence[Param], memo: dict[str, str]) -> str:
+    """``(v1,v2,...)``; string literals are memoised (accounts and ids repeat within a batch)."""
+    parts = []
+    for v in row:
+        if type(v) is int:
+            parts.append(str(v))
+        elif type(v) is str:
+            lit = memo.get(v)
+            if lit is None:
+                lit = memo[v] = "'" + v.translate(_ESCAPE) + "'"
+            parts.append(lit)
+        else:
+            parts.append(literal(v))
+    return "(" + ",".join(parts) + ")"
 
 
 _split_cache: dict[str, list[str]] = {}
@@ -162,6 +179,7 @@ class _Conn:
         self._timeout = timeout
         self._cur: Any = None
         self.broken = False
+        self.committed = False
 
     async def _query(self, sql: str) -> Any:
         try:
@@ -179,6 +197,61 @@ class _Conn:
                 raise
             raise err from exc
 
+    async def _results(self, sql: str, n: int) -> list[tuple[int, list[Row]]]:
+        """Send ``n`` statements joined by ``;`` in one round trip; (rowcount, rows) of each."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                cur = await self._query(sql)
+                out = [(int(cur.rowcount), list(cur._rows or ()))]
+                while len(out) < n:
+                    if not await cur.nextset():
+                        raise StoreError(f"expected {n} results, got {len(out)}")
+                    out.append((int(cur.rowcount), list(cur._rows or ())))
+                return out
+        except BaseException as exc:
+            err = _map_error(exc)
+            if isinstance(exc, asyncio.CancelledError) or not _keeps_connection(err):
+                self.broken = True
+            if isinstance(exc, asyncio.CancelledError | PersistenceError):
+                raise
+            raise err from exc
+
+    async def fetch_all(self, queries: Sequence[tuple[str, Sequence[Param]]]) -> list[list[Row]]:
+        if not queries:
+            return []
+        sql = ";".join(render(q, p) for q, p in queries)
+        return [rows for _, rows in await self._results(sql, len(queries))]
+
+    async def write_all(self, writes: Sequence[Write], *, commit: bool = False) -> list[int]:
+        statements: list[str] = []
+        owners: list[int] = []  # which write each statement belongs to
+        memo: dict[str, str] = {}
+        for i, w in enumerate(writes):
+            if w.each:
+                statements.extend(render(w.head, row) for row in w.rows)
+                owners.extend([i] * len(w.rows))
+            elif w.rows:
+                values = ",".join(_row(row, memo) for row in w.rows)
+                statements.append(f"{w.head} {values}{w.tail}")
+                owners.append(i)
+        if commit:
+            statements.append("COMMIT")
+            owners.append(-1)
+        counts = [0] * len(writes)
+        start = 0
+        while start < len(statements):  # one round trip per ~4 MiB of SQL
+            end, size = start, 0
+            while end < len(statements) and (end == start or size + len(statements[end]) < _MAX_STATEMENT):
+                size += len(statements[end]) + 1
+                end += 1
+            results = await self._results(";".join(statements[start:end]), end - start)
+            for owner, (count, _) in zip(owners[start:end], results, strict=True):
+                if owner >= 0:
+                    counts[owner] += count
+            start = end
+        self.committed = commit
+        return counts
+
     async def execute(self, sql: str, params: Sequence[Param] = ()) -> int:
         cur = await self._query(render(sql, params))
         return int(cur.rowcount)
@@ -190,11 +263,18 @@ class _Conn:
 
     async def insert_many(self, head: str, rows: Sequence[Sequence[Param]], tail: str = "") -> int:
         n = 0
-        for i in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[i : i + _ROWS_PER_INSERT]
-            values = ",".join("(" + ",".join([literal(v) for v in row]) + ")" for row in chunk)
-            cur = await self._query(f"{head} {values}{tail}")
-            n += int(cur.rowcount)
+        memo: dict[str, str] = {}
+        values: list[str] = []
+        size = 0
+        for row in rows:
+            text = _row(row, memo)
+            values.append(text)
+            size += len(text) + 1
+            if size >= _MAX_STATEMENT:
+                n += int((await self._query(f"{head} {','.join(values)}{tail}")).rowcount)
+                values, size = [], 0
+        if values:
+            n += int((await self._query(f"{head} {','.join(values)}{tail}")).rowcount)
         return n
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> int:
@@ -245,6 +325,7 @@ class MysqlEngine:
                     charset="utf8mb4",
                     autocommit=True,
                     cursorclass=_QuietCursor,
+                    client_flag=_CLIENT_MULTI_STATEMENTS,
                     connect_timeout=self.connect_timeout,
                 )
                 conn = _Conn(raw, self.timeout)
@@ -306,6 +387,7 @@ class MysqlEngine:
         for attempt in (1, 2):
             reused = bool(self._idle)
             conn = await self._acquire()
+            conn.committed = False
             try:
                 await conn.execute("START TRANSACTION")
                 return conn
@@ -323,7 +405,8 @@ class MysqlEngine:
         conn = await self._begin()
         try:
             yield conn
-            await conn.execute("COMMIT")
+            if not conn.committed:
+                await conn.execute("COMMIT")
         except BaseException:
             if not conn.broken:
                 try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -27,7 +28,7 @@ from persistence.errors import (
     StoreError,
     StoreUnavailable,
 )
-from persistence.sql.engine import SQLITE, Param, Row, SqlConn, placeholders
+from persistence.sql.engine import SQLITE, Param, Row, SqlConn, Write, placeholders
 
 __all__ = ["SqliteEngine"]
 
@@ -81,7 +82,17 @@ def _connect(path: str, busy_ms: int, readonly: bool) -> sqlite3.Connection:
     if readonly:
         conn.execute("PRAGMA query_only = 1")
     else:
-        conn.execute("PRAGMA journal_mode = WAL")
+        # Switching to WAL needs a moment alone with the file; when several processes
+        # open a new database at once SQLite may answer BUSY without waiting.
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    conn.close()
+                    raise
+                time.sleep(0.02)
     conn.execute("PRAGMA synchronous = FULL")
     return conn
 
@@ -92,6 +103,7 @@ class _Conn:
     def __init__(self, worker: _Worker, timeout: float) -> None:
         self._w = worker
         self._timeout = timeout
+        self.committed = False
 
     def _c(self) -> sqlite3.Connection:
         if self._w.conn is None:
@@ -118,6 +130,31 @@ class _Conn:
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Param]]) -> int:
         return await self._run(lambda: self._c().executemany(sql, rows).rowcount)
+
+    async def fetch_all(self, queries: Sequence[tuple[str, Sequence[Param]]]) -> list[list[Row]]:
+        def go() -> list[list[Row]]:
+            c = self._c()
+            return [c.execute(sql, params).fetchall() for sql, params in queries]
+
+        return await self._run(go)
+
+    async def write_all(self, writes: Sequence[Write], *, commit: bool = False) -> list[int]:
+        def go() -> list[int]:
+            c = self._c()
+            counts = []
+            for w in writes:
+                if not w.rows:
+                    counts.append(0)
+                    continue
+                sql = w.head if w.each else f"{w.head} {placeholders(len(w.rows[0]))}{w.tail}"
+                counts.append(c.executemany(sql, w.rows).rowcount)
+            if commit:
+                c.execute("COMMIT")
+            return counts
+
+        counts = await self._run(go)
+        self.committed = commit
+        return counts
 
 
 class SqliteEngine:
@@ -163,7 +200,8 @@ class SqliteEngine:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-                await conn.execute("COMMIT")
+                if not conn.committed:
+                    await conn.execute("COMMIT")
             except BaseException:
                 w = self._writer
 

@@ -36,12 +36,12 @@ from persistence.records import (
     TxnResult,
     WalletBalance,
 )
-from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, placeholders
+from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, Write, placeholders
 
 __all__ = ["ROUND_COLS", "SqlRounds", "SqlWallet", "round_from_row"]
 
 T = TypeVar("T")
-_CHUNK = 500
+_CHUNK = 1000
 _BATCH_ATTEMPTS = 4
 
 ROUND_COLS = (
@@ -129,6 +129,9 @@ class SqlWallet:
         self._clock = clock
         self._balance_upsert = self._d.upsert(["account", "currency"], ["updated_at"], ["balance"])
         self._round_upsert = self._d.upsert(["round_id"], _ROUND_MUTABLE)
+        # House and bank accounts seen so far. ``allow_negative`` never changes after an
+        # account is opened, so these need no lock and no read: no rule depends on them.
+        self._house: set[tuple[str, str]] = set()
 
     async def open_wallet(
         self, account: str, currency: str, *, allow_negative: bool = False
@@ -183,36 +186,55 @@ class SqlWallet:
                 await asyncio.sleep(0.002 * attempt)
 
     async def _plan(self, c: SqlConn, txns: Sequence[Txn], now: int) -> BatchPlan:
+        """Read (and lock) everything the batch needs, in one round trip, then decide."""
         lock = self._d.for_update
+        house = self._house
         keys = list(dict.fromkeys(t.key for t in txns))
-        stored: dict[str, bytes] = {}
+        touched = {(e.account, e.currency) for t in txns for e in t.entries}
+        accounts = sorted({a for a, cur in touched if (a, cur) not in house})
+        round_ids = sorted({t.round.round_id for t in txns if t.round is not None})
+        queries: list[tuple[str, Sequence[Param]]] = []
+        kinds: list[str] = []
         for part in chunks(keys):
-            rows = await c.fetchall(
-                f"SELECT txn_key, result FROM txns WHERE txn_key IN {placeholders(len(part))}", part
+            queries.append(
+                (f"SELECT txn_key, result FROM txns WHERE txn_key IN {placeholders(len(part))}", part)
             )
-            stored.update((r[0], bytes(r[1])) for r in rows)
-        fresh = [t for t in txns if t.key not in stored]
-        accounts = sorted({e.account for t in fresh for e in t.entries})
-        balances: dict[tuple[str, str], AccountState] = {}
-        for part in chunks(accounts):
-            rows = await c.fetchall(
-                "SELECT account, currency, balance, allow_negative FROM balances "
-                f"WHERE account IN {placeholders(len(part))} ORDER BY account, currency{lock}",
-                part,
+            kinds.append("txns")
+        for acc in chunks(accounts):
+            queries.append(
+                (
+                    "SELECT account, currency, balance, allow_negative FROM balances "
+                    f"WHERE account IN {placeholders(len(acc))} ORDER BY account, currency{lock}",
+                    acc,
+                )
             )
-            balances.update(((r[0], r[1]), AccountState(r[2], bool(r[3]))) for r in rows)
-        round_ids = sorted({t.round.round_id for t in fresh if t.round is not None})
+            kinds.append("balances")
+        for rid in chunks(round_ids):
+            queries.append(
+                (
+                    f"SELECT round_id, user_id, status FROM rounds WHERE round_id IN {placeholders(len(rid))}"
+                    f" ORDER BY round_id{lock}",
+                    rid,
+                )
+            )
+            kinds.append("rounds")
+        stored: dict[str, bytes] = {}
+        balances = {k: AccountState(0, True) for k in touched if k in house}
         rounds: dict[str, RoundState] = {}
-        for part in chunks(round_ids):
-            rows = await c.fetchall(
-                f"SELECT round_id, user_id, status FROM rounds WHERE round_id IN {placeholders(len(part))}"
-                f" ORDER BY round_id{lock}",
-                part,
-            )
-            rounds.update((r[0], RoundState(r[1], RoundStatus(r[2]))) for r in rows)
+        for kind, rows in zip(kinds, await c.fetch_all(queries), strict=True):
+            if kind == "txns":
+                stored.update((r[0], bytes(r[1])) for r in rows)
+            elif kind == "balances":
+                for r in rows:
+                    st = balances[(r[0], r[1])] = AccountState(r[2], bool(r[3]))
+                    if st.allow_negative:
+                        house.add((r[0], r[1]))
+            else:
+                rounds.update((r[0], RoundState(r[1], RoundStatus(r[2]))) for r in rows)
         return plan_batch(txns, stored=stored, balances=balances, rounds=rounds, now=now)
 
     async def _write(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
+        """Every write of the batch in one round trip (the COMMIT follows)."""
         if not plan.accepted:
             return
         txn_rows: list[tuple[Param, ...]] = []
@@ -222,19 +244,30 @@ class SqlWallet:
             txn_rows.append((key, rid, now, encode_result(result)))
             for seq, e in enumerate(txn.entries):
                 ledger_rows.append((key, seq, e.account, e.currency, e.amount, e.kind.value, rid, now))
-        await c.insert_many("INSERT INTO txns (txn_key, round_id, created_at, result) VALUES", txn_rows)
-        if ledger_rows:
-            await c.insert_many(f"INSERT INTO ledger ({_POSTING_COLS}) VALUES", ledger_rows)
-        await self._write_balances(c, plan, now)
-        if plan.round_inserts:
-            rows = [round_row(r) for _, r in sorted(plan.round_inserts.items())]
-            await c.insert_many(f"INSERT INTO rounds ({ROUND_COLS}) VALUES", rows)
-        if plan.round_updates:
-            rows = [round_row(r) for _, r in sorted(plan.round_updates.items())]
-            await c.insert_many(f"INSERT INTO rounds ({ROUND_COLS}) VALUES", rows, self._round_upsert)
+        writes = [
+            Write("INSERT INTO txns (txn_key, round_id, created_at, result) VALUES", txn_rows),
+            Write(f"INSERT INTO ledger ({_POSTING_COLS}) VALUES", ledger_rows),
+            Write(
+                f"INSERT INTO rounds ({ROUND_COLS}) VALUES",
+                [round_row(r) for _, r in sorted(plan.round_inserts.items())],
+            ),
+            Write(
+                f"INSERT INTO rounds ({ROUND_COLS}) VALUES",
+                [round_row(r) for _, r in sorted(plan.round_updates.items())],
+                self._round_upsert,
+            ),
+        ]
+        # balances last: the house row is locked only from here to COMMIT
+        new, existing, expected = self._balance_writes(plan, now)
+        writes += [new, existing]
+        counts = await c.write_all(writes)
+        if counts[-1] != expected:  # checked before the COMMIT that transaction() sends next
+            raise StoreError(
+                f"balance update touched {counts[-1]} rows, expected {expected}: an account vanished"
+            )
 
-    async def _write_balances(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
-        """Apply the net delta per account: INSERT the new accounts, add to the existing ones.
+    def _balance_writes(self, plan: BatchPlan, now: int) -> tuple[Write, Write, int]:
+        """Writes applying the net delta per account: INSERT new accounts, add to existing ones.
 
         Both databases check CHECK constraints on an upsert's *candidate* row before
         resolving the key conflict, so deltas of existing accounts cannot go through a
@@ -243,31 +276,30 @@ class SqlWallet:
         candidate passes) while the assignment leaves the stored flag alone: the CHECK
         then judges the real, updated row. Every account is locked and exists, so every
         row must be an update (MySQL counts 2): anything else aborts the transaction.
+        House accounts come last, so their row lock (the one every batch needs) is held
+        only from that statement to COMMIT.
         """
-        new = sorted(plan.new_accounts)
-        if new:
-            await c.insert_many(
-                "INSERT INTO balances (account, currency, balance, allow_negative, updated_at) VALUES",
-                [(a, cur, plan.deltas.get((a, cur), 0), 0, now) for a, cur in new],
-            )
-        existing = sorted(k for k, d in plan.deltas.items() if d and k not in plan.new_accounts)
-        if not existing:
-            return
+        new = Write(
+            "INSERT INTO balances (account, currency, balance, allow_negative, updated_at) VALUES",
+            [(a, cur, plan.deltas.get((a, cur), 0), 0, now) for a, cur in sorted(plan.new_accounts)],
+        )
+        existing = sorted(
+            (k for k, d in plan.deltas.items() if d and k not in plan.new_accounts),
+            key=lambda k: (plan.balances[k].allow_negative, k),
+        )
         if self._d.name == "sqlite":
-            n = await c.execute_many(
+            update = Write(
                 "UPDATE balances SET balance = balance + ?, updated_at = ? WHERE account = ? AND currency = ?",
                 [(plan.deltas[k], now, k[0], k[1]) for k in existing],
+                each=True,
             )
-            expected = len(existing)
-        else:
-            n = await c.insert_many(
-                "INSERT INTO balances (account, currency, balance, allow_negative, updated_at) VALUES",
-                [(a, cur, plan.deltas[(a, cur)], 1, now) for a, cur in existing],
-                self._balance_upsert,
-            )
-            expected = 2 * len(existing)
-        if n != expected:
-            raise StoreError(f"balance update touched {n} rows, expected {expected}: an account vanished")
+            return new, update, len(existing)
+        upsert = Write(
+            "INSERT INTO balances (account, currency, balance, allow_negative, updated_at) VALUES",
+            [(a, cur, plan.deltas[(a, cur)], 1, now) for a, cur in existing],
+            self._balance_upsert,
+        )
+        return new, upsert, 2 * len(existing)
 
     async def get_txn(self, key: str) -> TxnResult | None:
         async with self._e.read() as c:

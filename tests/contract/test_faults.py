@@ -122,10 +122,12 @@ def test_hung_database_times_out_and_queue_stays_bounded(proxy: FaultProxy, mysq
             proxy.hang()
             t0 = time.monotonic()
             futures = [stores.writer.submit(spin(f"h{i}")) for i in range(FAST.max_queue)]
-            await asyncio.sleep(0.05)  # the first batch is now in flight and hanging
-            more = [stores.writer.submit(spin(f"m{i}")) for i in range(FAST.max_batch)]
+            await asyncio.sleep(0.05)  # max_inflight batches are now in flight and hanging
+            in_flight = FAST.max_inflight * FAST.max_batch
+            more = [stores.writer.submit(spin(f"m{i}")) for i in range(in_flight)]
             with pytest.raises(StoreBusy):
                 stores.writer.submit(spin("overflow"))
+            assert stores.writer.queued == FAST.max_queue
             results = await asyncio.gather(*futures, *more, return_exceptions=True)
             elapsed = time.monotonic() - t0
             assert all(isinstance(r, StoreUnavailable) for r in results), results
@@ -136,7 +138,7 @@ def test_hung_database_times_out_and_queue_stays_bounded(proxy: FaultProxy, mysq
             assert time.monotonic() - t0 < 2.5
             proxy.restore()
             await wait_available(stores)
-            keys = [f"h{i}" for i in range(FAST.max_queue)] + [f"m{i}" for i in range(FAST.max_batch)]
+            keys = [f"h{i}" for i in range(FAST.max_queue)] + [f"m{i}" for i in range(in_flight)]
             for i in range(0, len(keys), FAST.max_batch):  # retries, within the queue bound
                 retried = await asyncio.gather(
                     *[stores.commit(spin(k)) for k in keys[i : i + FAST.max_batch]]

@@ -26,13 +26,15 @@ def dep(key: str, user: str, amount: int) -> Txn:
     return Txn(key=key, entries=transfer("house", user, "EUR", amount, PostingKind.DEPOSIT))
 
 
-HOUSE = {("house", "EUR"): AccountState(0, allow_negative=True)}
+def house() -> dict[tuple[str, str], AccountState]:
+    """A fresh balances map with the house account (plan_batch updates it in place)."""
+    return {("house", "EUR"): AccountState(0, allow_negative=True)}
 
 
 def test_accepted_txns_produce_net_deltas_and_new_accounts() -> None:
     """Deltas are netted per account; accounts first credited are listed as new."""
     plan = plan_batch(
-        [dep("a", "u1", 100), dep("b", "u1", 50)], stored={}, balances=HOUSE, rounds={}, now=NOW
+        [dep("a", "u1", 100), dep("b", "u1", 50)], stored={}, balances=house(), rounds={}, now=NOW
     )
     assert plan.deltas == {("house", "EUR"): -150, ("u1", "EUR"): 150}
     assert plan.new_accounts == {("u1", "EUR")}
@@ -43,7 +45,7 @@ def test_stored_keys_come_back_as_duplicates_with_their_stored_result() -> None:
     """A key already committed returns the stored result and adds nothing to the plan."""
     original = TxnResult(key="a", committed_at=5, reply=b"r")
     plan = plan_batch(
-        [dep("a", "u1", 999)], stored={"a": encode_result(original)}, balances=HOUSE, rounds={}, now=NOW
+        [dep("a", "u1", 999)], stored={"a": encode_result(original)}, balances=house(), rounds={}, now=NOW
     )
     [out] = plan.outcomes
     assert isinstance(out, TxnResult) and out.duplicate and (out.committed_at, out.reply) == (5, b"r")
@@ -54,7 +56,7 @@ def test_a_rejected_key_may_be_retried_in_the_same_batch() -> None:
     """Only committed keys are remembered: a refused txn's key can succeed later in the batch."""
     txns = [spin_txn("k", player="u1", house="house", currency="EUR", bet=10, win=0), dep("d", "u1", 10)]
     txns.append(txns[0])
-    plan = plan_batch(txns, stored={}, balances=HOUSE, rounds={}, now=NOW)
+    plan = plan_batch(txns, stored={}, balances=house(), rounds={}, now=NOW)
     assert [type(o).__name__ for o in plan.outcomes] == ["InsufficientFunds", "TxnResult", "TxnResult"]
     last = plan.outcomes[2]
     assert isinstance(last, TxnResult) and not last.duplicate
@@ -141,7 +143,7 @@ def test_batches_match_a_sequential_model(ops: list[tuple[str, int, int]], cuts:
             model = bal
             done.add(t.key)
 
-    balances = dict(HOUSE)
+    balances = house()
     stored: dict[str, bytes] = {}
     got: list[bool | None] = []
     i = 0

@@ -1,0 +1,361 @@
+"""Durable spins per second through the persistence writer: group commit vs one transaction per spin.
+
+A "spin" is one money transaction as the game server commits it: the bet
+(player -> house), a win for about 30% of spins (house -> player), a settled round
+record with a 64-byte outcome blob, and a 64-byte stored reply. It counts when
+its future resolved, i.e. after COMMIT returned (MariaDB with
+``innodb_flush_log_at_trx_commit=1``; SQLite with WAL and ``synchronous=FULL``).
+
+Cases, one line each:
+
+- ``group``: closed loop, ``--concurrency`` players each with one spin in flight
+  (the real server's shape: a player waits for the result before the next spin),
+  through the group-commit writer (``--max-delay-ms``, ``--max-batch``). Reports
+  the maximum durable rate and the commit wait (submit -> durable) p50/p99.
+- ``single``: the same players, but one database transaction per spin
+  (``max_batch=1``): the baseline group commit is measured against.
+- ``half``: open loop at half the ``group`` rate (spins arrive on a fixed
+  schedule whatever the latency), reporting the commit-wait percentiles at that load.
+
+With ``--workers N`` each case runs in N processes, each with its own writer, its
+own players and its own house account (``house:wK``, so workers never contend on
+one hot row), like N workers of one node; rates are summed, percentiles pooled.
+The load generator runs in the same processes (callbacks, no task per spin).
+Each case reports the best of ``--repeat`` runs.
+
+Run::
+
+    python -m bench.store --backend sqlite
+    python -m bench.store --backend mysql [--url mysql://root@127.0.0.1:3306/croupier_bench]
+    python -m bench.store --backend mysql --workers 2 --seconds 5
+
+The MySQL database (default ``croupier_bench``) is created and dropped; the SQLite
+file goes to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from persistence import (
+    PostingKind,
+    RoundRecord,
+    Txn,
+    TxnResult,
+    WriterConfig,
+    open_stores,
+    spin_txn,
+    transfer,
+)
+from persistence.factory import Stores, open_engine
+
+FUNDS = 10**15
+STATE = bytes(range(64))
+REPLY = bytes(range(64, 128))
+
+
+@dataclass
+class Run:
+    """What one process measured in one case."""
+
+    committed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    batches: int = 0
+
+
+def spin(worker: int, seq: int, user: int) -> Txn:
+    player = f"w{worker}u{user}"
+    round_id = f"w{worker}r{seq}"
+    win = 250 if seq % 10 < 3 else 0
+    return spin_txn(
+        f"{round_id}:spin",
+        player=player,
+        house=f"house:w{worker}",
+        currency="EUR",
+        bet=100,
+        win=win,
+        round=RoundRecord(
+            round_id=round_id,
+            user_id=player,
+            game_id="fruit_slot",
+            game_version="1.0",
+            math_version="96.5",
+            currency="EUR",
+            bet=100,
+            win=win,
+            state=STATE,
+            session_id="s1",
+            partner_id="demo",
+        ),
+        reply=REPLY,
+    )
+
+
+async def prepare(stores: Stores, worker: int, players: int) -> None:
+    await stores.wallet.open_wallet(f"house:w{worker}", "EUR", allow_negative=True)
+    txns = [
+        Txn(
+            key=f"w{worker}fund{u}",
+            entries=transfer(f"house:w{worker}", f"w{worker}u{u}", "EUR", FUNDS, PostingKind.DEPOSIT),
+        )
+        for u in range(players)
+    ]
+    for i in range(0, len(txns), 500):
+        outs = await stores.wallet.commit_batch(txns[i : i + 500], int(time.time() * 1000))
+        assert all(isinstance(o, TxnResult) for o in outs)
+
+
+class Load:
+    """Submits spins and records the commit wait of each, with callbacks only."""
+
+    def __init__(self, stores: Stores, worker: int, players: int, seq0: int) -> None:
+        self.stores = stores
+        self.worker = worker
+        self.players = players
+        self.seq = seq0
+        self.run = Run()
+        self.recording = False
+        self.stopping = False
+        self.inflight = 0
+        self.idle = asyncio.Event()
+
+    def submit(self, user: int, again: bool) -> None:
+        self.seq += 1
+        t0 = time.perf_counter()
+        try:
+            fut = self.stores.writer.submit(spin(self.worker, self.seq, user))
+        except Exception:
+            self.run.failed += self.recording
+            return
+        self.inflight += 1
+
+        def done(f: asyncio.Future[TxnResult]) -> None:
+            self.inflight -= 1
+            ok = not f.cancelled() and f.exception() is None
+            if self.recording:
+                if ok:
+                    self.run.committed += 1
+                    self.run.latencies.append(time.perf_counter() - t0)
+                else:
+                    self.run.failed += 1
+            if again and not self.stopping:
+                self.submit(user, True)
+            elif self.inflight == 0:
+                self.idle.set()
+
+        fut.add_done_callback(done)
+
+
+async def closed_loop(stores: Stores, worker: int, players: int, seconds: float, seq0: int) -> Run:
+    load = Load(stores, worker, players, seq0)
+    for u in range(players):
+        load.submit(u, True)
+    await asyncio.sleep(min(1.0, seconds / 3))  # warm up
+    load.recording = True
+    b0, t0 = stores.writer.stats.batches, time.perf_counter()
+    await asyncio.sleep(seconds)
+    load.run.seconds = time.perf_counter() - t0
+    load.recording = False
+    load.run.batches = stores.writer.stats.batches - b0
+    load.stopping = True
+    await load.idle.wait()
+    return load.run
+
+
+async def open_loop(stores: Stores, worker: int, players: int, seconds: float, rate: float, seq0: int) -> Run:
+    load = Load(stores, worker, players, seq0)
+    tick = 0.001
+    start = time.perf_counter()
+    warm = min(1.0, seconds / 3)
+    sent = 0
+    user = 0
+    b0 = 0
+    while True:
+        now = time.perf_counter() - start
+        if now >= warm + seconds:
+            break
+        if not load.recording and now >= warm:
+            load.recording, b0 = True, stores.writer.stats.batches
+        due = int(now * rate) - sent
+        for _ in range(due):
+            load.submit(user, False)
+            user = (user + 1) % players
+        sent += due
+        await asyncio.sleep(tick)
+    load.run.seconds = seconds
+    load.recording = False
+    load.run.batches = stores.writer.stats.batches - b0
+    load.stopping = True
+    if load.inflight:
+        await load.idle.wait()
+    return load.run
+
+
+async def one_case(url: str, worker: int, case: str, opts: dict[str, Any]) -> Run:
+    cfg = WriterConfig(
+        max_delay_ms=opts["max_delay_ms"],
+        max_batch=1 if case == "single" else opts["max_batch"],
+        max_inflight=1 if case == "single" else opts["max_inflight"],
+        max_queue=max(opts["concurrency"] * 4, opts["max_batch"]),
+        commit_timeout_s=10.0,
+    )
+    stores = await open_stores(url, writer=cfg, migrate=False)
+    try:
+        seq0 = opts["seq0"]
+        if case == "half":
+            return await open_loop(stores, worker, opts["concurrency"], opts["seconds"], opts["rate"], seq0)
+        return await closed_loop(stores, worker, opts["concurrency"], opts["seconds"], seq0)
+    finally:
+        await stores.close()
+
+
+def _child(url: str, worker: int, case: str, opts: dict[str, Any], conn: Any, go: Any) -> None:
+    go.wait()
+    conn.send(asyncio.run(one_case(url, worker, case, opts)))
+    conn.close()
+
+
+def run_case(url: str, workers: int, case: str, opts: dict[str, Any]) -> list[Run]:
+    if workers == 1:
+        return [asyncio.run(one_case(url, 0, case, opts))]
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    pipes, procs = [], []
+    for w in range(workers):
+        parent, child = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(url, w, case, opts, child, go))
+        p.start()
+        pipes.append(parent)
+        procs.append(p)
+    time.sleep(0.5)
+    go.set()
+    runs = [p.recv() for p in pipes]
+    for p in procs:
+        p.join()
+    return runs
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000.0
+
+
+def summarise(runs: list[Run]) -> tuple[float, float, float, int, float]:
+    rate = sum(r.committed / r.seconds for r in runs if r.seconds)
+    lat = [x for r in runs for x in r.latencies]
+    batches = sum(r.batches for r in runs)
+    committed = sum(r.committed for r in runs)
+    failed = sum(r.failed for r in runs)
+    return rate, pct(lat, 0.5), pct(lat, 0.99), failed, committed / batches if batches else 0.0
+
+
+async def setup_db(url: str, workers: int, players: int) -> None:
+    stores = await open_stores(url, migrate=True)
+    try:
+        await stores.backend.clear()
+        for w in range(workers):
+            await prepare(stores, w, players)
+    finally:
+        await stores.close()
+
+
+async def drop_mysql(url: str) -> None:
+    from persistence.sql.mysql import MysqlEngine
+
+    engine = await open_engine(url)
+    assert isinstance(engine, MysqlEngine)
+    try:
+        await engine.drop_database()
+    finally:
+        await engine.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.store", description=__doc__.split("\n")[0])
+    ap.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
+    ap.add_argument(
+        "--url",
+        help="database URL (default: a temp SQLite file / mysql://root@127.0.0.1:3306/croupier_bench)",
+    )
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument(
+        "--concurrency", type=int, default=2000, help="players with one spin in flight each (per worker)"
+    )
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--max-delay-ms", type=float, default=2.0)
+    ap.add_argument("--max-batch", type=int, default=512)
+    ap.add_argument("--max-inflight", type=int, default=1, help="batches committing at once per writer")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--cases", default="group,single,half")
+    ap.add_argument("--single-concurrency", type=int, default=200, help="players in the 'single' case")
+    args = ap.parse_args(argv)
+
+    tmp = None
+    if args.url:
+        url = args.url
+    elif args.backend == "mysql":
+        url = "mysql://root@127.0.0.1:3306/croupier_bench"
+    else:
+        tmp = tempfile.mkdtemp(prefix="croupier-bench-")
+        url = f"sqlite:///{tmp}/bench.db"
+    cases = args.cases.split(",")
+    players = max(args.concurrency, args.single_concurrency)
+    asyncio.run(setup_db(url, args.workers, players))
+    print(
+        f"# bench.store backend={args.backend} workers={args.workers} cpus={os.cpu_count()} "
+        f"max_delay_ms={args.max_delay_ms} max_batch={args.max_batch} max_inflight={args.max_inflight} "
+        f"seconds={args.seconds}"
+    )
+    best_group = 0.0
+    seq0 = 0
+    try:
+        for case in cases:
+            best: tuple[float, float, float, int, float] | None = None
+            for _ in range(args.repeat):
+                seq0 += 10_000_000
+                opts = {
+                    "seconds": args.seconds,
+                    "concurrency": args.single_concurrency if case == "single" else args.concurrency,
+                    "max_delay_ms": args.max_delay_ms,
+                    "max_batch": args.max_batch,
+                    "max_inflight": args.max_inflight,
+                    "rate": best_group / 2 / args.workers,
+                    "seq0": seq0,
+                }
+                if case == "half" and not best_group:
+                    raise SystemExit("the 'half' case needs the 'group' case first")
+                got = summarise(run_case(url, args.workers, case, opts))
+                if best is None or got[0] > best[0]:
+                    best = got
+            assert best is not None
+            rate, p50, p99, failed, per_batch = best
+            if case == "group":
+                best_group = rate
+            label = {"group": "group commit", "single": "1 txn/spin  ", "half": "half rate   "}[case]
+            extra = f" target={best_group / 2:,.0f}/s" if case == "half" else ""
+            print(
+                f"{args.backend:6} {label} {rate:10,.0f} durable spins/s  commit wait p50={p50:6.2f} ms "
+                f"p99={p99:6.2f} ms  avg batch={per_batch:6.1f}  errors={failed}{extra}"
+            )
+    finally:
+        if args.backend == "mysql" and not args.url:
+            asyncio.run(drop_mysql(url))
+        if tmp is not None:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
