@@ -61,7 +61,8 @@ class SqlBackend:
         self.engine = engine
         self._clock = clock
         self.accounts: AccountStore = SqlAccounts(engine, clock)
-        self.wallet: WalletStore = SqlWallet(engine, clock)
+        self._wallet = SqlWallet(engine, clock)
+        self.wallet: WalletStore = self._wallet
         self.rounds: RoundStore = SqlRounds(engine)
         self._variables = SqlVariables(engine, clock)
         self.variables: VariableStore = self._variables
@@ -123,6 +124,7 @@ class SqlBackend:
         async with self.engine.transaction() as c:
             for table in _TABLES:
                 await c.execute(f"DELETE FROM {table}")
+        self._wallet.forget_accounts()
 
     async def close(self) -> None:
         await self.engine.close()

@@ -133,6 +133,10 @@ class SqlWallet:
         # account is opened, so these need no lock and no read: no rule depends on them.
         self._house: set[tuple[str, str]] = set()
 
+    def forget_accounts(self) -> None:
+        """Drop the remembered house accounts (after the tables were emptied)."""
+        self._house.clear()
+
     async def open_wallet(
         self, account: str, currency: str, *, allow_negative: bool = False
     ) -> WalletBalance:
