@@ -59,6 +59,8 @@ class LimitsSection(Struct, frozen=True, forbid_unknown_fields=True):
     resume_grace: float = 30.0
     #: Events kept per session for replay on resume.
     replay_buffer: int = 256
+    #: After sending a close, how long to wait for the client's close before dropping the socket.
+    close_timeout: float = 2.0
 
     def session_limits(self) -> SessionLimits:
         return SessionLimits(

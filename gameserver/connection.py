@@ -61,7 +61,13 @@ class Connection:
         if payloads:
             link.write(payloads)
             if link.buffered() > self.hub.max_outgoing_bytes:
+                # Anything we send now would queue behind what the client is not reading,
+                # so drop the connection (logged and counted as 4007, docs/protocol.md).
                 session.close(CloseCode.TOO_SLOW, "client does not read fast enough")
+                self.closed = True
+                logger.info("closing %r: too slow (%d bytes unsent)", self, link.buffered())
+                link.abort()
+                return
         if session.close_expected():
             code = session.close_code or CloseCode.NORMAL
             self.closed = True

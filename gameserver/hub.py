@@ -54,6 +54,7 @@ class Hub:
         self.session_limits = config.limits.session_limits()
         self.default_flood = FloodLimits()
         self.max_outgoing_bytes = config.limits.max_outgoing_bytes
+        self.close_timeout = config.limits.close_timeout
         self.zones: dict[str, Zone] = {z.name: Zone(z) for z in config.zones}
         self.router: Router = router or LocalRouter(self)
         self.connections: set[Connection] = set()

@@ -20,6 +20,9 @@ class Link(Protocol):
     def close(self, code: int, reason: str) -> None:
         """Close with `code` (a WebSocket close frame, or a TCP `closing` message), then disconnect."""
 
+    def abort(self) -> None:
+        """Drop the connection now, discarding unsent data (for clients that stopped reading)."""
+
     def buffered(self) -> int:
         """Bytes accepted by `write` but not yet handed to the kernel."""
         ...

@@ -44,6 +44,9 @@ class Server:
         deadline = loop.time() + drain_seconds
         while self.hub.connections and loop.time() < deadline:
             await asyncio.sleep(0.02)
+        for conn in list(self.hub.connections):  # clients that did not close in time
+            conn.link.abort()
+        await asyncio.sleep(0)  # let the transports report connection_lost
         if self.sweeper is not None:
             self.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

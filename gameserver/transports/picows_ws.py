@@ -34,15 +34,18 @@ _CLOSE, _PING = WSMsgType.CLOSE, WSMsgType.PING
 class _MessageListener(WSListener):  # type: ignore[misc]
     """Frames -> whole messages (protocol/assembler.py), and the close handshake."""
 
-    def __init__(self, max_message: int) -> None:
+    def __init__(self, max_message: int, close_timeout: float) -> None:
         self.transport: WSTransport | None = None
         self.assembler = Assembler(max_message)
+        self.close_timeout = close_timeout
         self._closed = False
         self.peer_code: int | None = None
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         op = frame.msg_type
         if op is _TEXT or op is _BINARY or op is _CONT:
+            if self._closed:
+                return None  # after our close frame, data is read and dropped (RFC 6455 1.4)
             try:
                 done = self.assembler.frame(
                     op, frame.fin, frame.get_payload_as_bytes(), frame.rsv1 or frame.rsv2 or frame.rsv3
@@ -57,6 +60,9 @@ class _MessageListener(WSListener):  # type: ignore[misc]
         if op is _CLOSE:
             code, reason = close_reply(frame.get_payload_as_bytes())
             self.peer_code = code
+            if self._closed:  # the client answered our close: the handshake is complete
+                transport.disconnect()
+                return None
             return self.close(code, reason)
         if op is _PING:
             transport.send_pong(frame.get_payload_as_bytes())
@@ -70,8 +76,13 @@ class _MessageListener(WSListener):  # type: ignore[misc]
         if t is None or self._closed:
             return
         self._closed = True
-        t.send_close(code, reason.encode("utf-8")[:123])  # picows then ignores further frames
-        t.disconnect()
+        t.send_close(code, reason.encode("utf-8")[:123])  # picows then ignores further sends
+        if self.peer_code is not None:  # we are answering the client's close
+            t.disconnect()
+        else:
+            # Wait for the client's close frame: closing now, with its unread data in our
+            # receive buffer, would make the kernel send RST and destroy our last frames.
+            asyncio.get_running_loop().call_later(self.close_timeout, t.disconnect)
 
 
 class PicowsLink(_MessageListener):
@@ -80,7 +91,7 @@ class PicowsLink(_MessageListener):
     kind = "picows"
 
     def __init__(self, hub: Hub, codec: Codec) -> None:
-        super().__init__(hub.session_limits.max_message_bytes)
+        super().__init__(hub.session_limits.max_message_bytes, hub.close_timeout)
         self.hub = hub
         self.codec = codec
         self.opcode = OP_BINARY if codec.binary else OP_TEXT
@@ -108,6 +119,11 @@ class PicowsLink(_MessageListener):
         t = self.transport
         if t is not None and not self._closed:
             t.underlying_transport.write(encode_frames(payloads, self.opcode))
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self._closed = True
+            self.transport.underlying_transport.abort()
 
     def buffered(self) -> int:
         t = self.transport
@@ -145,7 +161,7 @@ def listener_factory(hub: Hub, path: str, echo_path: str) -> Callable[[WSUpgrade
                 picows.WSUpgradeResponse.create_101_response(extra_headers=headers), listener
             )
         if echo_path and req_path == echo_path:
-            return EchoListener(hub.session_limits.max_message_bytes)
+            return EchoListener(hub.session_limits.max_message_bytes, hub.close_timeout)
         return None  # 404
 
     return factory

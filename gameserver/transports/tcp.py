@@ -48,7 +48,7 @@ class TcpLink(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None or conn.closed:
-            return
+            return  # after a close, input is read and dropped
         try:
             self.framer.receive_data(data)
         except ProtocolViolation as exc:
@@ -60,7 +60,7 @@ class TcpLink(asyncio.Protocol):
                 break
 
     def eof_received(self) -> bool:
-        return False  # close our side too
+        return False  # close our side too (this also completes a close we started)
 
     def connection_lost(self, exc: Exception | None) -> None:
         conn, self.conn = self.conn, None
@@ -78,7 +78,14 @@ class TcpLink(asyncio.Protocol):
         if t is None or t.is_closing():
             return
         t.write(frame(MSGPACK.encode(Closing(code, reason))))
-        t.close()
+        # Half-close and let the client close its side; closing now, with its unread data
+        # in our receive buffer, would make the kernel send RST and destroy `closing`.
+        t.write_eof()
+        asyncio.get_running_loop().call_later(self.hub.close_timeout, t.abort)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
     def buffered(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0

@@ -133,7 +133,7 @@ class WebsocketsLink(asyncio.Protocol):
             data = b"".join(chunks)
             if data:
                 t.write(data)
-            if not chunks[-1] or self.ws.close_expected():  # empty chunk = half-close now
+            if not chunks[-1]:  # the empty chunk: the close handshake is done, close TCP now
                 t.close()
 
     # Link
@@ -152,8 +152,14 @@ class WebsocketsLink(asyncio.Protocol):
         if ws.state is State.OPEN:
             ws.send_close(code, reason[:120])
         self._send_pending()
+        # The protocol closes the TCP connection once the client answers; if it never does:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            asyncio.get_running_loop().call_later(self.hub.close_timeout, t.abort)
+
+    def abort(self) -> None:
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
 
     def buffered(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0

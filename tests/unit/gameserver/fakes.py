@@ -32,6 +32,9 @@ class FakeLink:
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 
+    def abort(self) -> None:
+        self.closed = (0, "aborted")
+
     def buffered(self) -> int:
         return self.backlog
 

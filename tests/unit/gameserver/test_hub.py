@@ -223,7 +223,8 @@ def test_slow_reader_is_closed_as_too_slow():
     a.link.backlog = 1000  # the kernel buffer is full: a stopped reading
     b.send({"type": "public_message", "room": 1, "text": "x"})
     hub.flush()
-    assert a.link.closed[0] == CloseCode.TOO_SLOW
+    assert a.link.closed == (0, "aborted")
+    assert a.conn.session.close_code == CloseCode.TOO_SLOW
     assert b.link.closed is None
 
 

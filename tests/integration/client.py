@@ -1,0 +1,123 @@
+"""A small test client for the native protocol over WebSocket (websockets) or TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import msgspec
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from protocol.framing import StreamFramer, frame
+
+
+class WsClient:
+    """Requests get ids; replies are matched by id; events are queued in order."""
+
+    def __init__(self, ws: ClientConnection, binary: bool) -> None:
+        self.ws = ws
+        self.binary = binary
+        self.events: list[dict[str, Any]] = []
+        self._id = 0
+
+    @classmethod
+    async def connect(cls, url: str, codec: str = "json") -> WsClient:
+        sub = f"croupier.v1.{codec}"
+        ws = await websockets.connect(url, subprotocols=[sub], max_size=2**22)  # type: ignore[list-item]
+        assert ws.subprotocol == sub
+        return cls(ws, codec == "msgpack")
+
+    def _encode(self, obj: dict[str, Any]) -> str | bytes:
+        return msgspec.msgpack.encode(obj) if self.binary else json.dumps(obj)
+
+    def _decode(self, raw: str | bytes) -> dict[str, Any]:
+        return msgspec.msgpack.decode(raw) if self.binary else json.loads(raw)  # type: ignore[no-any-return]
+
+    async def send(self, obj: dict[str, Any]) -> None:
+        await self.ws.send(self._encode(obj))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        return self._decode(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        """Send a request and wait for its reply (events that arrive first are kept)."""
+        self._id += 1
+        rid = self._id
+        await self.send({"type": type_, "id": rid, **fields})
+        while True:
+            msg = await self.recv()
+            if msg["type"] in ("ok", "error") and msg.get("id") == rid:
+                return msg
+            self.events.append(msg)
+
+    async def event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next event called `name` (earlier other events are kept)."""
+        for i, ev in enumerate(self.events):
+            if ev.get("event") == name:
+                return self.events.pop(i)
+        while True:
+            msg = await self.recv(timeout)
+            if msg.get("event") == name:
+                return msg
+            self.events.append(msg)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class TcpClient:
+    """The same protocol over length-prefixed MessagePack on raw TCP."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.framer = StreamFramer(2**22)
+        self.inbox: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self._id = 0
+
+    @classmethod
+    async def connect(cls, port: int) -> TcpClient:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w)
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        while not self.inbox:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            if not data:
+                raise ConnectionError("closed")
+            self.framer.receive_data(data)
+            self.inbox.extend(msgspec.msgpack.decode(m) for m in self.framer.messages_received())
+        return self.inbox.pop(0)
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        self._id += 1
+        rid = self._id
+        await self.send_raw(frame(msgspec.msgpack.encode({"type": type_, "id": rid, **fields})))
+        while True:
+            msg = await self.recv()
+            if msg["type"] in ("ok", "error") and msg.get("id") == rid:
+                return msg
+            self.events.append(msg)
+
+    async def event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        for i, ev in enumerate(self.events):
+            if ev.get("event") == name:
+                return self.events.pop(i)
+        while True:
+            msg = await self.recv(timeout)
+            if msg.get("event") == name:
+                return msg
+            self.events.append(msg)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
