@@ -12,8 +12,10 @@ Cases, one line each:
   (the real server's shape: a player waits for the result before the next spin),
   through the group-commit writer (``--max-delay-ms``, ``--max-batch``). Reports
   the maximum durable rate and the commit wait (submit -> durable) p50/p99.
-- ``single``: the same players, but one database transaction per spin
-  (``max_batch=1``): the baseline group commit is measured against.
+- ``single``: ``--single-concurrency`` players, but one database transaction per
+  spin (``max_batch=1``), ``--single-inflight`` (8, the pool size) of them at once on
+  separate connections, as a server without group commit would run them: the
+  baseline group commit is measured against.
 - ``half``: open loop at half the ``group`` rate (spins arrive on a fixed
   schedule whatever the latency), reporting the commit-wait percentiles at that load.
 
@@ -21,7 +23,8 @@ With ``--workers N`` each case runs in N processes, each with its own writer, it
 own players and its own house account (``house:wK``, so workers never contend on
 one hot row), like N workers of one node; rates are summed, percentiles pooled.
 The load generator runs in the same processes (callbacks, no task per spin).
-Each case reports the best of ``--repeat`` runs.
+Each case reports the best rate of ``--repeat`` runs (``half``: the run with the
+median p99), after listing every run.
 
 Run::
 
@@ -204,7 +207,7 @@ async def one_case(url: str, worker: int, case: str, opts: dict[str, Any]) -> Ru
     cfg = WriterConfig(
         max_delay_ms=opts["max_delay_ms"],
         max_batch=1 if case == "single" else opts["max_batch"],
-        max_inflight=1 if case == "single" else opts["max_inflight"],
+        max_inflight=opts["single_inflight"] if case == "single" else opts["max_inflight"],
         max_queue=max(opts["concurrency"] * 4, opts["max_batch"]),
         commit_timeout_s=10.0,
     )
@@ -299,6 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cases", default="group,single,half")
     ap.add_argument("--single-concurrency", type=int, default=200, help="players in the 'single' case")
+    ap.add_argument(
+        "--single-inflight", type=int, default=8, help="concurrent one-spin transactions in the 'single' case"
+    )
     args = ap.parse_args(argv)
 
     tmp = None
@@ -321,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     seq0 = 0
     try:
         for case in cases:
-            best: tuple[float, float, float, int, float] | None = None
+            got_all: list[tuple[float, float, float, int, float]] = []
             for _ in range(args.repeat):
                 seq0 += 10_000_000
                 opts = {
@@ -330,15 +336,20 @@ def main(argv: list[str] | None = None) -> None:
                     "max_delay_ms": args.max_delay_ms,
                     "max_batch": args.max_batch,
                     "max_inflight": args.max_inflight,
+                    "single_inflight": args.single_inflight,
                     "rate": best_group / 2 / args.workers,
                     "seq0": seq0,
                 }
                 if case == "half" and not best_group:
                     raise SystemExit("the 'half' case needs the 'group' case first")
-                got = summarise(run_case(url, args.workers, case, opts))
-                if best is None or got[0] > best[0]:
-                    best = got
-            assert best is not None
+                got_all.append(summarise(run_case(url, args.workers, case, opts)))
+            if case == "half":  # the run with the median p99, not the luckiest one
+                best = sorted(got_all, key=lambda g: g[2])[len(got_all) // 2]
+            else:  # the best rate
+                best = max(got_all, key=lambda g: g[0])
+            if len(got_all) > 1:
+                runs = ", ".join(f"{g[0]:,.0f}/s p99={g[2]:.1f}ms" for g in got_all)
+                print(f"#   {case} runs: {runs}")
             rate, p50, p99, failed, per_batch = best
             if case == "group":
                 best_group = rate

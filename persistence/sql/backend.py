@@ -15,7 +15,6 @@ from persistence.base import (
     VariableStore,
     WalletStore,
 )
-from persistence.migrate import migrate_engine
 from persistence.records import (
     DocPut,
     ProfilePut,
@@ -82,6 +81,8 @@ class SqlBackend:
         return self.engine.dialect.name
 
     async def migrate(self) -> list[int]:
+        from persistence.migrate import migrate_engine  # not at import: ``python -m persistence.migrate``
+
         return await migrate_engine(self.engine)
 
     async def ping(self) -> None:
