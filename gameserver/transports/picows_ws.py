@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from ..hub import Hub
 
 logger = logging.getLogger("croupier.picows")
+# picows logs every client framing error at ERROR and every connection at INFO; those are
+# client faults and routine events, answered with close codes, not server errors.
+logging.getLogger("picows").setLevel(logging.CRITICAL)
 
 _TEXT, _BINARY, _CONT = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _CLOSE, _PING = WSMsgType.CLOSE, WSMsgType.PING
