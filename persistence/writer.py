@@ -276,6 +276,9 @@ class GroupCommitWriter:
     async def _flush_in_slot(self, batch: list[_Pending]) -> None:
         try:
             await self._flush(batch)
+        except Exception as exc:  # a bug below: never leave a caller waiting
+            log.exception("writer batch failed unexpectedly")
+            self._finish([p for p in batch if not p.future.done()], StoreError(f"writer error: {exc}"))
         finally:
             self._slots.release()
 
@@ -305,6 +308,8 @@ class GroupCommitWriter:
             await self._flush(batch[:mid])
             await self._flush(batch[mid:])
             return
+        if len(outcomes) != len(batch):
+            raise StoreError(f"backend returned {len(outcomes)} outcomes for {len(batch)} txns")
         self._deliver(batch, outcomes)
 
     def _deliver(self, batch: list[_Pending], outcomes: Sequence[TxnResult | PersistenceError]) -> None:

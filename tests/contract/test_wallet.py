@@ -364,3 +364,39 @@ def test_zero_amount_entries_and_empty_txns_are_allowed(harness: Harness) -> Non
         assert isinstance(again, TxnResult) and again.duplicate
 
     harness.run(body)
+
+
+def test_two_writers_on_one_database_never_post_a_key_twice(harness: Harness) -> None:
+    """Two workers' writers race on the same keys, players and house: every key posts once."""
+    if harness.kind == "memory":
+        pytest.skip("two memory backends share nothing")
+    from persistence.factory import open_stores
+    from tests.contract.conftest import run
+
+    async def body() -> None:
+        a = await open_stores(harness.url)
+        b = await open_stores(harness.url)
+        try:
+            await a.backend.clear()
+            await a.wallet.open_wallet("house", "EUR", allow_negative=True)
+            for u in range(5):
+                await a.commit(Txn(key=f"dep{u}", entries=transfer("house", f"p{u}", "EUR", 1000, DEP)))
+            spins = [
+                spin_txn(f"s{i}", player=f"p{i % 5}", house="house", currency="EUR", bet=10, win=0)
+                for i in range(60)
+            ]
+            results = await asyncio.gather(
+                *[a.commit(t) for t in spins], *[b.commit(t) for t in reversed(spins)], return_exceptions=True
+            )
+            assert all(isinstance(r, TxnResult) for r in results), [
+                r for r in results if not isinstance(r, TxnResult)
+            ]
+            assert sum(not r.duplicate for r in results if isinstance(r, TxnResult)) == 60
+            assert [len(await a.wallet.txn_postings(t.key)) for t in spins] == [2] * len(spins)
+            assert [await balance(a.backend, f"p{u}") for u in range(5)] == [880] * 5
+            await assert_ledger_consistent(a.backend)
+        finally:
+            await a.close()
+            await b.close()
+
+    run(body())

@@ -302,3 +302,21 @@ def test_on_commit_sees_committed_results_only() -> None:
         await w.close()
 
     run(body())
+
+
+def test_a_backend_bug_fails_the_callers_instead_of_hanging() -> None:
+    """A backend that returns the wrong number of outcomes fails its batch with StoreError."""
+
+    async def body() -> None:
+        async def broken(txns: object, now: int) -> list[object]:
+            return []
+
+        async def ping() -> None:
+            return None
+
+        w = GroupCommitWriter(broken, ping, config=WriterConfig(max_delay_ms=0))  # type: ignore[arg-type]
+        with pytest.raises(StoreError):
+            await w.commit(deposit("d1"))
+        await w.close()
+
+    run(body())
