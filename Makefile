@@ -23,7 +23,7 @@ token: $(STAMP)
 	$(PY) -m gameserver token $(ARGS)
 
 test: $(STAMP)
-	PYTHONASYNCIODEBUG=0 $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

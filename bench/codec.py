@@ -19,12 +19,17 @@ import msgspec
 from protocol.codec import JSON, MSGPACK
 from protocol.events import OutEvent
 from protocol.limits import FloodLimits, SessionLimits
-from protocol.messages import Ok
+from protocol.messages import Event, Ok
 from protocol.session import Session
 from protocol.wsframe import OP_BINARY, encode_frames
 
 PING = {"type": "ping", "id": 12345, "t": 1733222400000}
-CHAT = {"type": "public_message", "id": 77, "room": 1, "text": "good luck everyone, the jackpot is hot tonight"}
+CHAT = {
+    "type": "public_message",
+    "id": 77,
+    "room": 1,
+    "text": "good luck everyone, the jackpot is hot tonight",
+}
 
 
 def best(fn: Callable[[], object], number: int) -> float:
@@ -39,17 +44,23 @@ def main() -> None:
     for codec, enc in ((JSON, msgspec.json.encode), (MSGPACK, msgspec.msgpack.encode)):
         ping, chat = enc(PING), enc(CHAT)
         line(f"decode ping ({codec.name}, {len(ping)} B)", best(lambda c=codec, d=ping: c.decode(d), 200_000))
-        line(f"decode public_message ({codec.name}, {len(chat)} B)", best(lambda c=codec, d=chat: c.decode(d), 200_000))
+        line(
+            f"decode public_message ({codec.name}, {len(chat)} B)",
+            best(lambda c=codec, d=chat: c.decode(d), 200_000),
+        )
         ok = Ok(12345, {"t": 1, "now": 2})
-        line(f"encode ok reply ({codec.name})", best(lambda c=codec: c.encode(ok), 200_000))
+        line(f"encode ok reply ({codec.name})", best(lambda c=codec, ok=ok: c.encode(ok), 200_000))
         ev = OutEvent("public_message", {"room": 1, "from": 9, "text": CHAT["text"], "data": None})
-        from protocol.messages import Event
-
-        line(f"encode event, cached body ({codec.name})", best(lambda c=codec: c.encode(Event(5, ev.name, ev.body(c))), 200_000))
+        line(
+            f"encode event, cached body ({codec.name})",
+            best(lambda c=codec, ev=ev: c.encode(Event(5, ev.name, ev.body(c))), 200_000),
+        )
     mod = msgspec.msgpack
     reused = mod.Encoder()
     line("encode ok, reused Encoder (msgpack)", best(lambda: reused.encode(Ok(1, None)), 200_000))
-    line("encode ok, new Encoder each time (msgpack)", best(lambda: mod.Encoder().encode(Ok(1, None)), 200_000))
+    line(
+        "encode ok, new Encoder each time (msgpack)", best(lambda: mod.Encoder().encode(Ok(1, None)), 200_000)
+    )
 
     s = Session(MSGPACK, SessionLimits(), FloodLimits(rate=1e9, burst=10**9), 0.0)
     s.authenticate()

@@ -75,7 +75,9 @@ async def request(bot: Bot, msg: dict) -> dict:
     return await bot.waiter
 
 
-async def measure(server: ServerProcess, seconds: float, work: Callable[[float], object]) -> tuple[float, float]:
+async def measure(
+    server: ServerProcess, seconds: float, work: Callable[[float], object]
+) -> tuple[float, float]:
     """Run `work(deadline)` coroutines; return (elapsed, server CPU seconds)."""
     cpu0, t0 = server.cpu_seconds(), time.perf_counter()
     await work(time.perf_counter() + seconds)  # type: ignore[misc]
@@ -140,7 +142,11 @@ async def login_case(server: ServerProcess, clients: int) -> dict[str, float]:
     await asyncio.sleep(0.3)
     rss = server.rss() - rss0
     close_all(bots)
-    return {"logins_per_s": clients / elapsed, "logins_per_cpu_s": clients / max(cpu, 1e-9), "kib_per_conn": rss / clients / 1024}
+    return {
+        "logins_per_s": clients / elapsed,
+        "logins_per_cpu_s": clients / max(cpu, 1e-9),
+        "kib_per_conn": rss / clients / 1024,
+    }
 
 
 def close_all(bots: list[Bot]) -> None:
@@ -169,14 +175,19 @@ async def main_async(args: argparse.Namespace) -> None:
     for r in range(args.rounds):
         for s in stacks:
             rows[s].append(await one_round(s, args))
-            print(f"round {r + 1} {s}: " + ", ".join(f"{k}={v:,.1f}" for k, v in rows[s][-1].items()), flush=True)
+            print(
+                f"round {r + 1} {s}: " + ", ".join(f"{k}={v:,.1f}" for k, v in rows[s][-1].items()),
+                flush=True,
+            )
     keys = list(rows[stacks[0]][0])
     print(f"\nmedians over {args.rounds} round(s); ratio = picows / websockets (median of per-round ratios)")
-    print(f"| metric | picows | websockets | ratio |\n|---|---:|---:|---:|")
+    print("| metric | picows | websockets | ratio |\n|---|---:|---:|---:|")
     for k in keys:
         a = statistics.median(x[k] for x in rows["picows"])
         b = statistics.median(x[k] for x in rows["websockets"])
-        ratio = statistics.median(x[k] / y[k] for x, y in zip(rows["picows"], rows["websockets"], strict=True))
+        ratio = statistics.median(
+            x[k] / y[k] for x, y in zip(rows["picows"], rows["websockets"], strict=True)
+        )
         print(f"| {k} | {a:,.1f} | {b:,.1f} | {ratio:.2f} |")
 
 

@@ -104,7 +104,12 @@ class WsClientProtocol(asyncio.Protocol):
 
 
 async def connect(
-    host: str, port: int, path: str, subprotocol: str, on_message: Callable[[bytes], None], local_ip: str | None = None
+    host: str,
+    port: int,
+    path: str,
+    subprotocol: str,
+    on_message: Callable[[bytes], None],
+    local_ip: str | None = None,
 ) -> WsClientProtocol:
     loop = asyncio.get_running_loop()
     local = (local_ip, 0) if local_ip else None

@@ -1,7 +1,7 @@
 """Command line: `croupier run` starts a server, `croupier token` mints a login token.
 
-    python -m gameserver run [--config FILE]
-    python -m gameserver token --user 42 --zone demo [--name alice] [--role user] [--ttl 3600]
+python -m gameserver run [--config FILE]
+python -m gameserver token --user 42 --zone demo [--name alice] [--role user] [--ttl 3600]
 """
 
 from __future__ import annotations
@@ -76,8 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "token":
         ttl = args.ttl if args.ttl is not None else config.auth.token_ttl
-        print(auth.mint(config.auth.secret, args.user, args.zone, name=args.name, role=args.role,
-                        expires=int(time.time()) + ttl))
+        print(
+            auth.mint(
+                config.auth.secret,
+                args.user,
+                args.zone,
+                name=args.name,
+                role=args.role,
+                expires=int(time.time()) + ttl,
+            )
+        )
         return 0
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):

@@ -176,9 +176,7 @@ class Hub:
             self._end_player(old, CloseCode.SESSION_REPLACED, "logged in elsewhere")
         zone.check_login(user_id, now)
         data, outputs = zone.add_user(User(user_id, name, role))
-        player = Player(
-            user_id, zone_name, name, role, self.config.limits.replay_buffer, auth.resume_token()
-        )
+        player = Player(user_id, zone_name, name, role, self.config.limits.replay_buffer, auth.resume_token())
         self.players[(zone_name, user_id)] = player
         self.by_resume_token[player.resume_token] = player
         self._attach(conn, player)

@@ -23,7 +23,9 @@ class Assembler:
         self._size = 0
         self._binary = False
 
-    def frame(self, opcode: int, fin: bool, payload: bytes, reserved: bool = False) -> tuple[bytes, bool] | None:
+    def frame(
+        self, opcode: int, fin: bool, payload: bytes, reserved: bool = False
+    ) -> tuple[bytes, bool] | None:
         """One data frame (text, binary or continuation).
 
         Returns:

@@ -55,7 +55,7 @@ class _Request(Struct, tag_field="type", frozen=True):
 # -- sessions ------------------------------------------------------------------------------
 
 
-class Login(_Request, tag="login"):
+class Login(_Request, tag="login", frozen=True):
     """Log in with a signed token, or as a guest where the zone allows it."""
 
     token: str | None = None
@@ -64,18 +64,18 @@ class Login(_Request, tag="login"):
     name: Annotated[str, Meta(max_length=64)] | None = None  # a guest's display name
 
 
-class Resume(_Request, tag="resume"):
+class Resume(_Request, tag="resume", frozen=True):
     """Re-attach to a session kept after a drop; `last_seq` is the last event seen."""
 
     token: Annotated[str, Meta(max_length=256)]
     last_seq: Annotated[int, Meta(ge=0)] = 0
 
 
-class Logout(_Request, tag="logout"):
+class Logout(_Request, tag="logout", frozen=True):
     """Leave every room and end the session; the connection stays open."""
 
 
-class Ping(_Request, tag="ping"):
+class Ping(_Request, tag="ping", frozen=True):
     """Heartbeat; any request counts as activity, `ping` is the cheapest."""
 
     t: int | None = None  # echoed back, for the client's own round-trip timing
@@ -84,21 +84,21 @@ class Ping(_Request, tag="ping"):
 # -- rooms and groups ----------------------------------------------------------------------
 
 
-class ListRooms(_Request, tag="list_rooms"):
+class ListRooms(_Request, tag="list_rooms", frozen=True):
     """Rooms of one group, or of every subscribed group when `group` is omitted."""
 
     group: GroupName | None = None
 
 
-class SubscribeGroup(_Request, tag="subscribe_group"):
+class SubscribeGroup(_Request, tag="subscribe_group", frozen=True):
     group: GroupName
 
 
-class UnsubscribeGroup(_Request, tag="unsubscribe_group"):
+class UnsubscribeGroup(_Request, tag="unsubscribe_group", frozen=True):
     group: GroupName
 
 
-class CreateRoom(_Request, tag="create_room"):
+class CreateRoom(_Request, tag="create_room", frozen=True):
     name: Name
     group: GroupName = "default"
     game: bool = False
@@ -111,18 +111,18 @@ class CreateRoom(_Request, tag="create_room"):
     spectator: bool = False  # ...as a spectator
 
 
-class JoinRoom(_Request, tag="join_room"):
+class JoinRoom(_Request, tag="join_room", frozen=True):
     room: RoomId | Name  # id, or name
     password: Password = ""
     spectator: bool = False
     leave: RoomId | None = None  # a room to leave once joined
 
 
-class LeaveRoom(_Request, tag="leave_room"):
+class LeaveRoom(_Request, tag="leave_room", frozen=True):
     room: RoomId
 
 
-class SwitchRole(_Request, tag="switch_role"):
+class SwitchRole(_Request, tag="switch_role", frozen=True):
     """Become a spectator (`spectator=true`) or a player in a game room."""
 
     room: RoomId
@@ -132,19 +132,19 @@ class SwitchRole(_Request, tag="switch_role"):
 # -- messages ------------------------------------------------------------------------------
 
 
-class PublicMessage(_Request, tag="public_message"):
+class PublicMessage(_Request, tag="public_message", frozen=True):
     room: RoomId
     text: Text
     data: dict[str, Any] | None = None
 
 
-class PrivateMessage(_Request, tag="private_message"):
+class PrivateMessage(_Request, tag="private_message", frozen=True):
     to: UserId
     text: Text
     data: dict[str, Any] | None = None
 
 
-class ObjectMessage(_Request, tag="object_message"):
+class ObjectMessage(_Request, tag="object_message", frozen=True):
     """Structured data to a room's users (or some of them), not echoed to the sender."""
 
     room: RoomId
@@ -152,14 +152,14 @@ class ObjectMessage(_Request, tag="object_message"):
     to: Annotated[list[UserId], Meta(max_length=1000)] | None = None
 
 
-class ModeratorMessage(_Request, tag="moderator_message"):
+class ModeratorMessage(_Request, tag="moderator_message", frozen=True):
     text: Text
     scope: Scope = "zone"
     target: int | str | None = None  # user id, room id, group name; none for the zone
     data: dict[str, Any] | None = None
 
 
-class AdminMessage(_Request, tag="admin_message"):
+class AdminMessage(_Request, tag="admin_message", frozen=True):
     text: Text
     scope: Scope = "zone"
     target: int | str | None = None
@@ -169,24 +169,24 @@ class AdminMessage(_Request, tag="admin_message"):
 # -- variables -----------------------------------------------------------------------------
 
 
-class SetRoomVariables(_Request, tag="set_room_variables"):
+class SetRoomVariables(_Request, tag="set_room_variables", frozen=True):
     room: RoomId
     variables: Annotated[list[Variable], Meta(min_length=1, max_length=64)]
 
 
-class SetUserVariables(_Request, tag="set_user_variables"):
+class SetUserVariables(_Request, tag="set_user_variables", frozen=True):
     variables: Annotated[list[Variable], Meta(min_length=1, max_length=64)]
 
 
 # -- moderation ----------------------------------------------------------------------------
 
 
-class Kick(_Request, tag="kick"):
+class Kick(_Request, tag="kick", frozen=True):
     user: UserId
     reason: Annotated[str, Meta(max_length=256)] = ""
 
 
-class Ban(_Request, tag="ban"):
+class Ban(_Request, tag="ban", frozen=True):
     user: UserId
     hours: Annotated[float, Meta(gt=0, le=24 * 365 * 10)] = 24
     reason: Annotated[str, Meta(max_length=256)] = ""

@@ -34,6 +34,7 @@ def encode_frames(payloads: list[bytes], opcode: int) -> bytes:
         parts.append(p)
     return b"".join(parts)
 
+
 OP_CLOSE = 0x8
 
 #: Close codes a peer may send (RFC 6455 section 7.4; 1004-1006 and 1015 are reserved).

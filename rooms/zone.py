@@ -288,7 +288,9 @@ class Zone:
             room.players[user_id] = room.free_player_id()
         pid = room.player_id(user_id)
         out: list[Output] = [
-            Send(room.members, OutEvent("role_switched", {"room": room.id, "user": user_id, "player_id": pid}))
+            Send(
+                room.members, OutEvent("role_switched", {"room": room.id, "user": user_id, "player_id": pid})
+            )
         ]
         self._count_changed(room, out)
         return {"room": room.id, "player_id": pid}, out
@@ -402,7 +404,9 @@ class Zone:
             old = room.variables.get(var.name)
             owner = room.var_setters.get(var.name)
             if old is not None and old.private and owner != user_id and user.role < Role.MODERATOR:
-                raise _err(ErrorCode.VARIABLE_READ_ONLY, f"room variable {var.name!r} is private to its setter")
+                raise _err(
+                    ErrorCode.VARIABLE_READ_ONLY, f"room variable {var.name!r} is private to its setter"
+                )
         cfg = self.config
         changed = varlib.apply(room.variables, changes, cfg.max_room_variables, cfg.max_variable_bytes)
         for var in changed:
@@ -422,7 +426,9 @@ class Zone:
         changed = varlib.apply(user.variables, changes, cfg.max_user_variables, cfg.max_variable_bytes)
         if not changed:
             return {"changed": 0}, []
-        out: list[Output] = [Send([user_id], OutEvent("user_variables", {"user": user_id, "variables": changed}))]
+        out: list[Output] = [
+            Send([user_id], OutEvent("user_variables", {"user": user_id, "variables": changed}))
+        ]
         public = [v for v in changed if not v.private]
         if public:
             peers = {uid for rid in user.rooms for uid in self.rooms[rid].members}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import picows
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
@@ -51,7 +51,7 @@ class _MessageListener(WSListener):  # type: ignore[misc]
                 return None  # after our close frame, data is read and dropped (RFC 6455 1.4)
             try:
                 done = self.assembler.frame(
-                    op, frame.fin, frame.get_payload_as_bytes(), frame.rsv1 or frame.rsv2 or frame.rsv3
+                    op.value, frame.fin, frame.get_payload_as_bytes(), frame.rsv1 or frame.rsv2 or frame.rsv3
                 )
             except ProtocolViolation as exc:
                 return self.close(int(exc.code), exc.reason)
@@ -79,7 +79,8 @@ class _MessageListener(WSListener):  # type: ignore[misc]
         if t is None or self._closed:
             return
         self._closed = True
-        t.send_close(code, reason.encode("utf-8")[:123])  # picows then ignores further sends
+        # picows types the code as its WSCloseCode enum, but takes any int (4000-4999 too)
+        t.send_close(cast(Any, code), reason.encode("utf-8")[:123])  # picows then ignores further sends
         if self.peer_code is not None:  # we are answering the client's close
             t.disconnect()
         else:
@@ -170,7 +171,9 @@ def listener_factory(hub: Hub, path: str, echo_path: str) -> Callable[[WSUpgrade
     return factory
 
 
-async def serve_picows(hub: Hub, host: str, port: int, path: str, echo_path: str, backlog: int) -> asyncio.Server:
+async def serve_picows(
+    hub: Hub, host: str, port: int, path: str, echo_path: str, backlog: int
+) -> asyncio.Server:
     """Listen for WebSocket clients on `path` (and the echo endpoint, if configured)."""
     return await picows.ws_create_server(
         listener_factory(hub, path, echo_path),

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from protocol.codes import CloseCode, ErrorCode
-from protocol.framing import StreamFramer, frame
+from protocol.framing import frame
 from protocol.limits import FloodLimits
 
 from .client import TcpClient, WsClient
@@ -156,7 +156,11 @@ def test_slow_reader_is_dropped_and_others_keep_going():
             await talker.request("login", guest=True, zone="demo")
             await talker.request("join_room", room="Lobby")
             # object messages go to the others only, so the talker's own inbox stays empty
-            msg = frame(msgspec.msgpack.encode({"type": "object_message", "id": 0, "room": 1, "data": {"x": "y" * 4000}}))
+            msg = frame(
+                msgspec.msgpack.encode(
+                    {"type": "object_message", "id": 0, "room": 1, "data": {"x": "y" * 4000}}
+                )
+            )
             for _ in range(40):
                 await talker.send_raw(msg * 64)  # 10 MB in all
                 if srv.server.hub.stats()["connections"] == 1:

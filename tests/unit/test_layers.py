@@ -8,7 +8,17 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FORBIDDEN = {"asyncio", "socket", "uvloop", "websockets", "picows", "aiomysql", "redis", "aiosqlite", "sqlite3"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "uvloop",
+    "websockets",
+    "picows",
+    "aiomysql",
+    "redis",
+    "aiosqlite",
+    "sqlite3",
+}
 #: Which of our packages each layer may import (imports point down only).
 ALLOWED = {
     "protocol": {"protocol"},

@@ -41,7 +41,10 @@ def test_login_errors():
     assert c.send({"type": "login", "guest": True, "zone": "closed"})["code"] == ErrorCode.GUESTS_NOT_ALLOWED
     assert c.send({"type": "login", "guest": True, "zone": "nope"})["code"] == ErrorCode.ZONE_NOT_FOUND
     assert c.send({"type": "login", "guest": True})["code"] == ErrorCode.BAD_REQUEST
-    assert c.send({"type": "login", "guest": True, "zone": "demo", "name": "<script>"})["code"] == ErrorCode.BAD_NAME
+    assert (
+        c.send({"type": "login", "guest": True, "zone": "demo", "name": "<script>"})["code"]
+        == ErrorCode.BAD_NAME
+    )
     bad_zone = c.send({"type": "login", "token": token(clock), "zone": "closed"})
     assert bad_zone["code"] == ErrorCode.BAD_TOKEN
     assert c.link.closed is None  # failed logins keep the connection

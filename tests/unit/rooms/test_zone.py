@@ -30,7 +30,13 @@ def zone(**cfg) -> Zone:
     )
     base.update(cfg)
     z = Zone(ZoneConfig(**base))
-    for uid, role in [(A, Role.USER), (B, Role.USER), (C, Role.GUEST), (MOD, Role.MODERATOR), (ADMIN, Role.ADMIN)]:
+    for uid, role in [
+        (A, Role.USER),
+        (B, Role.USER),
+        (C, Role.GUEST),
+        (MOD, Role.MODERATOR),
+        (ADMIN, Role.ADMIN),
+    ]:
         z.add_user(User(uid, f"u{uid}", role))
     return z
 
@@ -52,7 +58,9 @@ def code_of(fn, *args, **kw):
 
 
 def test_login_reply_lists_default_group_rooms_but_not_hidden_ones():
-    z = Zone(ZoneConfig("z", rooms=[RoomConfig("L"), RoomConfig("H", hidden=True), RoomConfig("S", group="other")]))
+    z = Zone(
+        ZoneConfig("z", rooms=[RoomConfig("L"), RoomConfig("H", hidden=True), RoomConfig("S", group="other")])
+    )
     reply, _ = z.add_user(User(5, "x", Role.USER))
     assert [r.name for r in reply["rooms"]] == ["L"]
     assert reply["groups"] == ["default"]
