@@ -1,0 +1,222 @@
+"""Server processes the harness starts (`gameserver run`, one port each) and the sampler.
+
+Every process the harness starts is remembered by its PID and ended by that PID only:
+SIGTERM first (the server drains: 1001 to every client), SIGKILL if it does not exit.
+The sampler reads RSS, CPU and open file descriptors of the servers and the generator
+processes with psutil, plus the whole machine's CPU (other work shows up there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .scenario import ServerSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def check_loopback(host: str) -> str:
+    """`host` as an IPv4 address, if it is in 127.0.0.0/8; ValueError otherwise."""
+    try:
+        addr = ipaddress.ip_address(socket.gethostbyname(host))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot resolve {host!r}: {exc}") from None
+    if not addr.is_loopback or addr.version != 4:
+        raise ValueError(f"{host} is not a loopback address: this harness only targets 127.0.0.0/8")
+    return str(addr)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) != 0
+
+
+def listening(host: str, port: int) -> bool:
+    return not port_is_free(host, port)
+
+
+@dataclass
+class ServerProc:
+    index: int
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    ps: psutil.Process | None = None
+    started: float = 0.0
+    restarts: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Fleet:
+    """N `gameserver run` processes on ports base_port .. base_port + N - 1."""
+
+    def __init__(
+        self,
+        count: int,
+        base_port: int,
+        settings: ServerSettings,
+        out_dir: Path,
+        host: str = "127.0.0.1",
+        extra_env: Mapping[str, str] | None = None,
+        path: str = "/ws",
+    ) -> None:
+        self.host = check_loopback(host)
+        self.path = path
+        self.settings = settings
+        self.extra_env = dict(extra_env or {})
+        self.servers = [ServerProc(i, base_port + i, out_dir / f"server-{i}.log") for i in range(count)]
+
+    @property
+    def targets(self) -> list[tuple[str, int, str]]:
+        return [(self.host, s.port, self.path) for s in self.servers]
+
+    def _env(self, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.settings.env)
+        env.update(self.extra_env)
+        env["CROUPIER_SERVER_HOST"] = self.host
+        env["CROUPIER_SERVER_WS_PORT"] = str(port)
+        env["CROUPIER_SERVER_TCP_PORT"] = "-1"
+        env["CROUPIER_SERVER_WS_PATH"] = self.path
+        env.setdefault("PYTHONASYNCIODEBUG", "0")
+        return env
+
+    def _spawn(self, s: ServerProc) -> None:
+        cmd = [sys.executable, "-m", "gameserver", "run", "--log-level", "WARNING"]
+        if self.settings.config:
+            cmd += ["--config", str(self.settings.config)]
+        with open(s.log, "ab") as log:
+            s.proc = subprocess.Popen(
+                cmd,
+                cwd=REPO,
+                env=self._env(s.port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        s.ps = psutil.Process(s.proc.pid)
+        s.started = time.monotonic()
+
+    def _wait_listening(self, s: ServerProc, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not s.alive():
+                raise RuntimeError(
+                    f"server {s.index} (port {s.port}) exited at start-up:\n{self.log_tail(s)}"
+                )
+            if listening(self.host, s.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"server {s.index} did not listen on port {s.port} within {timeout:.0f} s")
+
+    def log_tail(self, s: ServerProc, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(s.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def start(self, timeout: float = 60.0) -> None:
+        busy = [s.port for s in self.servers if not port_is_free(self.host, s.port)]
+        if busy:
+            raise RuntimeError(f"ports already in use: {busy} (pick others with --base-port)")
+        for s in self.servers:
+            self._spawn(s)
+        for s in self.servers:
+            self._wait_listening(s, timeout)
+
+    def _terminate(self, s: ServerProc, timeout: float) -> float:
+        """SIGTERM by PID, SIGKILL after `timeout`; returns the seconds it took."""
+        t0 = time.monotonic()
+        proc = s.proc
+        if proc is None or proc.poll() is not None:
+            return 0.0
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5)
+        return time.monotonic() - t0
+
+    def restart(self, index: int, timeout: float = 30.0) -> dict[str, float]:
+        """Stop one server (it drains) and start it again on its port (blocking)."""
+        s = self.servers[index]
+        t0 = time.monotonic()
+        stop_s = self._terminate(s, 15.0)
+        self._spawn(s)
+        self._wait_listening(s, timeout)
+        rec = {"stop_s": round(stop_s, 3), "down_s": round(time.monotonic() - t0, 3)}
+        s.restarts.append(rec)
+        return rec
+
+    def stop(self) -> None:
+        for s in self.servers:
+            if s.alive() and s.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    s.proc.send_signal(signal.SIGTERM)
+        for s in self.servers:
+            self._terminate(s, 10.0)
+
+
+def _proc_sample(ps: psutil.Process | None) -> dict[str, float] | None:
+    if ps is None:
+        return None
+    try:
+        with ps.oneshot():
+            return {
+                "rss": float(ps.memory_info().rss),
+                "cpu": ps.cpu_percent(None),
+                "fds": float(ps.num_fds()),
+            }
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+class Sampler:
+    """Samples server and generator processes once per call (CPU % since the last call)."""
+
+    def __init__(self, fleet: Fleet | None, worker_pids: list[int]) -> None:
+        self.fleet = fleet
+        self.workers: list[psutil.Process | None] = []
+        for pid in worker_pids:
+            try:
+                self.workers.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                self.workers.append(None)
+        psutil.cpu_percent(None)
+        self.sample()  # prime the CPU counters
+
+    def sample(self) -> dict[str, Any]:
+        servers = []
+        if self.fleet is not None:
+            for s in self.fleet.servers:
+                servers.append(_proc_sample(s.ps) if s.alive() else None)
+        workers = [_proc_sample(p) for p in self.workers]
+        vm = psutil.virtual_memory()
+        return {
+            "servers": servers,
+            "workers": workers,
+            "machine_cpu": psutil.cpu_percent(None),
+            "mem_available": float(vm.available),
+        }
