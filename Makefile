@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types bench bench-transport bench-codec clean token
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ style: $(STAMP)
 
 types: $(STAMP)
 	$(PY) -m mypy
+
+fuzz: $(STAMP)
+	$(PY) tests/fuzz/atheris_session.py -max_total_time=$${FUZZ_SECONDS:-600} -rss_limit_mb=512 -timeout=1 -dict=tests/fuzz/session.dict
 
 bench: $(STAMP)
 	$(PY) -m bench.codec
