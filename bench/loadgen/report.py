@@ -122,17 +122,12 @@ def error_breakdown(totals: dict[str, Any]) -> dict[str, int]:
         if label == "connect":
             continue
         for code, n in st.get("codes", {}).items():
-            if st["errors"] and not _is_declined(label, int(code)):
-                errs[f"{label}_error_{code}"] = errs.get(f"{label}_error_{code}", 0) + int(n)
+            errs[f"{label}_error_{code}"] = errs.get(f"{label}_error_{code}", 0) + int(n)
         if st["timeouts"]:
             errs[f"{label}_timeout"] = int(st["timeouts"])
     for code, n in totals.get("unmatched_codes", {}).items():
         errs[f"error_reply_without_request_{code}"] = int(n)
     return {k: v for k, v in sorted(errs.items()) if v}
-
-
-def _is_declined(label: str, code: int) -> bool:
-    return label == "resume" and code == 106
 
 
 def build(run: Run, started_wall: float) -> dict[str, Any]:

@@ -146,6 +146,7 @@ class StepStats:
         self.timeouts = 0
         #: requests in flight when the connection went away
         self.lost = 0
+        #: error code -> count, for `errors`
         self.codes: dict[int, int] = {}
         self.hist = Histogram()
         #: the latencies of replies that came in the hold phase (after the ramp)

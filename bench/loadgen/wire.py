@@ -314,7 +314,6 @@ class WsConn(asyncio.Protocol):
             st.unsupported += 1
         elif msg.code in declined:
             st.declined += 1
-            st.codes[msg.code] = st.codes.get(msg.code, 0) + 1
         else:
             st.errors += 1
             st.codes[msg.code] = st.codes.get(msg.code, 0) + 1

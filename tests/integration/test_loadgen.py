@@ -1,0 +1,250 @@
+"""The load generator is itself tested: a small run whose report must agree with the server.
+
+A real server runs in this process (its own uvloop thread, port 0); the generator runs
+as it does for a benchmark, in generator subprocesses. The server side is counted by
+wrapping its connection and transport methods here (the server has no message
+counters of its own): every message it received, and every reply and event it actually
+wrote. The report's counts must equal those exactly, and the sessions it says it held
+must equal the players the hub had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from bench.loadgen import cli, scenario
+from bench.loadgen.runner import Options, run
+from bench.loadgen.stats import Histogram, bucket_of, bucket_value
+from gameserver.connection import Connection
+from gameserver.transports.picows_ws import PicowsLink
+
+from .conftest import Running, running_server, server_config
+
+SMALL = """
+name = "ci"
+description = "200 sessions: ping every 0.5 s; 10% also join the Lobby and chat every second"
+connections = 200
+duration = 3
+
+[ramp]
+rate = 400
+concurrency = 100
+
+[[profiles]]
+name = "idle"
+weight = 9
+steps = [{ op = "login" }, { op = "ping", every = 0.5 }]
+
+[[profiles]]
+name = "chatter"
+weight = 1
+steps = [
+  { op = "login" },
+  { op = "join_room", fields = { room = "Lobby" } },
+  { op = "ping", every = 0.5 },
+  { op = "chat", every = 1.0 },
+]
+
+[[criteria]]
+metric = "steps.ping.hold_latency.p99_ms"
+max = 1000
+"""
+
+UNSUPPORTED = """
+name = "spins"
+connections = 20
+duration = 1.5
+
+[ramp]
+rate = 200
+
+[[profiles]]
+name = "spinner"
+steps = [{ op = "login" }, { op = "ping", every = 0.5 }, { op = "spin", every = 0.2 }]
+
+[[criteria]]
+metric = "steps.spin.hold_latency.p99_ms"
+max = 100
+"""
+
+
+class ServerCounts:
+    """What the server received and wrote, by message type (wrapped methods)."""
+
+    def __init__(self) -> None:
+        self.received: collections.Counter[str] = collections.Counter()
+        self.written: collections.Counter[str] = collections.Counter()
+
+    def install(self, mp: pytest.MonkeyPatch) -> None:
+        received, written = self.received, self.written
+        orig_received = Connection.message_received
+        orig_write = PicowsLink.write
+
+        def message_received(conn: Connection, data: bytes, binary: bool) -> None:
+            received[msgspec.msgpack.decode(data).get("type", "?")] += 1
+            orig_received(conn, data, binary)
+
+        def write(link: PicowsLink, payloads: list[bytes]) -> None:
+            if link.transport is not None and not link._closed:  # what write() really sends
+                for p in payloads:
+                    written[msgspec.msgpack.decode(p)["type"]] += 1
+            orig_write(link, payloads)
+
+        mp.setattr(Connection, "message_received", message_received)
+        mp.setattr(PicowsLink, "write", write)
+
+
+@pytest.fixture
+def counted_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Running, ServerCounts]]:
+    counts = ServerCounts()
+    counts.install(monkeypatch)
+    with running_server(server_config("picows")) as srv:
+        yield srv, counts
+
+
+def hub_stats(srv: Running) -> dict[str, int]:
+    async def stats() -> dict[str, int]:
+        return srv.server.hub.stats()
+
+    return asyncio.run_coroutine_threadsafe(stats(), srv.loop).result(5)
+
+
+class StatsPoller(threading.Thread):
+    """The most players / connections the hub had at once, sampled every 50 ms."""
+
+    def __init__(self, srv: Running) -> None:
+        super().__init__(daemon=True)
+        self.srv = srv
+        self.max_players = 0
+        self.max_connections = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        for _ in range(2000):  # bounded: 100 s at most
+            if self.done.wait(0.05):
+                return
+            s = hub_stats(self.srv)
+            self.max_players = max(self.max_players, s["players"])
+            self.max_connections = max(self.max_connections, s["connections"])
+
+
+def small_run(srv: Running, text: str, out: Path, **kw: Any) -> dict[str, Any]:
+    sc = scenario.parse(text.encode(), "toml")
+    opts = Options(
+        scenario=sc,
+        connections=sc.connections,
+        duration=sc.duration,
+        out=out,
+        targets=[("127.0.0.1", srv.server.ws_port, "/ws")],
+        workers=2,
+        progress=False,
+        settle=1.0,
+        **kw,
+    )
+    return run(opts)
+
+
+def test_report_agrees_with_what_the_server_counted(
+    counted_server: tuple[Running, ServerCounts], tmp_path: Path
+) -> None:
+    srv, counts = counted_server
+    poller = StatsPoller(srv)
+    poller.start()
+    try:
+        report = small_run(srv, SMALL, tmp_path / "run")
+    finally:
+        poller.done.set()
+        poller.join(5)
+
+    assert report["errors"] == {"total": 0, "by_kind": {}}, report["errors"]
+    assert report["pass"], report["criteria"]
+    conns = report["connections"]
+    # sessions: what the generator held is what the hub had
+    assert conns["held_at_end"] == conns["peak_sessions"] == 200
+    assert poller.max_players == poller.max_connections == 200
+    assert hub_stats(srv) == {"connections": 0, "players": 0, "detached": 0}  # all closed with 1000
+
+    steps = report["steps"]
+    msgs = report["messages"]
+    # every request the generator sent reached the server, by type
+    assert counts.received["login"] == steps["login"]["sent"] == steps["login"]["ok"] == 200
+    assert counts.received["ping"] == steps["ping"]["sent"] > 400
+    assert counts.received["join_room"] == steps["join_room"]["sent"] == steps["join_room"]["ok"] > 0
+    assert counts.received["public_message"] == steps["chat"]["sent"] > 0
+    assert sum(counts.received.values()) == msgs["requests_sent"]
+    # every reply and event the server wrote was received and counted
+    assert counts.written["ok"] == msgs["ok_received"]
+    assert counts.written["error"] == msgs["errors_received"] == 0
+    assert counts.written["event"] == msgs["events_received"] > 0
+    assert msgs["events"]["public_message"] > 0
+    assert msgs["replies_without_request"] == 0
+    # replies matched to their requests: every ping answered (or in flight at the stop)
+    ping = steps["ping"]
+    assert ping["ok"] + ping["lost"] == ping["sent"]
+    assert ping["latency"]["count"] == ping["ok"]
+    assert 0 < ping["latency"]["p50_ms"] <= ping["latency"]["p99_ms"] <= ping["latency"]["max_ms"]
+    # the outputs a person reads
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "PASS" in summary and "| ping | `ping` |" in summary
+    assert (tmp_path / "run" / "report.json").stat().st_size > 0
+    assert [r["phase"] for r in report["timeline"]].count("hold") >= 2
+
+
+def test_a_step_the_server_does_not_know_is_reported_not_counted(
+    counted_server: tuple[Running, ServerCounts], tmp_path: Path
+) -> None:
+    srv, counts = counted_server
+    path = tmp_path / "spins.toml"
+    path.write_text(UNSUPPORTED)
+    target = f"ws://127.0.0.1:{srv.server.ws_port}/ws"
+    base = ["--scenario", str(path), "--target", target, "--workers", "1", "--no-progress"]
+    assert cli.main([*base, "--out", str(tmp_path / "strict")]) == 1  # fails: not supported
+
+    report = msgspec.json.decode((tmp_path / "strict" / "report.json").read_bytes())
+    spin = report["steps"]["spin"]
+    assert spin["status"] == "not supported by server"
+    assert spin["ok"] == 0 and spin["errors"] == 0 and spin["unsupported"] >= 1
+    assert spin["unsupported"] == counts.received["spin"]  # each answered unknown_message
+    assert report["unsupported"] == [
+        {"step": "spin", "type": "spin", "answered_unsupported": spin["unsupported"]}
+    ]
+    assert report["errors"]["total"] == 0
+    failed = {c["metric"] for c in report["criteria"] if not c["pass"]}
+    assert failed == {"steps.spin", "steps.spin.hold_latency.p99_ms"}
+    assert "Not supported by server" in (tmp_path / "strict" / "summary.md").read_text()
+
+    assert cli.main([*base, "--out", str(tmp_path / "lenient"), "--allow-unsupported"]) == 0
+
+
+def test_scenario_files_and_checks() -> None:
+    for path in sorted(Path("bench/scenarios").glob("*.toml")):
+        scenario.load(path)
+    with pytest.raises(ValueError, match="first step must be `login`"):
+        scenario.parse(b'name = "x"\n[[profiles]]\nname = "p"\nsteps = [{ op = "ping" }]\n', "toml")
+    with pytest.raises(ValueError, match="unknown op"):
+        scenario.parse(
+            b'name = "x"\n[[profiles]]\nname = "p"\nsteps = [{ op = "login" }, { op = "warp" }]\n', "toml"
+        )
+    # a 1% profile gets about 1% of any run of sessions
+    picks = [scenario.assign_profile(i, [99.0, 1.0]) for i in range(10_000)]
+    assert 95 <= picks.count(1) <= 105
+
+
+def test_histogram_percentiles_within_a_few_percent() -> None:
+    h = Histogram()
+    for us in range(1, 100_001):
+        h.record(us / 1e6)
+    for p in (50, 90, 99, 99.9):
+        exact = p / 100 * 100_000 / 1e6
+        assert abs(h.percentile(p) - exact) / exact < 0.035
+    assert all(bucket_value(bucket_of(v)) <= v * 1.04 + 1 for v in (0, 1, 31, 32, 33, 1000, 10**9))
+    other = Histogram.from_wire(h.to_wire())
+    assert other.n == h.n and other.percentile(99) == h.percentile(99)
