@@ -2,7 +2,8 @@
 
 Precedence: environment variable > config file > default. Environment variables are
 `CROUPIER_<SECTION>_<KEY>` (e.g. `CROUPIER_SERVER_WS_PORT=9000`,
-`CROUPIER_AUTH_SECRET=...`). Zones are configured in the file only. Relations between
+`CROUPIER_AUTH_SECRET=...`, `CROUPIER_STORE_URL=mysql://...`). Zones and their casinos
+(`[casino.zones.<zone>]`) are configured in the file only. Relations between
 settings are checked at start-up (`Config.check`).
 """
 
@@ -78,11 +79,50 @@ class AuthSection(Struct, frozen=True, forbid_unknown_fields=True):
     token_ttl: int = 24 * 3600
 
 
+class StoreSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """The database (money, rounds) and the optional cache; opened when a zone has a casino."""
+
+    #: `memory://`, `sqlite:///./var/croupier.db` or `mysql://user@host:3306/db`.
+    url: str = "sqlite:///./var/croupier.db"
+    #: None (in-process) or `redis://host:6379/0`.
+    cache_url: str | None = None
+    #: Longest wait for one money commit before the request fails with `unavailable`.
+    commit_timeout: float = 5.0
+
+
+class CasinoZone(Struct, frozen=True, forbid_unknown_fields=True):
+    """One zone's casino: the partner's game catalogue, its currency and its policy."""
+
+    #: game name (a catalogue file, e.g. "fruit_slot") -> the RTP profile the partner chose.
+    games: dict[str, str] = {}
+    currency: str = "FUN"
+    #: Welcome credit posted once per account (idempotency key `welcome:<zone>:<user>`).
+    starting_balance: int = 0
+    #: Responsible-gaming policy: "default" (permissive) or "gb", then field overrides
+    #: of `games.policy.Policy` (e.g. `min_cycle_ms = 2500`).
+    policy: str = "default"
+    policy_overrides: dict[str, Any] = {}
+    #: The house account the zone's bets go to and wins come from (may go negative).
+    house_account: str = ""
+
+    def house(self, zone: str) -> str:
+        return self.house_account or f"house:{zone}"
+
+
+class CasinoSection(Struct, frozen=True, forbid_unknown_fields=True):
+    #: zone name -> its casino; zones not listed have no casino messages.
+    zones: dict[str, CasinoZone] = {}
+    #: Most rounds one `history` request returns.
+    max_history: int = 50
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = field(default_factory=ServerSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     auth: AuthSection = field(default_factory=AuthSection)
     zones: list[ZoneConfig] = field(default_factory=list)
+    store: StoreSection = field(default_factory=StoreSection)
+    casino: CasinoSection = field(default_factory=CasinoSection)
 
     def check(self) -> None:
         """Raise ValueError if settings contradict each other."""
@@ -102,6 +142,18 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
             missing = set(z.default_groups) - set(z.groups) - {r.group for r in z.rooms}
             if missing:
                 raise ValueError(f"zone {z.name!r}: default_groups not in groups: {sorted(missing)}")
+        unknown = set(self.casino.zones) - set(names)
+        if unknown:
+            raise ValueError(f"casino.zones names unknown zones: {sorted(unknown)}")
+        for zname, cz in self.casino.zones.items():
+            if cz.starting_balance < 0:
+                raise ValueError(f"casino.zones.{zname}.starting_balance must not be negative")
+            if cz.policy not in ("default", "gb"):
+                raise ValueError(f"casino.zones.{zname}.policy must be 'default' or 'gb'")
+            if not cz.currency or len(cz.currency) > 16:
+                raise ValueError(f"casino.zones.{zname}.currency must be 1-16 characters")
+        if self.store.commit_timeout <= 0:
+            raise ValueError("store.commit_timeout must be positive")
 
     @property
     def secret(self) -> Secret:
@@ -110,7 +162,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    sections = {"server": ServerSection, "limits": LimitsSection, "auth": AuthSection}
+    sections = {"server": ServerSection, "limits": LimitsSection, "auth": AuthSection, "store": StoreSection}
     for section, cls in sections.items():
         for name in cls.__struct_fields__:
             key = f"CROUPIER_{section.upper()}_{name.upper()}"

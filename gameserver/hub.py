@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol import messages as m
 from protocol.codes import CloseCode, ErrorCode
@@ -24,11 +24,15 @@ from rooms.user import User
 from rooms.zone import Zone
 
 from . import auth
+from .casino import CASINO_TYPES
 from .clock import Clock, SystemClock
 from .config import Config
 from .connection import Connection
 from .player import Player
 from .router import LocalRouter, Router
+
+if TYPE_CHECKING:
+    from .casino import Casino
 
 logger = logging.getLogger("croupier.hub")
 
@@ -66,6 +70,8 @@ class Hub:
         #: schedules the end-of-tick flush; the running loop's call_soon by default
         self._call_soon = call_soon
         self.accepting = True
+        #: casino requests (spin, balance...); None = not offered (no store)
+        self.casino: Casino | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -132,6 +138,11 @@ class Hub:
         else:
             player = conn.player
             assert player is not None  # the session admits only login/resume/ping before login
+            if type(req) in CASINO_TYPES:
+                if self.casino is None:
+                    raise RequestError(ErrorCode.NOT_SUPPORTED, "this server offers no casino")
+                self.casino.handle(player, req)
+                return
             session = conn.session
             rid = req.id
 
@@ -180,6 +191,8 @@ class Hub:
         self.players[(zone_name, user_id)] = player
         self.by_resume_token[player.resume_token] = player
         self._attach(conn, player)
+        if self.casino is not None:
+            self.casino.player_joined(player)
         conn.session.authenticate(zone.config.flood)
         data["resume_token"] = player.resume_token
         data["heartbeat"] = self.config.limits.heartbeat_interval
@@ -229,6 +242,8 @@ class Hub:
             return
         del self.players[(player.zone, player.user_id)]
         self.by_resume_token.pop(player.resume_token, None)
+        if self.casino is not None:
+            self.casino.player_left(player)
         conn = player.conn
         if conn is not None:
             player.conn = None
@@ -259,7 +274,8 @@ class Hub:
     # -- periodic work -----------------------------------------------------------------
 
     def sweep(self) -> None:
-        """Close connections past their deadlines; end sessions past the resume window."""
+        """Close connections past their deadlines, end sessions past the resume window,
+        and announce the room counts that changed since the last sweep."""
         now = self.clock.monotonic()
         for conn in list(self.connections):
             session = conn.session
@@ -272,6 +288,10 @@ class Hub:
         ]
         for player in expired:
             self._end_player(player)
+        for name, zone in self.zones.items():  # coalesced room_count events (rooms/zone.py)
+            counts = zone.flush_counts()
+            if counts:
+                self.deliver(name, counts)
 
     def shutdown(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
         """Stop accepting and ask every client to go (and resume elsewhere)."""

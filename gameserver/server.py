@@ -7,6 +7,9 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from persistence import Stores, open_stores
+
+from .casino import Casino
 from .clock import Clock
 from .config import Config
 from .hub import Hub
@@ -26,6 +29,7 @@ class Server:
     tcp_port: int | None
     servers: list[asyncio.Server] = field(default_factory=list)
     sweeper: asyncio.Task[None] | None = None
+    stores: Stores | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -54,6 +58,11 @@ class Server:
         for s in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(s.wait_closed(), 1.0)
+        if self.hub.casino is not None:
+            await self.hub.casino.drain()  # commits in flight finish (retries get them)
+        if self.stores is not None:
+            await self.stores.close()  # drains the writer, flushes write-behind
+            self.stores = None
 
 
 async def _sweep(hub: Hub, interval: float) -> None:
@@ -66,12 +75,27 @@ async def _sweep(hub: Hub, interval: float) -> None:
 
 
 async def start(config: Config, clock: Clock | None = None) -> Server:
-    """Bind the configured listeners and start serving."""
+    """Open the store (when a zone has a casino), bind the configured listeners, serve."""
     hub = Hub(config, clock)
+    stores: Stores | None = None
+    if config.casino.zones:
+        stores = await open_stores(config.store.url, config.store.cache_url)
+        try:
+            casino = Casino(hub, stores, config)
+            await casino.start()
+        except BaseException:
+            await stores.close()
+            raise
+        hub.casino = casino
     cfg = config.server
     serve = serve_picows if cfg.transport == "picows" else serve_websockets
-    ws = await serve(hub, cfg.host, cfg.ws_port, cfg.ws_path, cfg.echo_path, cfg.backlog)
-    server = Server(hub, ws.sockets[0].getsockname()[1], None, [ws])
+    try:
+        ws = await serve(hub, cfg.host, cfg.ws_port, cfg.ws_path, cfg.echo_path, cfg.backlog)
+    except BaseException:
+        if stores is not None:
+            await stores.close()
+        raise
+    server = Server(hub, ws.sockets[0].getsockname()[1], None, [ws], stores=stores)
     if cfg.tcp_port >= 0:
         tcp = await serve_tcp(hub, cfg.host, cfg.tcp_port, cfg.backlog)
         server.servers.append(tcp)

@@ -57,6 +57,17 @@ class ErrorCode(IntEnum):
     VARIABLE_READ_ONLY = 303  # a private room variable owned by someone else
     MESSAGE_TOO_LONG = 304
 
+    # Casino (400-499)
+    NO_CASINO = 400  # this zone offers no casino games
+    GAME_NOT_FOUND = 401
+    BAD_BET = 402  # coin value or line count the game does not offer
+    INSUFFICIENT_FUNDS = 403
+    POLICY_REFUSED = 404  # responsible-gaming policy (limit, time-out, minimum cycle...)
+    ROUND_NOT_FOUND = 405
+    ROUND_IN_PROGRESS = 406  # finish the open round of this game first (round_continue)
+    ROUND_COMPLETE = 407  # every step of the round has been revealed
+    REQUEST_ID_REUSED = 408  # this request id was used by another money request
+
 
 class CloseCode(IntEnum):
     """Codes the server closes a connection with (WebSocket close code, or TCP `closing`)."""

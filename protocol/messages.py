@@ -192,6 +192,52 @@ class Ban(_Request, tag="ban", frozen=True):
     reason: Annotated[str, Meta(max_length=256)] = ""
 
 
+# -- casino (docs/protocol.md, "Casino") ----------------------------------------------------
+
+GameName = Annotated[str, Meta(min_length=1, max_length=64)]
+RoundRef = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class Spin(_Request, tag="spin", frozen=True):
+    """Play one round of a slot game; the whole outcome is drawn and settled at once.
+
+    `id` is the idempotency key (with the zone and user): re-sending the same id returns
+    the original reply and posts nothing.
+    """
+
+    game: GameName
+    coin: Annotated[int, Meta(ge=1, le=2**53)] | None = None  # coin value; none = the smallest
+    lines: Annotated[int, Meta(ge=1, le=1000)] | None = None  # lines played; none = all
+
+
+class RoundContinue(_Request, tag="round_continue", frozen=True):
+    """Reveal the next step (free spin) of a multi-step round from its stored outcome.
+
+    `step` is the number of steps the client has seen: a step already revealed is sent
+    again without any change; none = the next one.
+    """
+
+    round: RoundRef
+    step: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+
+
+class GameInfo(_Request, tag="game_info", frozen=True):
+    """The zone's game catalogue, or one game's paytable, rules and disclosed RTP."""
+
+    game: GameName | None = None
+
+
+class Balance(_Request, tag="balance", frozen=True):
+    """The player's balance and rounds still in progress."""
+
+
+class History(_Request, tag="history", frozen=True):
+    """The player's rounds, newest first; page with `before` (a round's `created_at`)."""
+
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 10
+    before: Annotated[int, Meta(ge=0)] | None = None
+
+
 ClientMessage = (
     Login
     | Resume
@@ -213,6 +259,11 @@ ClientMessage = (
     | SetUserVariables
     | Kick
     | Ban
+    | Spin
+    | RoundContinue
+    | GameInfo
+    | Balance
+    | History
 )
 
 #: Every client message type, by its wire tag.
