@@ -44,6 +44,7 @@ class Zone:
         self.groups: set[str] = set(config.groups) | set(config.default_groups)
         self.subscribers: dict[str, set[int]] = {g: set() for g in self.groups}
         self.bans: dict[int, float] = {}  # user id -> ban end (epoch seconds)
+        self._dirty_counts: set[int] = set()  # rooms whose user count changed (flush_counts)
         self._room_ids = count(1)
         for rc in config.rooms:
             self._add_configured_room(rc)
@@ -324,12 +325,29 @@ class Zone:
             out.append(Send(tuple(self.subscribers[room.group]), OutEvent("room_removed", gone)))
 
     def _count_changed(self, room: Room, out: list[Output]) -> None:
-        if room.hidden:
-            return
-        subs = self.subscribers[room.group]
-        if subs:
-            data = {"room": room.id, "users": len(room.players), "spectators": len(room.spectators)}
-            out.append(Send(tuple(subs), OutEvent("room_count", data)))
+        """Note a user-count change; `flush_counts` announces it.
+
+        Counts go to every subscriber of the room's group, and a lobby group can have
+        100k subscribers: one event per join would be O(subscribers) per join. So changes
+        are coalesced per room and sent at most once per `flush_counts` call (the hub
+        calls it once per sweep, every second by default).
+        """
+        if not room.hidden:
+            self._dirty_counts.add(room.id)
+
+    def flush_counts(self) -> list[Output]:
+        """One `room_count` event per room whose count changed since the last call."""
+        out: list[Output] = []
+        dirty, self._dirty_counts = self._dirty_counts, set()
+        for room_id in sorted(dirty):
+            room = self.rooms.get(room_id)
+            if room is None:
+                continue  # removed meanwhile: room_removed was sent
+            subs = self.subscribers[room.group]
+            if subs:
+                data = {"room": room.id, "users": len(room.players), "spectators": len(room.spectators)}
+                out.append(Send(tuple(subs), OutEvent("room_count", data)))
+        return out
 
     # -- messages ----------------------------------------------------------------------
 

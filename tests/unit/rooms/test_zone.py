@@ -74,7 +74,8 @@ def test_join_emits_user_entered_to_others_and_count_to_subscribers():
     assert [u.id for u in reply.users] == [A, B]
     assert reply.room.users == 2
     assert set(events(out, "user_entered")) == {A}
-    counts = events(out, "room_count")
+    assert events(out, "room_count") == {}  # counts are coalesced: see flush_counts
+    counts = events(z.flush_counts(), "room_count")
     assert set(counts) == {A, B, C, MOD, ADMIN}  # everyone subscribes "default" at login
     assert counts[A] == [{"room": lobby, "users": 2, "spectators": 0}]
 
@@ -82,14 +83,34 @@ def test_join_emits_user_entered_to_others_and_count_to_subscribers():
 def test_only_group_subscribers_get_room_list_events():
     z = zone()
     table = z.room("Table").id
-    _, out = z.join_room(A, table)
-    assert events(out, "room_count") == {}
+    z.join_room(A, table)
+    assert events(z.flush_counts(), "room_count") == {}
     z.subscribe_group(B, "slots")
-    _, out = z.join_room(C, table)
-    assert set(events(out, "room_count")) == {B}
+    z.join_room(C, table)
+    assert set(events(z.flush_counts(), "room_count")) == {B}
     z.unsubscribe_group(B, "slots")
-    _, out = z.leave_room(C, table)
-    assert events(out, "room_count") == {}
+    z.leave_room(C, table)
+    assert events(z.flush_counts(), "room_count") == {}
+
+
+def test_room_counts_are_coalesced_per_flush():
+    """Ten joins and leaves between two flushes give one room_count with the final count."""
+    z = zone()
+    lobby = z.room("Lobby").id
+    z.join_room(A, lobby)
+    z.join_room(B, lobby)
+    z.leave_room(A, lobby)
+    got = events(z.flush_counts(), "room_count")
+    assert got[C] == [{"room": lobby, "users": 1, "spectators": 0}]
+    assert z.flush_counts() == []
+
+
+def test_hidden_and_removed_rooms_send_no_counts():
+    z = zone()
+    z.join_room(A, "Secret")
+    reply, _ = z.create_room(B, name="Temp")
+    z.leave_room(B, reply.room.id)
+    assert events(z.flush_counts(), "room_count") == {}
 
 
 def test_group_subscription_errors():
