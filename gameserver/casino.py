@@ -93,9 +93,10 @@ class RoundState(msgspec.Struct, frozen=True, kw_only=True):
 _dec_state = msgspec.msgpack.Decoder(RoundState)
 
 
-def txn_key(kind: str, account: str, request_id: int) -> str:
-    """The idempotency key of a money request: the account (zone and user) and the request id."""
-    key = f"{kind}:{account}:{request_id}"
+def txn_key(kind: str, account: str, session: str, request_id: int) -> str:
+    """The idempotency key of a money request: the account (zone and user), the session
+    (kept across resumes: clients number requests per session) and the request id."""
+    key = f"{kind}:{account}:{session}:{request_id}"
     if len(key) > _MAX_KEY:
         key = f"{kind}:h:{hashlib.sha256(key.encode()).hexdigest()}"
     return key
@@ -219,7 +220,7 @@ class Casino:
         #: names this server run in guest accounts (guest ids restart with the process)
         self.run_id = secrets.token_hex(4)
         self.tasks: set[asyncio.Task[None]] = set()
-        self._handlers: Mapping[type, Callable[[ZoneCasino, Wallet, Any], Awaitable[Any]]] = {
+        self._handlers: Mapping[type, Callable[[ZoneCasino, Wallet, Player, Any], Awaitable[Any]]] = {
             m.Spin: self._spin,
             m.RoundContinue: self._continue,
             m.GameInfo: self._game_info,
@@ -273,7 +274,7 @@ class Casino:
         try:
             async with asyncio.timeout(self.timeout):
                 wallet = await self._wallet(zc, player)
-                data = await self._handlers[type(req)](zc, wallet, req)
+                data = await self._handlers[type(req)](zc, wallet, player, req)
         except RequestError as exc:
             error = exc
         except InsufficientFunds:
@@ -349,7 +350,7 @@ class Casino:
 
     # -- spin --------------------------------------------------------------------------
 
-    async def _spin(self, zc: ZoneCasino, wallet: Wallet, req: m.Spin) -> dict[str, Any]:
+    async def _spin(self, zc: ZoneCasino, wallet: Wallet, player: Player, req: m.Spin) -> dict[str, Any]:
         game = zc.games.get(req.game)
         if game is None:
             raise RequestError(ErrorCode.GAME_NOT_FOUND, f"no game {req.game!r} in this zone")
@@ -359,7 +360,7 @@ class Casino:
             stake = game.slot.cost(check_slot_bet(game.slot, bet)) * coin
         except InvalidBet as exc:
             raise RequestError(ErrorCode.BAD_BET, str(exc)) from None
-        key = txn_key("spin", wallet.account, req.id)
+        key = txn_key("spin", wallet.account, player.session_id, req.id)
         check = ["spin", req.game, req.coin, req.lines]
         async with wallet.lock:
             if wallet.balance is None:
@@ -404,7 +405,7 @@ class Casino:
                 user_id=wallet.account,
                 game_id=game.name,
                 game_version=outcome.game_version,
-                math_version=f"{outcome.profile}:{outcome.math_hash}",
+                math_version=f"{outcome.profile}:{outcome.math_hash}"[:64],
                 currency=zc.currency,
                 bet=outcome.stake,
                 win=outcome.win,
@@ -412,7 +413,7 @@ class Casino:
                 state=_enc.encode(RoundState(outcome=outcome, revealed=shown.revealed)),
                 balance_before=before,
                 balance_after=before - outcome.stake + outcome.win,
-                session_id=wallet.account,
+                session_id=player.session_id,
                 partner_id=zc.zone,
             )
             txn = spin_txn(
@@ -473,8 +474,10 @@ class Casino:
             raise RequestError(ErrorCode.ROUND_NOT_FOUND, f"no round {round_id!r}")
         return rec
 
-    async def _continue(self, zc: ZoneCasino, wallet: Wallet, req: m.RoundContinue) -> dict[str, Any]:
-        key = txn_key("cont", wallet.account, req.id)
+    async def _continue(
+        self, zc: ZoneCasino, wallet: Wallet, player: Player, req: m.RoundContinue
+    ) -> dict[str, Any]:
+        key = txn_key("cont", wallet.account, player.session_id, req.id)
         check = ["round_continue", req.round, req.step]
         async with wallet.lock:
             stored = await self._stored(key, check)
@@ -528,21 +531,27 @@ class Casino:
 
     # -- read-only requests ------------------------------------------------------------
 
-    async def _balance(self, zc: ZoneCasino, wallet: Wallet, req: m.Balance) -> dict[str, Any]:
+    async def _balance(
+        self, zc: ZoneCasino, wallet: Wallet, player: Player, req: m.Balance
+    ) -> dict[str, Any]:
         return {
             "currency": zc.currency,
             "balance": wallet.balance,
             "open_rounds": [_open_round(r) for r in wallet.open_rounds.values()],
         }
 
-    async def _history(self, zc: ZoneCasino, wallet: Wallet, req: m.History) -> dict[str, Any]:
+    async def _history(
+        self, zc: ZoneCasino, wallet: Wallet, player: Player, req: m.History
+    ) -> dict[str, Any]:
         limit = min(req.limit, self.max_history)
         rows = await self.stores.rounds.history(wallet.account, limit=limit, before=req.before)
         rounds = [_history_entry(r) for r in rows]
         nxt = rows[-1].created_at if len(rows) == limit else None
         return {"rounds": rounds, "before": nxt}
 
-    async def _game_info(self, zc: ZoneCasino, wallet: Wallet, req: m.GameInfo) -> dict[str, Any]:
+    async def _game_info(
+        self, zc: ZoneCasino, wallet: Wallet, player: Player, req: m.GameInfo
+    ) -> dict[str, Any]:
         if req.game is None:
             games = []
             for g in zc.games.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING
 
 from protocol.events import OutEvent
@@ -15,7 +16,17 @@ if TYPE_CHECKING:
 class Player:
     """A logged-in user's session on this worker: its event log and current connection."""
 
-    __slots__ = ("user_id", "zone", "name", "role", "log", "resume_token", "conn", "detached_at")
+    __slots__ = (
+        "user_id",
+        "zone",
+        "name",
+        "role",
+        "log",
+        "resume_token",
+        "conn",
+        "detached_at",
+        "session_id",
+    )
 
     def __init__(
         self, user_id: int, zone: str, name: str, role: Role, replay: int, resume_token: str
@@ -29,6 +40,8 @@ class Player:
         self.conn: Connection | None = None
         #: monotonic time of the drop, while no connection is attached
         self.detached_at: float | None = None
+        #: names this session (kept across resumes) in idempotency keys and round records
+        self.session_id = secrets.token_hex(8)
 
     def push(self, event: OutEvent) -> None:
         """Number the event, keep it for replay, and send it if connected."""

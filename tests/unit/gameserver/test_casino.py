@@ -290,3 +290,17 @@ def test_bad_catalogue_is_refused_at_start(bad):
 
     with pytest.raises(ValueError):
         build_zone("demo", CasinoZone(**bad))
+
+
+def test_a_new_session_reusing_request_ids_gets_new_spins():
+    async def body(env: Env) -> None:
+        c = env.client()
+        first = await env.request(c, {"type": "spin", "game": "fruit_slot", "id": 3})
+        c.send({"type": "logout"})
+        c2 = env.client()
+        again = await env.request(c2, {"type": "spin", "game": "fruit_slot", "id": 3})
+        assert again["type"] == "ok" and again["data"]["round"] != first["data"]["round"]
+        bets = [p for p in await env.stores.wallet.postings(account_id("demo", 7), "FUN") if p.kind == "bet"]
+        assert len(bets) == 2
+
+    run(body)
