@@ -98,6 +98,7 @@ class Bot:
         "task",
         "refused",
         "last_seq",
+        "last_id",
     )
 
     def __init__(self, w: Worker, index: int, steps: list[CompiledStep], target: int) -> None:
@@ -121,6 +122,7 @@ class Bot:
         #: the server refused the login: do not try again
         self.refused = False
         self.last_seq = 0
+        self.last_id = 0
 
     def var(self, name: str) -> Any:
         if name == "now_ms":
@@ -269,7 +271,7 @@ class Bot:
             return None
         req, accept = upgrade_request(host, port, path, w.subprotocol)
         hs: asyncio.Future[None] = loop.create_future()
-        conn = WsConn(w.shared, w.binary, req, accept, hs)
+        conn = WsConn(w.shared, w.binary, req, accept, hs, self.last_id)
         try:
             await loop.create_connection(lambda: conn, sock=sock)
         except OSError as exc:  # the transport owns the socket now
@@ -312,6 +314,7 @@ class Bot:
         if self.logged_in:
             w.sessions -= 1
         self.last_seq = conn.last_seq
+        self.last_id = conn.last_id
         conn.fail_pending()
         self._cancel_timers()
         if self.lost is not None:

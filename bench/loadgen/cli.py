@@ -65,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="ramp: connections being opened at once per generator")
     p.add_argument("--codec", choices=["msgpack", "json"], help="override the scenario's codec")
     p.add_argument(
+        "--store",
+        help="money store of each started server: sqlite (a file per process), memory, config, or a URL"
+        " (default: the scenario's, else sqlite)",
+    )
+    p.add_argument(
         "--server-env",
         action="append",
         type=_env,
@@ -91,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return 2
-    if args.codec:
-        import msgspec
+    import msgspec
 
+    if args.codec:
         sc = msgspec.structs.replace(sc, codec=args.codec)
+    if args.store:
+        sc = msgspec.structs.replace(sc, server=msgspec.structs.replace(sc.server, store=args.store))
     opts = Options(
         scenario=sc,
         connections=args.connections or sc.connections,

@@ -82,6 +82,7 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
                 "rss_at_hold_end_mib": _r(wrss / MiB, 1),
                 "rss_per_session_kib": _r((wrss - base_wrss) / 1024 / held, 2) if held else None,
                 "loop_lag_max_ms": _r(max(r["lag_ms"] for r in tl), 1),
+                "gc_pause_max_ms": _r(max(r.get("gc_max_ms", 0.0) for r in tl), 1),
             }
         )
     machine = {
@@ -175,6 +176,7 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
             "source_base": o.source_base,
             "ramp_rate": o.ramp_rate if o.ramp_rate is not None else run.sc.ramp.rate,
             "allow_unsupported": o.allow_unsupported,
+            "store": run.sc.server.store if run.fleet else None,
         },
         "started_at_unix": round(started_wall, 3),
         "timing": {
@@ -308,8 +310,9 @@ def markdown(r: dict[str, Any]) -> str:
         r["scenario"]["description"] or "",
         "",
         f"- {p['connections']:,} sessions ({r['scenario']['codec']}), {p['generators']} generator process(es),"
-        f" {p['servers'] or len(p['targets'])} server process(es), hold {r['timing']['hold_s']} s"
-        f" after a {r['timing']['ramp_s']} s ramp",
+        f" {p['servers'] or len(p['targets'])} server process(es)"
+        + (f" (store: {p['store']})" if p.get("store") else "")
+        + f", hold {r['timing']['hold_s']} s after a {r['timing']['ramp_s']} s ramp",
         f"- held at the end: **{c['held_at_end']:,}** of {c['target']:,}; peak sessions {c['peak_sessions']:,};"
         f" handshakes/s during the ramp: {c['handshakes_per_s']}",
         f"- requests sent {r['messages']['requests_sent']:,}; ok {r['messages']['ok_received']:,};"
@@ -352,7 +355,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"- generator: CPU mean {gen['cpu_mean_percent']}% (all processes), busiest process max"
             f" {gen['cpu_max_percent_one_process']}%; RSS {gen['rss_at_hold_end_mib']} MiB"
-            f" ({gen['rss_per_session_kib']} KiB per session); loop lag max {gen['loop_lag_max_ms']} ms"
+            f" ({gen['rss_per_session_kib']} KiB per session); loop lag max {gen['loop_lag_max_ms']} ms,"
+            f" longest GC pause {gen['gc_pause_max_ms']} ms"
         )
     lines.append(
         f"- machine: {m['cpus']} CPUs, CPU mean {m['cpu_mean_percent']}% / max {m['cpu_max_percent']}% (100% = all);"

@@ -347,6 +347,7 @@ class Run:
             h.ihist = {}
         row["latency"] = lat
         row["lag_ms"] = max((s["lag_ms"] for s in snaps), default=0.0)
+        row["gc_max_ms"] = max((s.get("gc_max_ms", 0.0) for s in snaps), default=0.0)
         servers = [x for x in sample["servers"] if x is not None]
         row["server_rss"] = sum(x["rss"] for x in servers)
         row["server_cpu"] = sum(x["cpu"] for x in servers)

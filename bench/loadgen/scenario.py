@@ -52,9 +52,14 @@ PRESETS: dict[str, Preset] = {
     "set_user_variables": Preset(
         "set_user_variables", {"variables": [{"name": "status", "value": "playing"}]}
     ),
-    # Not wired into the server yet: the field names follow docs in progress; fix them
-    # here (or in a scenario with `type`/`fields`) when the server gains the message.
-    "spin": Preset("spin", {"game": "fruit_slot", "bet": 1, "lines": 1}, planned=True),
+    # casino (a zone with a [casino] section; coin and lines default to the smallest coin
+    # and every line)
+    "spin": Preset("spin", {"game": "fruit_slot"}),
+    "balance": Preset("balance"),
+    "game_info": Preset("game_info"),
+    "history": Preset("history", {"limit": 10}),
+    # Not wired into the server yet: the names are guesses; fix them here (or in a
+    # scenario with `type`/`fields`) when the server gains the message.
     "leaderboard": Preset("subscribe_leaderboard", {"board": "daily"}, planned=True),
     "lottery": Preset("buy_lottery_ticket", {"draw": "daily", "tickets": 1}, planned=True),
 }
@@ -168,6 +173,10 @@ class ServerSettings(Struct, frozen=True, forbid_unknown_fields=True):
 
     #: config file; empty = the server's default (config/croupier.toml)
     config: str = ""
+    #: the money store of each server process: "sqlite" (a new file per process in the
+    #: run's output directory), "memory", "config" (whatever the config file says: may
+    #: be one file shared by every process), or a store URL
+    store: str = "sqlite"
     #: extra environment, e.g. {CROUPIER_LIMITS_IDLE_TIMEOUT = "60"}
     env: dict[str, str] = {}
 

@@ -90,10 +90,24 @@ class Fleet:
     def targets(self) -> list[tuple[str, int, str]]:
         return [(self.host, s.port, self.path) for s in self.servers]
 
-    def _env(self, port: int) -> dict[str, str]:
+    def store_url(self, s: ServerProc) -> str | None:
+        store = self.settings.store
+        if store == "sqlite":
+            return f"sqlite:///{s.log.parent.resolve() / f'server-{s.index}.db'}"
+        if store == "memory":
+            return "memory://"
+        if store == "config":
+            return None
+        return store
+
+    def _env(self, s: ServerProc) -> dict[str, str]:
         env = dict(os.environ)
+        url = self.store_url(s)
+        if url is not None:
+            env["CROUPIER_STORE_URL"] = url
         env.update(self.settings.env)
         env.update(self.extra_env)
+        port = s.port
         env["CROUPIER_SERVER_HOST"] = self.host
         env["CROUPIER_SERVER_WS_PORT"] = str(port)
         env["CROUPIER_SERVER_TCP_PORT"] = "-1"
@@ -109,7 +123,7 @@ class Fleet:
             s.proc = subprocess.Popen(
                 cmd,
                 cwd=REPO,
-                env=self._env(s.port),
+                env=self._env(s),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -139,6 +153,9 @@ class Fleet:
         if busy:
             raise RuntimeError(f"ports already in use: {busy} (pick others with --base-port)")
         for s in self.servers:
+            if self.settings.store == "sqlite":  # a fresh store per run: remove our old files
+                for old in s.log.parent.glob(f"server-{s.index}.db*"):
+                    old.unlink()
             self._spawn(s)
         for s in self.servers:
             self._wait_listening(s, timeout)

@@ -146,6 +146,7 @@ class WsConn(asyncio.Protocol):
         request: bytes,
         accept: bytes,
         handshake: asyncio.Future[None],
+        first_id: int = 0,
     ) -> None:
         self.shared = shared
         self.binary = binary
@@ -159,7 +160,9 @@ class WsConn(asyncio.Protocol):
         self.upgraded = False
         self.handshake = handshake
         self.pending: dict[int, Pending] = {}
-        self._next_id = 0
+        #: request ids go on from the session's previous connection: a resumed session
+        #: must not reuse one (money requests use the id as their idempotency key)
+        self._next_id = first_id
         #: the server's close code, 1006 if the socket went without one, None while open
         self.close_code: int | None = None
         self.closed = False
@@ -353,6 +356,10 @@ class WsConn(asyncio.Protocol):
         st.sent += 1
         self.shared.sent += 1
         return rid
+
+    @property
+    def last_id(self) -> int:
+        return self._next_id
 
     def close(self, code: int = 1000) -> None:
         """Start the closing handshake; the server then closes the socket."""

@@ -23,6 +23,7 @@ import pytest
 from bench.loadgen import cli, scenario
 from bench.loadgen.runner import Options, run
 from bench.loadgen.stats import Histogram, bucket_of, bucket_value
+from gameserver.config import CasinoSection, CasinoZone, Config, StoreSection
 from gameserver.connection import Connection
 from gameserver.transports.picows_ws import PicowsLink
 
@@ -53,8 +54,17 @@ steps = [
   { op = "chat", every = 1.0 },
 ]
 
+[[profiles]]
+name = "spinner"
+weight = 1
+steps = [{ op = "login" }, { op = "balance" }, { op = "spin", every = 0.5 }]
+
 [[criteria]]
 metric = "steps.ping.hold_latency.p99_ms"
+max = 1000
+
+[[criteria]]
+metric = "steps.spin.hold_latency.p99_ms"
 max = 1000
 """
 
@@ -68,7 +78,12 @@ rate = 200
 
 [[profiles]]
 name = "spinner"
-steps = [{ op = "login" }, { op = "ping", every = 0.5 }, { op = "spin", every = 0.2 }]
+steps = [
+  { op = "login" },
+  { op = "ping", every = 0.5 },
+  { op = "spin", every = 0.2 },
+  { op = "request", type = "teleport", label = "teleport", every = 0.2 },
+]
 
 [[criteria]]
 metric = "steps.spin.hold_latency.p99_ms"
@@ -102,11 +117,24 @@ class ServerCounts:
         mp.setattr(PicowsLink, "write", write)
 
 
-@pytest.fixture
-def counted_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Running, ServerCounts]]:
+def casino_config(casino: bool) -> Config:
+    """The integration servers' config, with or without a demo casino (money in memory)."""
+    config = server_config("picows")
+    if not casino:
+        return msgspec.structs.replace(config, casino=CasinoSection())
+    demo = CasinoZone(games={"fruit_slot": "96.5"}, starting_balance=100_000)
+    return msgspec.structs.replace(
+        config, store=StoreSection(url="memory://"), casino=CasinoSection(zones={"demo": demo})
+    )
+
+
+@pytest.fixture(params=[True], ids=["casino"])
+def counted_server(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Running, ServerCounts]]:
     counts = ServerCounts()
     counts.install(monkeypatch)
-    with running_server(server_config("picows")) as srv:
+    with running_server(casino_config(request.param)) as srv:
         yield srv, counts
 
 
@@ -179,6 +207,8 @@ def test_report_agrees_with_what_the_server_counted(
     assert counts.received["ping"] == steps["ping"]["sent"] > 400
     assert counts.received["join_room"] == steps["join_room"]["sent"] == steps["join_room"]["ok"] > 0
     assert counts.received["public_message"] == steps["chat"]["sent"] > 0
+    assert counts.received["spin"] == steps["spin"]["sent"] == steps["spin"]["ok"] + steps["spin"]["lost"] > 0
+    assert counts.received["balance"] == steps["balance"]["ok"] == steps["balance"]["sent"] > 0
     assert sum(counts.received.values()) == msgs["requests_sent"]
     # every reply and event the server wrote was received and counted
     assert counts.written["ok"] == msgs["ok_received"]
@@ -198,9 +228,11 @@ def test_report_agrees_with_what_the_server_counted(
     assert [r["phase"] for r in report["timeline"]].count("hold") >= 2
 
 
+@pytest.mark.parametrize("counted_server", [False], ids=["no-casino"], indirect=True)
 def test_a_step_the_server_does_not_know_is_reported_not_counted(
     counted_server: tuple[Running, ServerCounts], tmp_path: Path
 ) -> None:
+    """`teleport` is answered unknown_message, `spin` not_supported (no casino here)."""
     srv, counts = counted_server
     path = tmp_path / "spins.toml"
     path.write_text(UNSUPPORTED)
@@ -209,16 +241,18 @@ def test_a_step_the_server_does_not_know_is_reported_not_counted(
     assert cli.main([*base, "--out", str(tmp_path / "strict")]) == 1  # fails: not supported
 
     report = msgspec.json.decode((tmp_path / "strict" / "report.json").read_bytes())
-    spin = report["steps"]["spin"]
-    assert spin["status"] == "not supported by server"
-    assert spin["ok"] == 0 and spin["errors"] == 0 and spin["unsupported"] >= 1
-    assert spin["unsupported"] == counts.received["spin"]  # each answered unknown_message
-    assert report["unsupported"] == [
-        {"step": "spin", "type": "spin", "answered_unsupported": spin["unsupported"]}
-    ]
+    for label, mtype in (("spin", "spin"), ("teleport", "teleport")):
+        st = report["steps"][label]
+        assert st["status"] == "not supported by server"
+        assert st["ok"] == 0 and st["errors"] == 0 and st["unsupported"] >= 1
+        assert st["unsupported"] == counts.received[mtype]  # each one answered so
+        # a generator stops sending a step once the server said it does not know it
+        assert st["sent"] == st["unsupported"] < 20  # (else about 150 in this run)
+    assert [u["step"] for u in report["unsupported"]] == ["spin", "teleport"]
     assert report["errors"]["total"] == 0
+    assert report["steps"]["ping"]["ok"] > 0
     failed = {c["metric"] for c in report["criteria"] if not c["pass"]}
-    assert failed == {"steps.spin", "steps.spin.hold_latency.p99_ms"}
+    assert failed == {"steps.spin", "steps.teleport", "steps.spin.hold_latency.p99_ms"}
     assert "Not supported by server" in (tmp_path / "strict" / "summary.md").read_text()
 
     assert cli.main([*base, "--out", str(tmp_path / "lenient"), "--allow-unsupported"]) == 0
