@@ -418,15 +418,24 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("messages/s")
     ax.legend(loc="upper left")
     ax = axes[2]
-    labels = sorted({k for r in tl for k in r["latency"] if k not in ("connect",)})
-    for label in labels[:4]:
+    seen = {k for r in tl for k in r["latency"]}
+    preferred = [k for k in ("spin", "ping", "login", "chat") if k in seen]
+    labels = (preferred + sorted(seen - set(preferred) - {"connect", "resume"}))[:4]
+    for i, label in enumerate(labels):
         pts = [(r["t"], r["latency"][label]) for r in tl if label in r["latency"]]
-        ax.plot([x for x, _ in pts], [v["p50_ms"] for _, v in pts], label=f"{label} p50")
-        ax.plot([x for x, _ in pts], [v["p99_ms"] for _, v in pts], label=f"{label} p99", linestyle="--")
-    ax.set_ylabel("latency ms")
+        color = f"C{i}"
+        ax.plot([x for x, _ in pts], [v["p50_ms"] for _, v in pts], color=color, label=f"{label} p50")
+        ax.plot(
+            [x for x, _ in pts],
+            [v["p99_ms"] for _, v in pts],
+            color=color,
+            linestyle="--",
+            label=f"{label} p99",
+        )
+    ax.set_ylabel("round trip ms")
     ax.set_yscale("log")
     if labels:
-        ax.legend(loc="upper left", fontsize="small")
+        ax.legend(loc="upper left", fontsize="small", ncol=2)
     ax = axes[3]
     ax.plot(t, [r["server_cpu"] for r in tl], label="server CPU %")
     ax.plot(t, [r["worker_cpu"] for r in tl], label="generator CPU %")
@@ -436,8 +445,21 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     ax2.set_ylabel("server RSS MiB")
     ax.legend(loc="upper left")
     ax.set_xlabel("seconds")
+    spans: dict[str, list[float]] = {}
+    for r in tl:
+        spans.setdefault(r["phase"], [r["t"], r["t"]])[1] = r["t"]
+    shades = {"ramp": "tab:blue", "closing": "tab:red"}
     for a in axes:
         a.grid(alpha=0.3)
+        for phase, (lo, hi) in spans.items():
+            if phase in shades:
+                a.axvspan(lo - 0.5, hi + 0.5, color=shades[phase], alpha=0.06)
+        for act in report.get("actions", []):
+            a.axvline(act["at_s"], color="black", linestyle=":", alpha=0.6)
+    for act in report.get("actions", []):
+        axes[0].annotate(
+            act["kind"], (act["at_s"], 0), textcoords="offset points", xytext=(3, 3), fontsize="small"
+        )
     status = "PASS" if report["pass"] else "FAIL"
     fig.suptitle(f"{report['scenario']['name']}: {report['params']['connections']:,} sessions — {status}")
     fig.tight_layout()
