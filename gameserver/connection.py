@@ -18,6 +18,8 @@ from protocol.session import Session
 from .link import Link
 
 if TYPE_CHECKING:
+    from protocol.sfs2x.session import SfsSession
+
     from .hub import Hub
     from .player import Player
 
@@ -27,10 +29,15 @@ logger = logging.getLogger("croupier.connection")
 class Connection:
     __slots__ = ("hub", "link", "session", "player", "dirty", "closed", "__weakref__")
 
-    def __init__(self, hub: Hub, link: Link, codec: Codec) -> None:
+    def __init__(
+        self, hub: Hub, link: Link, codec: Codec, session: Session | SfsSession | None = None
+    ) -> None:
+        """`session`: a prebuilt session (e.g. an SFS2X one); by default a native one for `codec`."""
         self.hub = hub
         self.link = link
-        self.session = Session(codec, hub.session_limits, hub.default_flood, hub.clock.monotonic())
+        self.session: Session | SfsSession = session or Session(
+            codec, hub.session_limits, hub.default_flood, hub.clock.monotonic()
+        )
         self.player: Player | None = None
         self.dirty = False
         self.closed = False

@@ -14,6 +14,7 @@ from .clock import Clock
 from .config import Config
 from .hub import Hub
 from .transports.picows_ws import serve_picows
+from .transports.sfs2x_tcp import serve_sfs_tcp
 from .transports.tcp import serve_tcp
 from .transports.websockets_ws import serve_websockets
 
@@ -29,6 +30,7 @@ class Server:
     tcp_port: int | None
     servers: list[asyncio.Server] = field(default_factory=list)
     sweeper: asyncio.Task[None] | None = None
+    sfs_tcp_port: int | None = None  # the SFS2X TCP listener's port, if enabled
     stores: Stores | None = None
 
     @property
@@ -100,5 +102,9 @@ async def start(config: Config, clock: Clock | None = None) -> Server:
         tcp = await serve_tcp(hub, cfg.host, cfg.tcp_port, cfg.backlog)
         server.servers.append(tcp)
         server.tcp_port = tcp.sockets[0].getsockname()[1]
+    if cfg.sfs_tcp_port >= 0:
+        sfs = await serve_sfs_tcp(hub, cfg.host, cfg.sfs_tcp_port, cfg.backlog)
+        server.servers.append(sfs)
+        server.sfs_tcp_port = sfs.sockets[0].getsockname()[1]
     server.sweeper = asyncio.get_running_loop().create_task(_sweep(hub, cfg.sweep_interval))
     return server

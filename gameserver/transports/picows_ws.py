@@ -16,11 +16,12 @@ import picows
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
 
 from protocol.assembler import Assembler
-from protocol.codec import Codec, choose_subprotocol
+from protocol.codec import MSGPACK, Codec, choose_subprotocol
 from protocol.errors import ProtocolViolation
 from protocol.wsframe import OP_BINARY, OP_TEXT, close_reply, encode_frames
 
 from ..connection import Connection
+from .sfs2x_tcp import SFS_WS_PATH, new_sfs_session
 
 if TYPE_CHECKING:
     from ..hub import Hub
@@ -94,10 +95,11 @@ class PicowsLink(_MessageListener):
 
     kind = "picows"
 
-    def __init__(self, hub: Hub, codec: Codec) -> None:
+    def __init__(self, hub: Hub, codec: Codec, sfs: bool = False) -> None:
         super().__init__(hub.session_limits.max_message_bytes, hub.close_timeout)
         self.hub = hub
         self.codec = codec
+        self.sfs = sfs  # an SFS2X client (/BlueBox/websocket)
         self.opcode = OP_BINARY if codec.binary else OP_TEXT
         self.peer = "?"
         self.conn: Connection | None = None
@@ -106,7 +108,8 @@ class PicowsLink(_MessageListener):
         self.transport = transport
         peer: Any = transport.underlying_transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.conn = Connection(self.hub, self, self.codec)
+        session = new_sfs_session(self.hub) if self.sfs else None
+        self.conn = Connection(self.hub, self, self.codec, session)
         self.hub.connection_made(self.conn)
 
     def on_message(self, data: bytes, binary: bool) -> None:
@@ -164,6 +167,8 @@ def listener_factory(hub: Hub, path: str, echo_path: str) -> Callable[[WSUpgrade
             return picows.WSUpgradeResponseWithListener(
                 picows.WSUpgradeResponse.create_101_response(extra_headers=headers), listener
             )
+        if req_path == SFS_WS_PATH:
+            return PicowsLink(hub, MSGPACK, sfs=True)
         if echo_path and req_path == echo_path:
             return EchoListener(hub.session_limits.max_message_bytes, hub.close_timeout)
         return None  # 404

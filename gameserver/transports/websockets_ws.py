@@ -19,10 +19,11 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from protocol.assembler import Assembler
-from protocol.codec import CODECS_BY_SUBPROTOCOL, JSON, Codec, choose_subprotocol
+from protocol.codec import CODECS_BY_SUBPROTOCOL, JSON, MSGPACK, Codec, choose_subprotocol
 from protocol.errors import ProtocolViolation
 
 from ..connection import Connection
+from .sfs2x_tcp import SFS_WS_PATH, new_sfs_session
 
 if TYPE_CHECKING:
     from ..hub import Hub
@@ -87,7 +88,7 @@ class WebsocketsLink(asyncio.Protocol):
     def _handshake(self, request: Request) -> None:
         ws = self.ws
         path = request.path.split("?", 1)[0]
-        if path not in (self.path, self.echo_path or self.path):
+        if path not in (self.path, self.echo_path or self.path, SFS_WS_PATH):
             ws.send_response(ws.reject(404, "Not Found\n"))
             return
         response = ws.accept(request)
@@ -97,7 +98,11 @@ class WebsocketsLink(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if path == self.path:
+        if path == SFS_WS_PATH:  # an SFS2X client
+            self.codec = MSGPACK
+            self.conn = Connection(self.hub, self, MSGPACK, new_sfs_session(self.hub))
+            self.hub.connection_made(self.conn)
+        elif path == self.path:
             self.codec = CODECS_BY_SUBPROTOCOL.get(ws.subprotocol or "", JSON)
             self.conn = Connection(self.hub, self, self.codec)
             self.hub.connection_made(self.conn)

@@ -1,0 +1,172 @@
+"""Unmodified SmartFoxServer 2X clients against a real server.
+
+The official JavaScript client (npm `sfs2x-api`, run by Node with `ws` as its WebSocket)
+plays tests/sfs2x_js/scenario.js at `/BlueBox/websocket`, while a native WebSocket client
+sits in the same room. The packages are installed into tests/sfs2x_js/node_modules (git
+ignored) on first use; if that fails the test fails, unless CROUPIER_TEST_SKIP_NODE=1.
+A second test speaks SFS2X over the raw TCP listener from Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gameserver import auth
+from gameserver.config import AuthSection, Config, ServerSection
+from protocol.sfs2x import Action, PacketReader, SFSObject, decode_packet_message, encode_frame
+from protocol.sfs2x.messages import handshake_request, login_request, ping_request
+from rooms.config import RoomConfig, ZoneConfig
+
+from .client import WsClient
+from .conftest import SECRET, Running, running_server
+
+JS_DIR = pathlib.Path(__file__).resolve().parents[1] / "sfs2x_js"
+MOD_ID = 42
+
+
+def sfs_config(transport: str) -> Config:
+    return Config(
+        server=ServerSection(
+            host="127.0.0.1", ws_port=0, tcp_port=-1, sfs_tcp_port=0, transport=transport, sweep_interval=0.1
+        ),
+        auth=AuthSection(secret=SECRET),
+        zones=[
+            ZoneConfig(
+                name="demo", guests=True, room_creation="everyone", rooms=[RoomConfig("Lobby", max_users=100)]
+            ),
+            ZoneConfig(name="members", guests=False, rooms=[RoomConfig("Lobby")]),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[str]:
+    """The node binary, with sfs2x-api and ws installed next to the scenario."""
+    if os.environ.get("CROUPIER_TEST_SKIP_NODE") == "1":
+        pytest.skip("CROUPIER_TEST_SKIP_NODE=1")
+    exe, npm = shutil.which("node"), shutil.which("npm")
+    if exe is None or npm is None:
+        pytest.fail("node and npm are needed for the SFS2X client test (or set CROUPIER_TEST_SKIP_NODE=1)")
+    modules = JS_DIR / "node_modules"
+    if not (modules / "sfs2x-api").is_dir() or not (modules / "ws").is_dir():
+        pkgs = ["sfs2x-api@^1.8.6", "ws@^8"]  # the client version the protocol spec was verified with
+        cmd = [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(JS_DIR), *pkgs]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.fail(f"npm install sfs2x-api ws failed: {exc} (or set CROUPIER_TEST_SKIP_NODE=1)")
+        if done.returncode != 0:
+            pytest.fail(
+                f"npm install sfs2x-api ws failed ({done.returncode}): {done.stderr[-2000:]}"
+                " (or set CROUPIER_TEST_SKIP_NODE=1)"
+            )
+    yield exe
+
+
+@pytest.mark.parametrize("transport", ["picows", "websockets"])
+def test_official_js_client_scenarios(node: str, transport: str) -> None:
+    with running_server(sfs_config(transport)) as server:
+        asyncio.run(_js_scenario(node, server))
+
+
+async def _js_scenario(node: str, server: Running) -> None:
+    native = await WsClient.connect(f"ws://127.0.0.1:{server.server.ws_port}/ws")
+    assert (await native.request("login", guest=True, zone="demo", name="native"))["type"] == "ok"
+    assert (await native.request("join_room", room="Lobby"))["type"] == "ok"
+    token = auth.mint(SECRET, MOD_ID, "demo", name="mod", role="moderator", expires=int(time.time()) + 600)
+    env = {**os.environ, "MOD_TOKEN": token}
+    proc = await asyncio.create_subprocess_exec(
+        node,
+        str(JS_DIR / "scenario.js"),
+        "127.0.0.1",
+        str(server.server.ws_port),
+        cwd=JS_DIR,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    steps: list[str] = []
+    result = ""
+    try:
+        while True:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+            if not line:
+                break
+            if line.startswith("STEP "):
+                steps.append(line[5:])
+                if line == "STEP joined":
+                    # The SFS clients' message reached the native client; now answer them.
+                    msg = await native.event("public_message")
+                    assert msg["data"]["text"] == "hello room"
+                    await native.request("public_message", room=msg["data"]["room"], text="hello from native")
+            elif line in ("OK",) or line.startswith("FAIL"):
+                result = line
+    finally:
+        if proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+        stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
+    assert result == "OK", f"{result} after steps {steps}\n{stderr[-3000:]}"
+    assert steps == ["login-errors", "login", "join", "joined", "public", "private", "variables", "kick",
+                     "extension", "ping", "logout"]  # fmt: skip
+    # The native client saw the SFS users come in, and leave (bob kicked, alice, mod).
+    events = native.events
+    try:
+        while True:
+            events.append(await native.recv(timeout=0.5))
+    except TimeoutError:
+        pass
+    entered = {ev["data"]["user"]["name"] for ev in events if ev.get("event") == "user_entered"}
+    left = {ev["data"]["user"] for ev in events if ev.get("event") == "user_left"}
+    assert {"alice", "bob", "mod"} <= entered
+    assert len(left) == 3 and MOD_ID in left
+    await native.close()
+
+
+def test_sfs2x_over_tcp_split_packets() -> None:
+    """The TCP listener re-assembles packets split at any byte and answers in SFS2X packets."""
+    with running_server(sfs_config("picows")) as server:
+        port = server.server.sfs_tcp_port
+        assert port is not None
+
+        async def scenario() -> None:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            reader = PacketReader()
+
+            async def recv() -> list[tuple[int, SFSObject]]:
+                while True:
+                    data = await asyncio.wait_for(r.read(65536), 5)
+                    assert data, "closed"
+                    reader.receive_data(data)
+                    got = [decode_packet_message(p) for p in reader.packets_received()]
+                    if got:
+                        return [(x.action, x.params) for x in got]
+
+            stream = encode_frame(handshake_request()) + encode_frame(login_request("demo", "tcpuser"))
+            for i in range(len(stream)):  # one byte at a time
+                w.write(stream[i : i + 1])
+                await w.drain()
+            got: list[tuple[int, SFSObject]] = []
+            while len(got) < 2:
+                got += await recv()
+            assert got[0][0] == Action.HANDSHAKE and got[1][0] == Action.LOGIN
+            assert got[1][1].get_utf_string("un") == "tcpuser"
+            w.write(encode_frame(ping_request()))
+            [(action, _)] = await recv()
+            assert action == Action.PING_PONG
+            w.write(b"\x01\x00\x00")  # no BINARY bit: the server closes
+            assert await asyncio.wait_for(r.read(), 5) == b""
+            w.close()
+
+        asyncio.run(scenario())

@@ -1,0 +1,196 @@
+// Drives the official SmartFoxServer 2X JavaScript client (npm `sfs2x-api`) against a
+// Croupier server. Spawned by tests/integration/test_sfs2x_client.py with:
+//   node scenario.js <host> <port>
+// and the environment: MOD_TOKEN (a moderator login token for zone "demo").
+// Prints one "STEP <name>" line per completed step and "OK" at the end; any failure
+// prints "FAIL <reason>" and exits 1. The Python test reacts to "STEP joined" by
+// sending a message from a native client in the same room.
+
+"use strict";
+
+// The client expects a browser-style global WebSocket; Node has none.
+globalThis.WebSocket = require("ws");
+const SFS2X = require("sfs2x-api");
+
+const [host, portText] = process.argv.slice(2);
+const port = Number(portText);
+const E = SFS2X.SFSEvent;
+const TIMEOUT = 5000;
+
+function step(name) {
+  console.log("STEP " + name);
+}
+
+function fail(reason) {
+  console.log("FAIL " + reason);
+  process.exit(1);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+}
+
+// The next `event` on `sfs` for which `pred` is true.
+function waitFor(sfs, event, pred = () => true, what = event) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sfs.removeEventListener(event, handler);
+      reject(new Error("timed out waiting for " + what));
+    }, TIMEOUT);
+    function handler(e) {
+      let ok = false;
+      try {
+        ok = pred(e);
+      } catch (err) {
+        ok = false;
+      }
+      if (ok) {
+        clearTimeout(timer);
+        sfs.removeEventListener(event, handler);
+        resolve(e);
+      }
+    }
+    sfs.addEventListener(event, handler);
+  });
+}
+
+async function connect() {
+  const sfs = new SFS2X.SmartFox({ host, port, useSSL: false, debug: false });
+  sfs.logger.level = SFS2X.LogLevel.ERROR;
+  const connected = waitFor(sfs, E.CONNECTION, () => true, "connection");
+  sfs.connect();
+  const e = await connected;
+  check(e.success, "connection succeeded");
+  return sfs;
+}
+
+async function login(sfs, user, password, zone, params) {
+  const done = Promise.race([
+    waitFor(sfs, E.LOGIN, () => true, "login").then((e) => ({ ok: true, e })),
+    waitFor(sfs, E.LOGIN_ERROR, () => true, "login").then((e) => ({ ok: false, e })),
+  ]);
+  sfs.send(new SFS2X.LoginRequest(user, password, params || null, zone));
+  return done;
+}
+
+async function expectLoginError(user, password, zone, code, params) {
+  const sfs = await connect();
+  const r = await login(sfs, user, password, zone, params);
+  check(!r.ok, `login to ${zone} fails`);
+  check(r.e.errorCode === code, `login error code ${r.e.errorCode} is ${code} (${r.e.errorMessage})`);
+  sfs.disconnect();
+}
+
+async function join(sfs, name) {
+  const joined = waitFor(sfs, E.ROOM_JOIN, (e) => e.room.name === name, "join " + name);
+  sfs.send(new SFS2X.JoinRoomRequest(name));
+  return (await joined).room;
+}
+
+async function main() {
+  // Errors: unknown zone, guests not allowed, bad token, password without token.
+  await expectLoginError("x", "", "NoZone", 1);
+  await expectLoginError("x", "", "members", 10);
+  const badToken = new SFS2X.SFSObject();
+  badToken.putUtfString("token", "not-a-token");
+  await expectLoginError("x", "", "demo", 3, badToken);
+  await expectLoginError("x", "secret", "demo", 28);
+  step("login-errors");
+
+  // Guests log in and get the room list with the login.
+  const alice = await connect();
+  const la = await login(alice, "alice", "", "demo");
+  check(la.ok, "alice logs in");
+  check(alice.mySelf.name === "alice", "alice's name");
+  const rooms = alice.roomManager.getRoomList().map((r) => r.name);
+  check(rooms.includes("Lobby"), "room list has Lobby: " + rooms);
+  step("login");
+
+  const lobby = await join(alice, "Lobby");
+  check(lobby.getUserByName("alice"), "alice is in the Lobby's user list");
+  const bob = await connect();
+  check((await login(bob, "bob", "", "demo")).ok, "bob logs in");
+  const bobEnters = waitFor(alice, E.USER_ENTER_ROOM, (e) => e.user.name === "bob", "bob entering");
+  await join(bob, "Lobby");
+  await bobEnters;
+  check(bob.lastJoinedRoom.getUserByName("native"), "bob sees the native client in the room");
+  step("join");
+
+  // Public message round trip: the sender gets its own echo, the others get it too.
+  const echo = waitFor(alice, E.PUBLIC_MESSAGE, (e) => e.message === "hello room", "echo");
+  const atBob = waitFor(bob, E.PUBLIC_MESSAGE, (e) => e.message === "hello room", "public at bob");
+  const fromNative = waitFor(alice, E.PUBLIC_MESSAGE, (e) => e.message === "hello from native", "native msg");
+  alice.send(new SFS2X.PublicMessageRequest("hello room"));
+  check((await echo).sender.name === "alice", "echo sender");
+  check((await atBob).sender.name === "alice", "sender seen by bob");
+  step("joined"); // the test's native client now speaks
+  const nat = await fromNative;
+  check(nat.sender.name === "native", "the native client's message has its sender");
+  step("public");
+
+  // Private message between the two SFS clients.
+  const pm = waitFor(alice, E.PRIVATE_MESSAGE, (e) => e.message === "psst", "private message");
+  bob.send(new SFS2X.PrivateMessageRequest("psst", alice.mySelf.id));
+  check((await pm).sender.name === "bob", "private sender");
+  step("private");
+
+  // Room and user variables seen by the other client.
+  const rv = waitFor(bob, E.ROOM_VARIABLES_UPDATE, (e) => e.changedVars.includes("pot"), "room variable");
+  alice.send(new SFS2X.SetRoomVariablesRequest([new SFS2X.SFSRoomVariable("pot", 100)]));
+  const rve = await rv;
+  check(rve.room.getVariable("pot").value === 100, "pot is 100");
+  const uv = waitFor(alice, E.USER_VARIABLES_UPDATE, (e) => e.changedVars.includes("level"), "user variable");
+  bob.send(new SFS2X.SetUserVariablesRequest([new SFS2X.SFSUserVariable("level", 3)]));
+  const uve = await uv;
+  check(uve.user.name === "bob" && uve.user.getVariable("level").value === 3, "bob's level is 3");
+  step("variables");
+
+  // A moderator logs in with a token in the login params and kicks bob.
+  const mod = await connect();
+  const tokenParams = new SFS2X.SFSObject();
+  tokenParams.putUtfString("token", process.env.MOD_TOKEN);
+  const lm = await login(mod, "", "", "demo", tokenParams);
+  check(lm.ok, "moderator logs in: " + (lm.ok ? "" : lm.e.errorMessage));
+  check(mod.mySelf.isModerator && mod.mySelf.privilegeId === 2, "moderator privilege");
+  const modLobby = await join(mod, "Lobby");
+  const target = modLobby.getUserByName("bob");
+  check(target, "the moderator sees bob");
+  const notice = waitFor(bob, E.MODERATOR_MESSAGE, () => true, "kick notice");
+  const lost = waitFor(bob, E.CONNECTION_LOST, () => true, "bob's connection lost");
+  const bobLeaves = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.name === "bob", "bob leaving");
+  mod.send(new SFS2X.KickUserRequest(target.id, "Behave!", 0));
+  check((await notice).message === "Behave!", "kick notice text");
+  const reason = (await lost).reason;
+  check(reason === SFS2X.ClientDisconnectionReason.KICK, "disconnection reason is kick: " + reason);
+  await bobLeaves;
+  step("kick");
+
+  // Extensions: unknown commands get an error response the app can read.
+  const ext = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "lobby.hello", "extension response");
+  alice.send(new SFS2X.ExtensionRequest("lobby.hello", new SFS2X.SFSObject()));
+  check((await ext).params.getShort("ec") === 28, "extension error code 28");
+  step("extension");
+
+  // Lag monitor: pings answered.
+  const ping = waitFor(alice, E.PING_PONG, () => true, "ping pong");
+  alice.enableLagMonitor(true, 1, 1);
+  check((await ping).lagValue >= 0, "lag value");
+  alice.enableLagMonitor(false);
+  step("ping");
+
+  // Leaving the room: alice gets her own 1004.
+  const left = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe, "alice leaving");
+  alice.send(new SFS2X.LeaveRoomRequest(alice.lastJoinedRoom));
+  await left;
+  const out = waitFor(alice, E.LOGOUT, () => true, "logout");
+  alice.send(new SFS2X.LogoutRequest());
+  await out;
+  step("logout");
+
+  alice.disconnect();
+  mod.disconnect();
+  console.log("OK");
+  process.exit(0);
+}
+
+main().catch((err) => fail(err && err.message ? err.message : String(err)));

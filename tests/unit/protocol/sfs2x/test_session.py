@@ -1,0 +1,378 @@
+"""SfsSession without sockets: SFS2X packets in -> native requests; hub calls -> SFS2X packets out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol import messages as m
+from protocol.codes import CloseCode, ErrorCode
+from protocol.events import OutEvent
+from protocol.limits import FloodLimits, SessionLimits
+from protocol.session import AUTHENTICATED, CLOSING
+from protocol.sfs2x import Action, Message, SFSArray, SFSObject, SFSType, decode_frame, encode_frame
+from protocol.sfs2x.messages import extension_request, handshake_request, login_request, ping_request
+from protocol.sfs2x.session import SfsSession, to_sfs_object
+
+LOBBY = {"id": 1, "name": "Lobby", "group": "default", "game": False, "hidden": False, "locked": False,
+         "users": 0, "max_users": 50}  # fmt: skip
+ALICE = {"id": 7, "name": "alice", "role": 0}
+BOB = {"id": 8, "name": "bob", "role": 1}
+
+
+def new(now: float = 0.0) -> SfsSession:
+    return SfsSession(SessionLimits(), FloodLimits(), now)
+
+
+def feed(s: SfsSession, msg: Message, now: float = 0.0) -> list[Any]:
+    s.receive_message(encode_frame(msg), True, now)
+    return s.requests_received()
+
+
+def out(s: SfsSession) -> list[Message]:
+    return [decode_frame(p) for p in s.data_to_send()]
+
+
+def logged_in() -> SfsSession:
+    s = new()
+    feed(s, handshake_request())
+    [login] = feed(s, login_request("demo", "alice"))
+    s.authenticate()
+    s.reply(login.id, {"zone": "demo", "user": ALICE, "groups": ["default"], "rooms": [LOBBY]})
+    s.data_to_send()
+    return s
+
+
+def test_handshake_answered_by_the_session() -> None:
+    s = new()
+    assert feed(s, handshake_request()) == []
+    [resp] = out(s)
+    assert (resp.controller, resp.action) == (0, Action.HANDSHAKE)
+    p = resp.params
+    assert p.get_utf_string("tk") == s.token and len(s.token) == 32
+    assert p.type_of("ct") is SFSType.INT and p.type_of("ms") is SFSType.INT
+    assert p.get_int("ms") == SessionLimits().max_message_bytes
+
+
+def test_anything_before_the_handshake_closes() -> None:
+    s = new()
+    feed(s, login_request("demo", "alice"))
+    assert s.close_expected() and s.close_code is CloseCode.PROTOCOL_ERROR
+
+
+def test_garbage_and_text_frames_close() -> None:
+    s = new()
+    s.receive_message(b"\x80\x00\x05nope!", True, 0.0)
+    assert s.close_code is CloseCode.PROTOCOL_ERROR
+    s = new()
+    s.receive_message(b"hello", False, 0.0)
+    assert s.close_code is CloseCode.UNSUPPORTED_DATA
+
+
+def test_guest_login_and_response_types() -> None:
+    s = new()
+    feed(s, handshake_request())
+    s.data_to_send()
+    [login] = feed(s, login_request("demo", ""))
+    assert isinstance(login, m.Login) and login.guest and login.zone == "demo" and login.name is None
+    s.authenticate()
+    assert s.state is AUTHENTICATED
+    s.reply(login.id, {"zone": "demo", "user": ALICE, "groups": ["default"], "rooms": [LOBBY]})
+    [resp] = out(s)
+    p = resp.params
+    assert resp.action == Action.LOGIN
+    assert (p.get_utf_string("zn"), p.get_utf_string("un"), p.get_int("id")) == ("demo", "alice", 7)
+    assert p.type_of("pi") is SFSType.SHORT and p.type_of("rs") is SFSType.SHORT
+    room = p.get_sfs_array("rl").get_sfs_array(0)
+    assert (room.get_int(0), room.get_utf_string(1), room.get_short(6), room.get_short(7)) == (
+        1,
+        "Lobby",
+        0,
+        50,
+    )
+
+
+def test_token_login_from_login_params() -> None:
+    s = new()
+    feed(s, handshake_request())
+    [login] = feed(s, login_request("demo", "mod", params=SFSObject().put_utf_string("token", "abc.def")))
+    assert (
+        isinstance(login, m.Login) and login.token == "abc.def" and login.zone == "demo" and not login.guest
+    )
+
+
+def test_password_without_token_is_refused() -> None:
+    s = new()
+    feed(s, handshake_request())
+    s.data_to_send()
+    assert feed(s, login_request("demo", "alice", "5211df07cd46b5585096e3714f622238")) == []
+    [err] = out(s)
+    assert err.action == Action.LOGIN and err.params.get_short("ec") == 28
+    assert "token" in err.params.get_utf_string_array("ep")[0]
+
+
+def test_login_errors_map_to_sfs_codes() -> None:
+    cases = [
+        (ErrorCode.ZONE_NOT_FOUND, 1, ("NoZone",)),
+        (ErrorCode.GUESTS_NOT_ALLOWED, 10, ("NoZone",)),
+        (ErrorCode.USER_BANNED, 4, ("alice",)),
+        (ErrorCode.BAD_TOKEN, 3, ("alice",)),
+        (ErrorCode.INTERNAL, 28, ("internal error",)),
+    ]
+    for code, ec, ep in cases:
+        s = new()
+        feed(s, handshake_request())
+        s.data_to_send()
+        [login] = feed(s, login_request("NoZone", "alice"))
+        s.fail(login.id, code, "internal error")
+        [err] = out(s)
+        assert err.action == Action.LOGIN
+        assert err.params.type_of("ec") is SFSType.SHORT
+        assert (err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (ec, ep), code
+
+
+def test_join_flow_ordering_1000_join_1001() -> None:
+    s = logged_in()
+    [join] = feed(s, Message.system(Action.JOIN_ROOM, SFSObject().put_int("i", 1).put_int("rl", -1)))
+    assert isinstance(join, m.JoinRoom) and join.room == 1 and join.leave is None
+    # the hub: user_entered to the others (here: this client sees bob enter after it joined)
+    s.reply(join.id, {"room": {**LOBBY, "users": 1}, "users": [ALICE]})
+    s.send_event(3, OutEvent("room_count", {"room": 1, "users": 1, "spectators": 0}))
+    s.send_event(4, OutEvent("user_entered", {"room": 1, "user": BOB}))
+    s.send_event(5, OutEvent("room_count", {"room": 1, "users": 2, "spectators": 0}))
+    msgs = out(s)
+    assert [x.action for x in msgs] == [Action.JOIN_ROOM, 1001, 1000, 1001]
+    joined = msgs[0].params
+    assert joined.get_sfs_array("r").get_short(6) == 1
+    assert joined.get_sfs_array("ul").get_sfs_array(0).get_utf_string(1) == "alice"
+    assert msgs[1].params.type_of("uc") is SFSType.SHORT
+    assert msgs[2].params.get_sfs_array("u").get_utf_string(1) == "bob"
+
+
+def test_join_errors() -> None:
+    s = logged_in()
+    for code, ec, ep in [
+        (ErrorCode.ROOM_NOT_FOUND, 22, ()),
+        (ErrorCode.ROOM_FULL, 20, ("Lobby",)),
+        (ErrorCode.WRONG_PASSWORD, 21, ("Lobby",)),
+        (ErrorCode.ALREADY_IN_ROOM, 19, ("Lobby",)),
+    ]:
+        [join] = feed(s, Message.system(Action.JOIN_ROOM, SFSObject().put_int("i", 1)))
+        s.fail(join.id, code, "x")
+        [err] = out(s)
+        assert (err.action, err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (4, ec, ep)
+
+
+def test_leave_has_no_response_but_1004() -> None:
+    s = logged_in()
+    [leave] = feed(s, Message.system(Action.LEAVE_ROOM, SFSObject().put_int("r", 1)))
+    assert isinstance(leave, m.LeaveRoom) and leave.room == 1
+    s.reply(leave.id, {"room": 1})
+    s.send_event(2, OutEvent("user_left", {"room": 1, "user": 7}))
+    [ev] = out(s)
+    assert ev.action == 1004 and (ev.params.get_int("r"), ev.params.get_int("u")) == (1, 7)
+
+
+def test_create_room_announces_once_then_joins() -> None:
+    s = logged_in()
+    p = SFSObject().put_utf_string("n", "Mine").put_utf_string("g", "default").put_short("mu", 4)
+    [create] = feed(s, Message.system(Action.CREATE_ROOM, p.put_bool("aj", True)))
+    assert isinstance(create, m.CreateRoom) and create.join and create.max_users == 4
+    room = {**LOBBY, "id": 9, "name": "Mine", "users": 1, "max_users": 4}
+    s.reply(create.id, {"room": room, "users": [ALICE]})
+    s.send_event(2, OutEvent("room_added", {"room": room}))  # already announced by the reply
+    assert [x.action for x in out(s)] == [Action.CREATE_ROOM, Action.JOIN_ROOM]
+    s.send_event(3, OutEvent("room_added", {"room": {**room, "id": 10, "name": "Other"}}))
+    [added] = out(s)
+    assert added.action == Action.CREATE_ROOM and added.params.get_sfs_array("r").get_int(0) == 10
+
+
+def test_create_room_name_taken() -> None:
+    s = logged_in()
+    [create] = feed(s, Message.system(Action.CREATE_ROOM, SFSObject().put_utf_string("n", "Lobby")))
+    s.fail(create.id, ErrorCode.ROOM_NAME_TAKEN, "taken")
+    [err] = out(s)
+    assert (err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (12, ("Lobby",))
+
+
+def test_groups() -> None:
+    s = logged_in()
+    [sub] = feed(s, Message.system(Action.SUBSCRIBE_ROOM_GROUP, SFSObject().put_utf_string("g", "slots")))
+    assert isinstance(sub, m.SubscribeGroup) and sub.group == "slots"
+    s.reply(sub.id, {"group": "slots", "rooms": [{**LOBBY, "id": 3, "group": "slots"}]})
+    [resp] = out(s)
+    assert resp.action == 15 and resp.params.get_sfs_array("rl").get_sfs_array(0).get_int(0) == 3
+    for action, code, ec in [(15, ErrorCode.ALREADY_SUBSCRIBED, 24), (15, ErrorCode.GROUP_NOT_FOUND, 25),
+                             (16, ErrorCode.NOT_SUBSCRIBED, 26)]:  # fmt: skip
+        [req] = feed(s, Message.system(action, SFSObject().put_utf_string("g", "nope")))
+        s.fail(req.id, code, "x")
+        [err] = out(s)
+        assert (err.action, err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (
+            action,
+            ec,
+            ("nope",),
+        )
+
+
+def test_public_private_object_messages() -> None:
+    s = logged_in()
+    pub = SFSObject().put_byte("t", 0).put_int("r", 1).put_int("u", 7).put_utf_string("m", "hi")
+    [req] = feed(
+        s, Message.system(Action.GENERIC_MESSAGE, pub.put_sfs_object("p", SFSObject().put_int("x", 1)))
+    )
+    assert isinstance(req, m.PublicMessage) and (req.room, req.text, req.data) == (1, "hi", {"x": 1})
+    s.reply(req.id, None)
+    assert out(s) == []
+    s.send_event(2, OutEvent("public_message", {"room": 1, "from": 8, "text": "yo", "data": {"n": 2}}))
+    s.send_event(3, OutEvent("private_message", {"from": {"id": 8, "name": "bob"}, "to": 7, "text": "psst"}))
+    s.send_event(4, OutEvent("object_message", {"room": 1, "from": 8, "data": {"move": [1, 2]}}))
+    p0, p1, p4 = (x.params for x in out(s))
+    assert (p0.get_byte("t"), p0.get_int("r"), p0.get_int("u"), p0.get_utf_string("m")) == (0, 1, 8, "yo")
+    assert p0.get_sfs_object("p").get_int("n") == 2
+    assert (p1.get_byte("t"), p1.get_int("u"), p1.get_sfs_array("sd").get_utf_string(1)) == (1, 8, "bob")
+    assert p4.get_byte("t") == 4 and p4.get_sfs_object("p").get_sfs_array("move").get_int(1) == 2
+    priv = SFSObject().put_byte("t", 1).put_int("rc", 8).put_utf_string("m", "back")
+    [req] = feed(s, Message.system(Action.GENERIC_MESSAGE, priv))
+    assert isinstance(req, m.PrivateMessage) and (req.to, req.text) == (8, "back")
+    obj = SFSObject().put_byte("t", 4).put_int("r", 1).put_sfs_object("p", SFSObject().put_bool("b", True))
+    [req] = feed(s, Message.system(Action.GENERIC_MESSAGE, obj.put_int_array("rc", [8])))
+    assert isinstance(req, m.ObjectMessage) and req.data == {"b": True} and req.to == [8]
+    mod = SFSObject().put_byte("t", 2).put_utf_string("m", "behave").put_int("rm", 1).put_int("rc", 1)
+    [req] = feed(s, Message.system(Action.GENERIC_MESSAGE, mod))
+    assert isinstance(req, m.ModeratorMessage) and (req.scope, req.target) == ("room", 1)
+
+
+def test_variables_both_ways() -> None:
+    s = logged_in()
+    rv = SFSArray().add_utf_string("pot").add_byte(2).add_int(100).add_bool(False).add_bool(True)
+    p = SFSObject().put_int("r", 1).put_sfs_array("vl", SFSArray().add_sfs_array(rv))
+    [req] = feed(s, Message.system(Action.SET_ROOM_VARIABLES, p))
+    assert isinstance(req, m.SetRoomVariables) and req.variables == [m.Variable("pot", 100, False, True)]
+    uv = SFSArray().add_utf_string("lvl").add_byte(4).add_utf_string("gold").add_bool(False)
+    [req] = feed(
+        s,
+        Message.system(
+            Action.SET_USER_VARIABLES, SFSObject().put_sfs_array("vl", SFSArray().add_sfs_array(uv))
+        ),
+    )
+    assert isinstance(req, m.SetUserVariables) and req.variables[0].value == "gold"
+    s.send_event(
+        2, OutEvent("room_variables", {"room": 1, "variables": [m.Variable("pot", {"a": 1})], "by": 8})
+    )
+    s.send_event(3, OutEvent("user_variables", {"user": 8, "variables": [m.Variable("lvl", None)]}))
+    r11, r12 = out(s)
+    var = r11.params.get_sfs_array("vl").get_sfs_array(0)
+    assert r11.action == 11 and var.get_utf_string(0) == "pot" and var.get_byte(1) == 5
+    assert var.get_sfs_object(2).get_int("a") == 1
+    uvar = r12.params.get_sfs_array("vl").get_sfs_array(0)
+    assert r12.action == 12 and r12.params.get_int("u") == 8 and uvar.get_byte(1) == 0  # NULL: deleted
+
+
+def test_kick_sends_moderator_message_then_1005_before_close() -> None:
+    s = logged_in()
+    [kick] = feed(s, Message.system(Action.KICK_USER, SFSObject().put_int("u", 8).put_utf_string("m", "bye")))
+    assert isinstance(kick, m.Kick) and (kick.user, kick.reason) == (8, "bye")
+    # as the target: the hub pushes `kicked`, then closes with 4004
+    s.send_event(5, OutEvent("kicked", {"by": 1, "reason": "spam"}))
+    s.close(CloseCode.KICKED, "spam")
+    notice, disc = out(s)
+    assert (
+        notice.action == 7
+        and notice.params.get_byte("t") == 2
+        and notice.params.get_utf_string("m") == "spam"
+    )
+    assert (
+        disc.action == 1005 and disc.params.type_of("dr") is SFSType.BYTE and disc.params.get_byte("dr") == 1
+    )
+    assert s.close_expected()
+    s.connection_lost()
+    assert s.close_code is CloseCode.KICKED
+
+
+def test_ban_gives_dr_2_and_idle_dr_0() -> None:
+    s = logged_in()
+    s.close(CloseCode.BANNED)
+    assert out(s)[-1].params.get_byte("dr") == 2
+    s = logged_in()
+    s.check_timeouts(10_000.0)
+    assert s.close_code is CloseCode.IDLE_TIMEOUT and out(s)[-1].params.get_byte("dr") == 0
+
+
+def test_a_drop_ends_the_session_at_once() -> None:
+    s = logged_in()
+    s.connection_lost()
+    assert s.close_code is CloseCode.NORMAL  # the hub ends the player: SFS2X cannot resume
+
+
+def test_ping_pong_answered_directly() -> None:
+    s = logged_in()
+    assert feed(s, ping_request()) == []
+    [pong] = out(s)
+    assert pong.action == 29 and len(pong.params) == 0
+
+
+def test_logout() -> None:
+    s = logged_in()
+    [req] = feed(s, Message.system(Action.LOGOUT))
+    assert isinstance(req, m.Logout)
+    s.deauthenticate()
+    s.reply(req.id, {"zone": "demo"})
+    [resp] = out(s)
+    assert resp.action == 2 and resp.params.get_utf_string("zn") == "demo"
+    assert s.state is not AUTHENTICATED
+
+
+def test_unknown_extension_gets_an_error_response() -> None:
+    s = logged_in()
+    assert feed(s, extension_request("lobby.hello", SFSObject().put_int("a", 1))) == []
+    [resp] = out(s)
+    assert (resp.controller, resp.action) == (1, 13)
+    assert resp.params.get_utf_string("c") == "lobby.hello"
+    p = resp.params.get_sfs_object("p")
+    assert p.get_short("ec") == 28 and "not supported" in p.get_utf_string_array("ep")[0]
+
+
+def test_casino_extension_maps_to_native_request_when_available() -> None:
+    if "spin" not in m.CLIENT_TYPES:
+        return
+    s = logged_in()
+    [req] = feed(s, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
+    assert type(req).__struct_config__.tag == "spin"
+    s.reply(req.id, {"win": 42, "balance": 10_000_000_000})
+    [resp] = out(s)
+    assert resp.controller == 1 and resp.params.get_utf_string("c") == "casino.spin"
+    p = resp.params.get_sfs_object("p")
+    assert p.get_int("win") == 42 and p.get_long("balance") == 10_000_000_000
+    assert feed(s, extension_request("casino.spin", SFSObject())) == []  # `game` missing
+    [resp] = out(s)
+    assert resp.params.get_sfs_object("p").get_short("ec") == 28
+
+
+def test_messages_before_login_are_dropped() -> None:
+    s = new()
+    feed(s, handshake_request())
+    assert feed(s, Message.system(Action.JOIN_ROOM, SFSObject().put_int("i", 1))) == []
+    assert not s.close_expected()
+
+
+def test_bad_fields_are_reported_not_raised() -> None:
+    s = logged_in()
+    assert feed(s, Message.system(Action.JOIN_ROOM, SFSObject().put_utf_string("i", "x"))) == []
+    [err] = out(s)
+    assert err.action == 4 and err.params.get_short("ec") == 28
+    assert s.state is AUTHENTICATED and s.state is not CLOSING
+
+
+def test_to_sfs_object_infers_types() -> None:
+    o = to_sfs_object(
+        {"i": 1, "l": 2**40, "f": 1.5, "s": "x", "b": True, "n": None, "a": [1, "x"], "o": {"k": 1}}
+    )
+    assert [o.type_of(k) for k in "ilfsbnao"] == [
+        SFSType.INT,
+        SFSType.LONG,
+        SFSType.DOUBLE,
+        SFSType.UTF_STRING,
+        SFSType.BOOL,
+        SFSType.NULL,
+        SFSType.SFS_ARRAY,
+        SFSType.SFS_OBJECT,
+    ]
