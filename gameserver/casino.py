@@ -93,7 +93,7 @@ class RoundState(msgspec.Struct, frozen=True, kw_only=True):
 _dec_state = msgspec.msgpack.Decoder(RoundState)
 
 
-def txn_key(kind: str, account: str, session: str, request_id: int) -> str:
+def txn_key(kind: str, account: str, session: str, request_id: int | str) -> str:
     """The idempotency key of a money request: the account (zone and user), the session
     (kept across resumes: clients number requests per session) and the request id."""
     key = f"{kind}:{account}:{session}:{request_id}"
@@ -360,7 +360,10 @@ class Casino:
             stake = game.slot.cost(check_slot_bet(game.slot, bet)) * coin
         except InvalidBet as exc:
             raise RequestError(ErrorCode.BAD_BET, str(exc)) from None
-        key = txn_key("spin", wallet.account, player.session_id, req.id)
+        if req.key is not None:
+            key = txn_key("spin", wallet.account, "k", req.key)
+        else:
+            key = txn_key("spin", wallet.account, player.session_id, req.id)
         check = ["spin", req.game, req.coin, req.lines]
         async with wallet.lock:
             if wallet.balance is None:

@@ -208,6 +208,10 @@ class Spin(_Request, tag="spin", frozen=True):
     game: GameName
     coin: Annotated[int, Meta(ge=1, le=2**53)] | None = None  # coin value; none = the smallest
     lines: Annotated[int, Meta(ge=1, le=1000)] | None = None  # lines played; none = all
+    #: A client-chosen idempotency key that outlives the session (e.g. a UUID kept until
+    #: the reply arrives): a retry after a reconnect, a new login or a server restart
+    #: returns the original round. Without it, retries must come in the same session.
+    key: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")] | None = None
 
 
 class RoundContinue(_Request, tag="round_continue", frozen=True):

@@ -304,3 +304,18 @@ def test_a_new_session_reusing_request_ids_gets_new_spins():
         assert len(bets) == 2
 
     run(body)
+
+
+def test_a_client_key_outlives_the_session():
+    async def body(env: Env) -> None:
+        c = env.client()
+        spin = {"type": "spin", "game": "fruit_slot", "key": "0b7e-spin-1"}
+        first = await env.request(c, {**spin, "id": 3})
+        c.send({"type": "logout"})
+        c2 = env.client()
+        again = await env.request(c2, {**spin, "id": 40})
+        assert again["data"] == first["data"]
+        bets = [p for p in await env.stores.wallet.postings(account_id("demo", 7), "FUN") if p.kind == "bet"]
+        assert len(bets) == 1
+
+    run(body)
