@@ -69,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
         help="money store of each started server: sqlite (a file per process), memory, config, or a URL"
         " (default: the scenario's, else sqlite)",
     )
+    p.add_argument("--server-config", help="config file for the started servers (default: the scenario's)")
     p.add_argument(
         "--server-env",
         action="append",
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.codec:
         sc = msgspec.structs.replace(sc, codec=args.codec)
+    if args.server_config:
+        sc = msgspec.structs.replace(sc, server=msgspec.structs.replace(sc.server, config=args.server_config))
     if args.store:
         sc = msgspec.structs.replace(sc, server=msgspec.structs.replace(sc.server, store=args.store))
     opts = Options(

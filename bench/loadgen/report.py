@@ -89,6 +89,10 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_mean_percent": _r(sum(r["machine_cpu"] for r in hold) / len(hold), 1) if hold else None,
         "cpu_max_percent": _r(max(r["machine_cpu"] for r in tl), 1) if tl else None,
+        # everything but the servers and generators (incl. the parent), in % of one core
+        "other_cpu_mean_percent": _r(sum(r.get("other_cpu", 0.0) for r in hold) / len(hold), 1)
+        if hold
+        else None,
         "mem_available_min_mib": _r(min(r["mem_available"] for r in tl) / MiB, 0) if tl else None,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -177,6 +181,7 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
             "ramp_rate": o.ramp_rate if o.ramp_rate is not None else run.sc.ramp.rate,
             "allow_unsupported": o.allow_unsupported,
             "store": run.sc.server.store if run.fleet else None,
+            "server_config": (run.sc.server.config or "config/croupier.toml") if run.fleet else None,
         },
         "started_at_unix": round(started_wall, 3),
         "timing": {
@@ -311,7 +316,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"- {p['connections']:,} sessions ({r['scenario']['codec']}), {p['generators']} generator process(es),"
         f" {p['servers'] or len(p['targets'])} server process(es)"
-        + (f" (store: {p['store']})" if p.get("store") else "")
+        + (f" (config {p['server_config']}, store {p['store']})" if p.get("store") else "")
         + f", hold {r['timing']['hold_s']} s after a {r['timing']['ramp_s']} s ramp",
         f"- held at the end: **{c['held_at_end']:,}** of {c['target']:,}; peak sessions {c['peak_sessions']:,};"
         f" handshakes/s during the ramp: {c['handshakes_per_s']}",
@@ -360,6 +365,7 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines.append(
         f"- machine: {m['cpus']} CPUs, CPU mean {m['cpu_mean_percent']}% / max {m['cpu_max_percent']}% (100% = all);"
+        f" other processes during the hold: {m['other_cpu_mean_percent']}% of a core;"
         f" lowest MemAvailable {m['mem_available_min_mib']} MiB"
     )
     rc = r["reconnect"]

@@ -358,6 +358,9 @@ class Run:
         row["worker_cpu_max"] = max((x["cpu"] for x in workers), default=0.0)
         row["worker_rss"] = sum(x["rss"] for x in workers)
         row["machine_cpu"] = sample["machine_cpu"]
+        # CPU used by everything else on the machine (other work skews a run), in % of a core
+        ncpu = os.cpu_count() or 1
+        row["other_cpu"] = max(0.0, sample["machine_cpu"] * ncpu - row["server_cpu"] - row["worker_cpu"])
         row["mem_available"] = sample["mem_available"]
         self.timeline.append(row)
         self.samples.append(sample)

@@ -28,6 +28,26 @@ from .scenario import ServerSettings
 REPO = Path(__file__).resolve().parents[2]
 
 
+def other_listeners_off() -> dict[str, str]:
+    """Environment that disables every listener but the WebSocket one (`*_port = -1`).
+
+    Several server processes run side by side, each on its own WebSocket port; any other
+    port in the config (raw TCP, SFS2X, ...) would collide between them.
+    """
+    from msgspec import Struct
+
+    from gameserver import config as server_config
+
+    env: dict[str, str] = {}
+    for name, cls in vars(server_config).items():
+        if isinstance(cls, type) and issubclass(cls, Struct) and name.endswith("Section"):
+            section = name[: -len("Section")].upper()
+            for f in cls.__struct_fields__:
+                if f.endswith("_port") and not (section == "SERVER" and f == "ws_port"):
+                    env[f"CROUPIER_{section}_{f.upper()}"] = "-1"
+    return env
+
+
 def check_loopback(host: str) -> str:
     """`host` as an IPv4 address, if it is in 127.0.0.0/8; ValueError otherwise."""
     try:
@@ -90,6 +110,15 @@ class Fleet:
     def targets(self) -> list[tuple[str, int, str]]:
         return [(self.host, s.port, self.path) for s in self.servers]
 
+    def config_path(self) -> Path:
+        """The config file, relative to the working directory or else to the repository."""
+        p = Path(self.settings.config)
+        if not p.is_absolute() and not p.exists():
+            p = REPO / p
+        if not p.exists():
+            raise RuntimeError(f"no server config {self.settings.config!r}")
+        return p.resolve()
+
     def store_url(self, s: ServerProc) -> str | None:
         store = self.settings.store
         if store == "sqlite":
@@ -102,6 +131,7 @@ class Fleet:
 
     def _env(self, s: ServerProc) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(other_listeners_off())
         url = self.store_url(s)
         if url is not None:
             env["CROUPIER_STORE_URL"] = url
@@ -110,7 +140,6 @@ class Fleet:
         port = s.port
         env["CROUPIER_SERVER_HOST"] = self.host
         env["CROUPIER_SERVER_WS_PORT"] = str(port)
-        env["CROUPIER_SERVER_TCP_PORT"] = "-1"
         env["CROUPIER_SERVER_WS_PATH"] = self.path
         env.setdefault("PYTHONASYNCIODEBUG", "0")
         return env
@@ -118,7 +147,7 @@ class Fleet:
     def _spawn(self, s: ServerProc) -> None:
         cmd = [sys.executable, "-m", "gameserver", "run", "--log-level", "WARNING"]
         if self.settings.config:
-            cmd += ["--config", str(self.settings.config)]
+            cmd += ["--config", str(self.config_path())]
         with open(s.log, "ab") as log:
             s.proc = subprocess.Popen(
                 cmd,
