@@ -436,7 +436,6 @@ class SfsSession:
                 "password": c.password,
                 "variables": _native_variables(c.variables),
                 "join": c.auto_join,
-                "hidden": p.get_bool("hd") if "hd" in p else False,
             }
             self._submit(action, "create_room", fields, {"room": c.name, "group": c.group_id})
         elif action == Action.SUBSCRIBE_ROOM_GROUP or action == Action.UNSUBSCRIBE_ROOM_GROUP:

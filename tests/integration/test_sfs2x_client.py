@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from gameserver import auth
-from gameserver.config import AuthSection, Config, ServerSection
+from gameserver.config import AuthSection, CasinoSection, CasinoZone, Config, ServerSection, StoreSection
 from protocol.sfs2x import Action, PacketReader, SFSObject, decode_packet_message, encode_frame
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 from rooms.config import RoomConfig, ZoneConfig
@@ -30,6 +30,7 @@ from .conftest import SECRET, Running, running_server
 
 JS_DIR = pathlib.Path(__file__).resolve().parents[1] / "sfs2x_js"
 MOD_ID = 42
+START = 10_000  # the casino's welcome credit (scenario.js checks it)
 
 
 def sfs_config(transport: str) -> Config:
@@ -44,6 +45,10 @@ def sfs_config(transport: str) -> Config:
             ),
             ZoneConfig(name="members", guests=False, rooms=[RoomConfig("Lobby")]),
         ],
+        store=StoreSection(url="memory://"),
+        casino=CasinoSection(
+            zones={"demo": CasinoZone(games={"fruit_slot": "96.5"}, starting_balance=START)}
+        ),
     )
 
 

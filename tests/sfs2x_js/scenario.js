@@ -169,6 +169,18 @@ async function main() {
   const ext = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "lobby.hello", "extension response");
   alice.send(new SFS2X.ExtensionRequest("lobby.hello", new SFS2X.SFSObject()));
   check((await ext).params.getShort("ec") === 28, "extension error code 28");
+  // The casino's requests as Zone-extension commands.
+  const bal = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "casino.balance", "balance");
+  alice.send(new SFS2X.ExtensionRequest("casino.balance", new SFS2X.SFSObject()));
+  const balance = (await bal).params.get("balance");
+  check(balance === 10000, "welcome balance: " + balance);
+  const spinParams = new SFS2X.SFSObject();
+  spinParams.putUtfString("game", "fruit_slot");
+  const spun = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "casino.spin", "spin");
+  alice.send(new SFS2X.ExtensionRequest("casino.spin", spinParams));
+  const spin = (await spun).params;
+  check(!spin.containsKey("ec"), "spin succeeded: " + spin.getDump());
+  check(spin.get("balance") === balance - spin.get("stake") + spin.get("win"), "balance after spin: " + spin.getDump());
   step("extension");
 
   // Lag monitor: pings answered.
