@@ -126,6 +126,13 @@ async function main() {
   step("joined"); // the test's native client now speaks
   const nat = await fromNative;
   check(nat.sender.name === "native", "the native client's message has its sender");
+  // A message above the compression threshold (1024 bytes): zlib in both directions.
+  const blob = "0123456789".repeat(300);
+  const big = new SFS2X.SFSObject();
+  big.putUtfString("blob", blob);
+  const bigAtAlice = waitFor(alice, E.PUBLIC_MESSAGE, (e) => e.message === "big", "compressed message");
+  bob.send(new SFS2X.PublicMessageRequest("big", big));
+  check((await bigAtAlice).data.getUtfString("blob") === blob, "compressed payload intact");
   step("public");
 
   // Private message between the two SFS clients.

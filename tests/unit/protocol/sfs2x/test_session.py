@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from protocol import messages as m
 from protocol.codes import CloseCode, ErrorCode
 from protocol.events import OutEvent
@@ -12,6 +15,8 @@ from protocol.session import AUTHENTICATED, CLOSING
 from protocol.sfs2x import Action, Message, SFSArray, SFSObject, SFSType, decode_frame, encode_frame
 from protocol.sfs2x.messages import extension_request, handshake_request, login_request, ping_request
 from protocol.sfs2x.session import SfsSession, to_sfs_object
+
+from . import strategies
 
 LOBBY = {"id": 1, "name": "Lobby", "group": "default", "game": False, "hidden": False, "locked": False,
          "users": 0, "max_users": 50}  # fmt: skip
@@ -376,3 +381,23 @@ def test_to_sfs_object_infers_types() -> None:
         SFSType.SFS_ARRAY,
         SFSType.SFS_OBJECT,
     ]
+
+
+_KEYS = ["i", "n", "p", "r", "u", "m", "t", "rc", "rm", "vl", "g", "c", "zn", "un", "pw", "d", "b", "dh", "aj", "mu",
+         "rv", "rl", "sp", "api", "cl", "token"]  # fmt: skip
+_ACTIONS = [0, 1, 2, 4, 6, 7, 11, 12, 13, 14, 15, 16, 24, 25, 29, 3, 8, 200, 1000, 32767]
+_params = st.dictionaries(st.sampled_from(_KEYS) | strategies.keys, strategies.entries, max_size=6).map(
+    SFSObject
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2]), st.sampled_from(_ACTIONS), _params), max_size=6))
+def test_hostile_requests_never_raise(msgs: list[tuple[int, int, SFSObject]]) -> None:
+    for s in (new(), logged_in()):
+        feed(s, handshake_request())
+        for controller, action, params in msgs:
+            for req in feed(s, Message(controller, action, params)):
+                assert type(req) in m.CLIENT_TYPES.values()
+                s.fail(req.id, ErrorCode.BAD_REQUEST, "no")
+        s.data_to_send()
