@@ -435,6 +435,6 @@ def run(opts: Options) -> dict[str, Any]:
 
     from .report import write
 
-    report = uvloop.run(Run(opts).execute())
+    report = uvloop.run(Run(opts).execute(), debug=False)
     write(report, opts.out)
     return report

@@ -141,7 +141,8 @@ class Fleet:
         env["CROUPIER_SERVER_HOST"] = self.host
         env["CROUPIER_SERVER_WS_PORT"] = str(port)
         env["CROUPIER_SERVER_WS_PATH"] = self.path
-        env.setdefault("PYTHONASYNCIODEBUG", "0")
+        # asyncio's debug mode is on for ANY non-empty value, "0" included: keep it off
+        env.pop("PYTHONASYNCIODEBUG", None)
         return env
 
     def _spawn(self, s: ServerProc) -> None:

@@ -338,4 +338,4 @@ def worker_main(cfg: WorkerConfig, pipe: Connection) -> None:
     import uvloop
 
     raise_nofile()
-    uvloop.run(Worker(cfg, pipe).main())
+    uvloop.run(Worker(cfg, pipe).main(), debug=False)
