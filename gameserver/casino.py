@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from games.catalog import read_catalog
-from games.policy import Activity, PlayerState, Policy, check_bet, check_game_rtp, gb_policy, record
+from games.policy import DAY, Activity, PlayerState, Policy, check_bet, check_game_rtp, gb_policy, record
 from games.rng import Rng, SystemRng
 from games.round import Bet, RoundOutcome, reveal
 from games.slots import (
@@ -431,10 +431,10 @@ class Casino:
             )
             try:
                 result = await self.stores.commit(txn)
-            except (StoreBusy, InsufficientFunds, RoundConflict):
-                raise  # refused before anything was posted: the cached balance still holds
             except BaseException:
-                wallet.balance = None  # outcome unknown: reload from the store next time
+                # outcome unknown (busy, down, timeout) or the cache was wrong (refused):
+                # reload the balance from the store next time
+                wallet.balance = None
                 raise
             after = result.balance(wallet.account, zc.currency)
             if result.duplicate:
@@ -443,10 +443,12 @@ class Casino:
                 wallet.balance = after
                 if status is RoundStatus.OPEN:
                     wallet.open_rounds[round_id] = rec
-                wallet.policy = record(
-                    wallet.policy, Activity(at=now, stake=outcome.stake, win=outcome.win), game.name
-                )
-            data = self._replay(result, check)
+                wallet.policy = _played(wallet.policy, now, outcome, game.name)
+            if result.duplicate:
+                data = self._replay(result, check)
+            else:
+                data = reply  # what was stored, without decoding it again
+                del data["_req"]
             data["balance"] = after
             return data
 
@@ -572,6 +574,17 @@ class Casino:
         if game.rtp is None:
             report = await asyncio.to_thread(exact_report, game.slot)
             game.rtp, game.hit_frequency = report.rtp, report.hit_frequency
+
+
+def _played(state: PlayerState, now: int, outcome: RoundOutcome, game: str) -> PlayerState:
+    """Record a round for the policy checks; activity is kept only while limits need it."""
+    if not state.limits:
+        return msgspec.structs.replace(state, last_round_at={**state.last_round_at, game: now})
+    state = record(state, Activity(at=now, stake=outcome.stake, win=outcome.win), game)
+    horizon = now - 30 * DAY  # the longest limit period
+    if state.activity and state.activity[0].at <= horizon:
+        state = msgspec.structs.replace(state, activity=tuple(a for a in state.activity if a.at > horizon))
+    return state
 
 
 def _pct(f: Fraction | None) -> float | None:
