@@ -34,6 +34,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from games.catalog import read_catalog
+from games.minigames import (
+    MiniGameError,
+    ScratchConfig,
+    WheelConfig,
+    play_scratch,
+    scratch_expected_credits,
+    spin_wheel,
+    wheel_rtp,
+)
+from games.minigames.scratch import validate_scratch
+from games.minigames.wheel import validate_wheel
 from games.policy import DAY, Activity, PlayerState, Policy, check_bet, check_game_rtp, gb_policy, record
 from games.rng import Rng, SystemRng
 from games.round import Bet, RoundOutcome, reveal
@@ -76,7 +87,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("croupier.casino")
 
 #: Request types handled here (the hub sends them to `Casino.handle`).
-CASINO_TYPES: frozenset[type] = frozenset({m.Spin, m.RoundContinue, m.GameInfo, m.Balance, m.History})
+CASINO_TYPES: frozenset[type] = frozenset(
+    {m.Spin, m.RoundContinue, m.GameInfo, m.Balance, m.History, m.MinigamePlay}
+)
 
 _enc = msgspec.msgpack.Encoder()
 _dec_reply = msgspec.msgpack.Decoder(dict[str, Any])
@@ -135,6 +148,7 @@ class ZoneCasino:
     config: CasinoZone
     games: dict[str, Game]
     policy: Policy
+    minigames: dict[str, WheelConfig | ScratchConfig] = field(default_factory=dict)
 
     @property
     def currency(self) -> str:
@@ -177,7 +191,38 @@ def build_zone(zone: str, cfg: CasinoZone) -> ZoneCasino:
             if not decision.allowed:
                 raise ValueError(f"casino.zones.{zone}.games.{name}: {decision.reason}")
         games[name] = game
-    return ZoneCasino(zone, cfg, games, policy)
+    return ZoneCasino(zone, cfg, games, policy, {name: _load_minigame(zone, name) for name in cfg.minigames})
+
+
+def _load_minigame(zone: str, name: str) -> WheelConfig | ScratchConfig:
+    """A paid wheel or scratch card whose prizes are all cash (what this server can settle)."""
+    where = f"casino.zones.{zone}.minigames: {name!r}"
+    try:
+        raw = read_catalog(name)
+    except FileNotFoundError:
+        raise ValueError(f"{where} is not in the catalogue") from None
+    kind = msgspec.json.decode(raw, type=dict[str, Any]).get("kind")
+    mini: WheelConfig | ScratchConfig
+    try:
+        if kind == "wheel":
+            mini = msgspec.json.decode(raw, type=WheelConfig)
+            validate_wheel(mini)
+            prizes = [s.prize for s in mini.segments]
+        elif kind == "scratch":
+            mini = msgspec.json.decode(raw, type=ScratchConfig)
+            validate_scratch(mini)
+            prizes = [t.prize for t in mini.tiers]
+            if mini.model != "independent":
+                raise ValueError(f"{where}: pool scratch cards need a stored pool (not supported)")
+        else:
+            raise ValueError(f"{where}: only wheels and scratch cards can be played with minigame_play")
+    except (msgspec.ValidationError, MiniGameError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if mini.cost <= 0:
+        raise ValueError(f"{where}: a triggered mini-game (cost 0) cannot be bought")
+    if any(p.kind not in ("credits", "end") for p in prizes):
+        raise ValueError(f"{where}: non-cash prizes (free spins, bonus) are not granted by this server yet")
+    return mini
 
 
 # -- per-player state -------------------------------------------------------------------------
@@ -226,6 +271,7 @@ class Casino:
             m.GameInfo: self._game_info,
             m.Balance: self._balance,
             m.History: self._history,
+            m.MinigamePlay: self._minigame,
         }
 
     async def start(self) -> None:
@@ -365,21 +411,70 @@ class Casino:
         else:
             key = txn_key("spin", wallet.account, player.session_id, req.id)
         check = ["spin", req.game, req.coin, req.lines]
+        return await self._settle(
+            zc,
+            wallet,
+            player,
+            key,
+            check,
+            game.name,
+            stake,
+            coin,
+            lambda: play_round(game.slot, self.rng, bet),
+        )
+
+    async def _minigame(
+        self, zc: ZoneCasino, wallet: Wallet, player: Player, req: m.MinigamePlay
+    ) -> dict[str, Any]:
+        mini = zc.minigames.get(req.game)
+        if mini is None:
+            raise RequestError(ErrorCode.GAME_NOT_FOUND, f"no mini-game {req.game!r} in this zone")
+        coins = zc.config.minigame_coin_values
+        coin = req.coin if req.coin is not None else min(coins)
+        if coin not in coins:
+            raise RequestError(ErrorCode.BAD_BET, f"coin value {coin} is not offered")
+        if req.key is not None:
+            key = txn_key("mini", wallet.account, "k", req.key)
+        else:
+            key = txn_key("mini", wallet.account, player.session_id, req.id)
+        check = ["minigame_play", req.game, req.coin]
+        rng = self.rng
+
+        def draw() -> RoundOutcome:
+            if isinstance(mini, WheelConfig):
+                return spin_wheel(mini, rng, coin)
+            return play_scratch(mini, rng, coin)[0]
+
+        return await self._settle(zc, wallet, player, key, check, req.game, mini.cost * coin, coin, draw)
+
+    async def _settle(
+        self,
+        zc: ZoneCasino,
+        wallet: Wallet,
+        player: Player,
+        key: str,
+        check: list[Any],
+        name: str,
+        stake: int,
+        coin: int,
+        draw: Callable[[], RoundOutcome],
+    ) -> dict[str, Any]:
+        """Validate, draw, settle in one durable transaction, and build the reply."""
         async with wallet.lock:
             if wallet.balance is None:
                 await self._load(zc, wallet)
             assert wallet.balance is not None
             now = self._now_ms()
-            refusal = self._refusal(zc, wallet, game, stake, now)
+            refusal = self._refusal(zc, wallet, name, stake, now)
             if refusal is not None:
                 stored = await self._stored(key, check)
                 if stored is not None:
                     return stored
                 raise refusal
             try:
-                outcome = self._draw(game, bet)
+                outcome = draw()
             except RoundTooLong:
-                logger.error("round too long on %s: nothing posted", game.name)
+                logger.error("round too long on %s: nothing posted", name)
                 raise RequestError(ErrorCode.INTERNAL, "the round could not be completed") from None
             shown = reveal(outcome, 0)
             status = RoundStatus.SETTLED if shown.complete else RoundStatus.OPEN
@@ -388,7 +483,7 @@ class Casino:
             reply: dict[str, Any] = {
                 "_req": check,
                 "round": round_id,
-                "game": game.name,
+                "game": name,
                 "coin": coin,
                 "lines": outcome.bet.lines,
                 "stake": outcome.stake,
@@ -406,7 +501,7 @@ class Casino:
             rec = RoundRecord(
                 round_id=round_id,
                 user_id=wallet.account,
-                game_id=game.name,
+                game_id=name,
                 game_version=outcome.game_version,
                 math_version=f"{outcome.profile}:{outcome.math_hash}"[:64],
                 currency=zc.currency,
@@ -443,7 +538,7 @@ class Casino:
                 wallet.balance = after
                 if status is RoundStatus.OPEN:
                     wallet.open_rounds[round_id] = rec
-                wallet.policy = _played(wallet.policy, now, outcome, game.name)
+                wallet.policy = _played(wallet.policy, now, outcome, name)
             if result.duplicate:
                 data = self._replay(result, check)
             else:
@@ -452,18 +547,15 @@ class Casino:
             data["balance"] = after
             return data
 
-    def _draw(self, game: Game, bet: Bet) -> RoundOutcome:
-        return play_round(game.slot, self.rng, bet)
-
     def _refusal(
-        self, zc: ZoneCasino, wallet: Wallet, game: Game, stake: int, now: int
+        self, zc: ZoneCasino, wallet: Wallet, name: str, stake: int, now: int
     ) -> RequestError | None:
         for rec in wallet.open_rounds.values():
-            if rec.game_id == game.name:
+            if rec.game_id == name:
                 return RequestError(
-                    ErrorCode.ROUND_IN_PROGRESS, f"round {rec.round_id} of {game.name} is in progress"
+                    ErrorCode.ROUND_IN_PROGRESS, f"round {rec.round_id} of {name} is in progress"
                 )
-        decision = check_bet(zc.policy, wallet.policy, now, game.name, stake)
+        decision = check_bet(zc.policy, wallet.policy, now, name, stake)
         if not decision.allowed:
             return RequestError(ErrorCode.POLICY_REFUSED, f"refused by policy: {decision.reason}")
         assert wallet.balance is not None
@@ -562,7 +654,16 @@ class Casino:
             for g in zc.games.values():
                 await self._disclose(g)
                 games.append(_game_summary(g))
-            return {"currency": zc.currency, "games": games}
+            minis = [
+                {"game": n, "kind": g.kind, "version": g.version, "cost": g.cost, "rtp": _pct(_mini_rtp(g))}
+                for n, g in zc.minigames.items()
+            ]
+            return {
+                "currency": zc.currency,
+                "games": games,
+                "minigames": minis,
+                "minigame_coin_values": list(zc.config.minigame_coin_values),
+            }
         game = zc.games.get(req.game)
         if game is None:
             raise RequestError(ErrorCode.GAME_NOT_FOUND, f"no game {req.game!r} in this zone")
@@ -585,6 +686,12 @@ def _played(state: PlayerState, now: int, outcome: RoundOutcome, game: str) -> P
     if state.activity and state.activity[0].at <= horizon:
         state = msgspec.structs.replace(state, activity=tuple(a for a in state.activity if a.at > horizon))
     return state
+
+
+def _mini_rtp(g: WheelConfig | ScratchConfig) -> Fraction:
+    if isinstance(g, WheelConfig):
+        return wheel_rtp(g)
+    return scratch_expected_credits(g) / g.cost
 
 
 def _pct(f: Fraction | None) -> float | None:

@@ -103,6 +103,11 @@ class CasinoZone(Struct, frozen=True, forbid_unknown_fields=True):
     #: of `games.policy.Policy` (e.g. `min_cycle_ms = 2500`).
     policy: str = "default"
     policy_overrides: dict[str, Any] = {}
+    #: Mini-games bought with `minigame_play`: catalogue names of paid wheels and scratch
+    #: cards whose prizes are all cash.
+    minigames: list[str] = []
+    #: Money value of one mini-game credit the player may choose.
+    minigame_coin_values: tuple[int, ...] = (1, 5, 10, 25, 100)
     #: The house account the zone's bets go to and wins come from (may go negative).
     house_account: str = ""
 
@@ -151,6 +156,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"casino.zones.{zname}.starting_balance must not be negative")
             if cz.policy not in ("default", "gb"):
                 raise ValueError(f"casino.zones.{zname}.policy must be 'default' or 'gb'")
+            if not cz.minigame_coin_values or min(cz.minigame_coin_values) <= 0:
+                raise ValueError(f"casino.zones.{zname}.minigame_coin_values must be positive")
             if not cz.currency or len(cz.currency) > 16:
                 raise ValueError(f"casino.zones.{zname}.currency must be 1-16 characters")
         if self.store.commit_timeout <= 0:

@@ -214,6 +214,14 @@ class Spin(_Request, tag="spin", frozen=True):
     key: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")] | None = None
 
 
+class MinigamePlay(_Request, tag="minigame_play", frozen=True):
+    """Buy and play one paid mini-game round (wheel, scratch card); settled like a spin."""
+
+    game: GameName
+    coin: Annotated[int, Meta(ge=1, le=2**53)] | None = None  # money per credit; none = the smallest
+    key: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")] | None = None
+
+
 class RoundContinue(_Request, tag="round_continue", frozen=True):
     """Reveal the next step (free spin) of a multi-step round from its stored outcome.
 
@@ -268,6 +276,7 @@ ClientMessage = (
     | GameInfo
     | Balance
     | History
+    | MinigamePlay
 )
 
 #: Every client message type, by its wire tag.

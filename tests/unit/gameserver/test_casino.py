@@ -319,3 +319,32 @@ def test_a_client_key_outlives_the_session():
         assert len(bets) == 1
 
     run(body)
+
+
+def test_minigame_scratch_card_is_settled_like_a_spin():
+    async def body(env: Env) -> None:
+        c = env.client()
+        r = await env.request(c, {"type": "minigame_play", "game": "scratch_card", "coin": 5, "id": 50})
+        assert r["type"] == "ok", r
+        d = r["data"]
+        assert d["stake"] == 10 and d["step"]["type"] == "scratch" and len(d["step"]["grid"]) == 9
+        assert d["balance"] == START - d["stake"] + d["win"] == await env.balance()
+        again = await env.request(c, {"type": "minigame_play", "game": "scratch_card", "coin": 5, "id": 50})
+        assert again == r
+        bad = await env.request(c, {"type": "minigame_play", "game": "scratch_card", "coin": 3})
+        assert bad["code"] == ErrorCode.BAD_BET
+        nope = await env.request(c, {"type": "minigame_play", "game": "fruit_slot"})
+        assert nope["code"] == ErrorCode.GAME_NOT_FOUND
+        info = (await env.request(c, {"type": "game_info"}))["data"]
+        assert [g["game"] for g in info["minigames"]] == ["scratch_card"]
+        assert await env.stores.wallet.balance_mismatches() == []
+
+    run(body, casino_config(minigames=["scratch_card"]))
+
+
+@pytest.mark.parametrize("name", ["wheel_of_fortune", "pick_a_box", "fruit_slot", "nope"])
+def test_minigames_that_cannot_be_settled_are_refused_at_start(name):
+    from gameserver.casino import build_zone
+
+    with pytest.raises(ValueError):
+        build_zone("demo", CasinoZone(minigames=[name]))
