@@ -357,7 +357,9 @@ class Casino:
         if wallet is None:
             run = self.run_id if player.role is Role.GUEST else None
             account = account_id(zc.zone, player.user_id, run)
-            wallet = self.wallets[key] = Wallet(zc.zone, player.user_id, account)
+            wallet = Wallet(zc.zone, player.user_id, account)
+            if self.hub.players.get(key) is player:  # not for a session that already ended
+                self.wallets[key] = wallet
         if wallet.balance is None:
             async with wallet.lock:
                 if wallet.balance is None:

@@ -348,3 +348,15 @@ def test_minigames_that_cannot_be_settled_are_refused_at_start(name):
 
     with pytest.raises(ValueError):
         build_zone("demo", CasinoZone(minigames=[name]))
+
+
+def test_ended_sessions_leave_no_cached_wallet():
+    async def body(env: Env) -> None:
+        c = env.client()
+        assert (await env.request(c, {"type": "spin", "game": "fruit_slot"}))["type"] == "ok"
+        assert ("demo", 7) in env.hub.casino.wallets
+        c.send({"type": "logout"})
+        await env.hub.casino.drain()
+        assert env.hub.casino.wallets == {}
+
+    run(body)
