@@ -30,6 +30,7 @@ from .conftest import SECRET, Running, running_server
 
 JS_DIR = pathlib.Path(__file__).resolve().parents[1] / "sfs2x_js"
 MOD_ID = 42
+USER_ID = 43
 START = 10_000  # the casino's welcome credit (scenario.js checks it)
 
 
@@ -87,7 +88,8 @@ async def _js_scenario(node: str, server: Running) -> None:
     assert (await native.request("login", guest=True, zone="demo", name="native"))["type"] == "ok"
     assert (await native.request("join_room", room="Lobby"))["type"] == "ok"
     token = auth.mint(SECRET, MOD_ID, "demo", name="mod", role="moderator", expires=int(time.time()) + 600)
-    env = {**os.environ, "MOD_TOKEN": token}
+    carol = auth.mint(SECRET, USER_ID, "demo", name="carol", role="user", expires=int(time.time()) + 600)
+    env = {**os.environ, "MOD_TOKEN": token, "USER_TOKEN": carol}
     proc = await asyncio.create_subprocess_exec(
         node,
         str(JS_DIR / "scenario.js"),
@@ -124,7 +126,7 @@ async def _js_scenario(node: str, server: Running) -> None:
         stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
     assert result == "OK", f"{result} after steps {steps}\n{stderr[-3000:]}"
     assert steps == ["login-errors", "login", "join", "joined", "public", "private", "variables", "kick",
-                     "extension", "ping", "logout"]  # fmt: skip
+                     "ban", "extension", "ping", "logout"]  # fmt: skip
     # The native client saw the SFS users come in, and leave (bob kicked, alice, mod).
     events = native.events
     try:
@@ -134,8 +136,8 @@ async def _js_scenario(node: str, server: Running) -> None:
         pass
     entered = {ev["data"]["user"]["name"] for ev in events if ev.get("event") == "user_entered"}
     left = {ev["data"]["user"] for ev in events if ev.get("event") == "user_left"}
-    assert {"alice", "bob", "mod"} <= entered
-    assert len(left) == 3 and MOD_ID in left
+    assert {"alice", "bob", "mod", "carol"} <= entered
+    assert len(left) == 4 and {MOD_ID, USER_ID} <= left
     await native.close()
 
 

@@ -1,7 +1,8 @@
 // Drives the official SmartFoxServer 2X JavaScript client (npm `sfs2x-api`) against a
 // Croupier server. Spawned by tests/integration/test_sfs2x_client.py with:
 //   node scenario.js <host> <port>
-// and the environment: MOD_TOKEN (a moderator login token for zone "demo").
+// and the environment: MOD_TOKEN (a moderator login token for zone "demo") and
+// USER_TOKEN (a registered user's token, for the ban).
 // Prints one "STEP <name>" line per completed step and "OK" at the end; any failure
 // prints "FAIL <reason>" and exits 1. The Python test reacts to "STEP joined" by
 // sending a message from a native client in the same room.
@@ -171,6 +172,24 @@ async function main() {
   check(reason === SFS2X.ClientDisconnectionReason.KICK, "disconnection reason is kick: " + reason);
   await bobLeaves;
   step("kick");
+
+  // A registered user (token login) is banned: reason "ban", and the next login fails.
+  const userParams = new SFS2X.SFSObject();
+  userParams.putUtfString("token", process.env.USER_TOKEN);
+  const carol = await connect();
+  check((await login(carol, "", "", "demo", userParams)).ok, "carol logs in with a token");
+  const carolEnters = waitFor(mod, E.USER_ENTER_ROOM, (e) => e.user.name === "carol", "carol entering");
+  await join(carol, "Lobby");
+  const carolUser = (await carolEnters).user;
+  const banned = waitFor(carol, E.CONNECTION_LOST, () => true, "carol's connection lost");
+  mod.send(new SFS2X.BanUserRequest(carolUser.id, "Cheating", SFS2X.BanMode.BY_NAME, 0, 1));
+  const banReason = (await banned).reason;
+  check(banReason === SFS2X.ClientDisconnectionReason.BAN, "disconnection reason is ban: " + banReason);
+  const again = await connect();
+  const relog = await login(again, "", "", "demo", userParams);
+  check(!relog.ok && relog.e.errorCode === 4, "a banned user's login fails with 4");
+  again.disconnect();
+  step("ban");
 
   // Extensions: unknown commands get an error response the app can read.
   const ext = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "lobby.hello", "extension response");
