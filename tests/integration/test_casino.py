@@ -309,3 +309,22 @@ def test_database_down_is_unavailable_with_no_ack(mysql_url: str, proxy: FaultPr
         # the failed attempt posted at most once (its retry returned the true outcome)
         assert postings(r, acct, "bet") == 2
         reconcile(r, [acct])
+
+
+@pytest.mark.mysql
+def test_free_spins_round_on_mysql(mysql_url: str) -> None:  # noqa: F811
+    user = 20_000 + secrets.randbelow(10**6)
+    with running_server(casino_server_config(mysql_url)) as r:
+
+        async def body() -> None:
+            c, _ = await login(r.ws_url, user)
+            try:
+                first = await open_free_spins(c)
+                await continue_to_end(c, first)
+                done = await c.request("round_continue", round=first["round"])
+                assert done["code"] == ErrorCode.ROUND_COMPLETE
+            finally:
+                await c.close()
+
+        asyncio.run(body())
+        reconcile(r, [account_id("demo", user)])
