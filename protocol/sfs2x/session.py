@@ -19,6 +19,7 @@ dropped connection ends its session at once (see `connection_lost`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -58,13 +59,12 @@ logger = logging.getLogger("croupier.sfs2x")
 
 __all__ = ["CASINO_COMMANDS", "SfsSession", "from_sfs", "to_sfs", "to_sfs_object"]
 
-#: Extension commands mapped onto native casino requests (when this server has them).
+#: Default extension commands mapped onto native casino requests (those this build has);
+#: the server passes its own table (`extensions`), built from the casino's request types.
 CASINO_COMMANDS: Final = {
-    "casino.spin": "spin",
-    "casino.round_continue": "round_continue",
-    "casino.game_info": "game_info",
-    "casino.balance": "balance",
-    "casino.history": "history",
+    f"casino.{tag}": m.CLIENT_TYPES[tag]
+    for tag in ("spin", "round_continue", "game_info", "balance", "history", "minigame_play")
+    if tag in m.CLIENT_TYPES
 }
 
 #: The sender shown for server notices (kick and ban messages).
@@ -295,6 +295,8 @@ class SfsSession:
         stream: True on raw TCP, where the transport passes packet payloads
             (re-assembled by `PacketReader`); False on WebSocket (one packet per message).
         compression_threshold: the `ct` advertised and used for our own packets.
+        extensions: extension command -> the native request it becomes (its fields are
+            the command's params); `CASINO_COMMANDS` by default.
     """
 
     def __init__(
@@ -305,8 +307,10 @@ class SfsSession:
         *,
         stream: bool = False,
         compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
+        extensions: Mapping[str, type] | None = None,
     ) -> None:
         self.limits = limits
+        self.extensions = CASINO_COMMANDS if extensions is None else extensions
         self.stream = stream
         self.compression_threshold = compression_threshold
         self.state: State = OPEN
@@ -484,8 +488,7 @@ class SfsSession:
 
     def _extension(self, p: SFSObject) -> None:
         ext = sm.parse_extension_request(p)
-        tag = CASINO_COMMANDS.get(ext.command)
-        cls = m.CLIENT_TYPES.get(tag) if tag else None
+        cls = self.extensions.get(ext.command)
         if cls is None or self.state is not AUTHENTICATED:
             why = (
                 "log in first"
@@ -496,7 +499,8 @@ class SfsSession:
             return
         params = from_sfs(ext.params)
         try:
-            self._submit(Action.CALL_EXTENSION, tag or "", params, {"cmd": ext.command})
+            tag = cls.__struct_config__.tag  # type: ignore[attr-defined]
+            self._submit(Action.CALL_EXTENSION, tag, params, {"cmd": ext.command})
         except msgspec.ValidationError as exc:
             self._send(self._extension_error(ext.command, Native.BAD_REQUEST, f"bad request: {exc}"))
 
