@@ -168,8 +168,9 @@ class Bot:
                 if attempt > rc.max_attempts:
                     w.error("gave_up")
                     break
-                if going_away and len(w.targets) > 1:
-                    self.target = (self.target + 1) % len(w.targets)
+                n = len(w.targets)
+                if going_away and n > 1:  # spread over the others, not all onto the next one
+                    self.target = (self.target + random.randrange(1, n)) % n
                 if self.dropped:
                     delay = random.uniform(0.0, self.drop_spread)
                     self.dropped = False

@@ -162,10 +162,8 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
     ]
     errors = error_breakdown(totals)
     handshakes = int(totals.get("handshakes", 0))
-    ramp_handshakes = 0
-    if run.ramp_end is not None:
-        rows = [r for r in run.timeline if r["phase"] == "ramp"]
-        ramp_handshakes = max((r["open"] for r in rows), default=0)
+    # sessions logged in when each generator finished its ramp, over the ramp's length
+    ramp_sessions = sum(h.ramped_sessions for h in run.workers)
     peak_sessions = max((r["sessions"] for r in run.timeline), default=0)
     report: dict[str, Any] = {
         "scenario": {"name": run.sc.name, "description": run.sc.description, "codec": run.sc.codec},
@@ -191,7 +189,7 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
         "connections": {
             "target": o.connections,
             "handshakes": handshakes,
-            "handshakes_per_s": _r(ramp_handshakes / ramp_s, 1) if ramp_s else None,
+            "handshakes_per_s": _r(ramp_sessions / ramp_s, 1) if ramp_s else None,
             "peak_open": max((r["open"] for r in run.timeline), default=0),
             "peak_sessions": peak_sessions,
             "held_at_end": held,
@@ -319,7 +317,7 @@ def markdown(r: dict[str, Any]) -> str:
         + (f" (config {p['server_config']}, store {p['store']})" if p.get("store") else "")
         + f", hold {r['timing']['hold_s']} s after a {r['timing']['ramp_s']} s ramp",
         f"- held at the end: **{c['held_at_end']:,}** of {c['target']:,}; peak sessions {c['peak_sessions']:,};"
-        f" handshakes/s during the ramp: {c['handshakes_per_s']}",
+        f" sessions opened per second during the ramp (connect + upgrade + login): {c['handshakes_per_s']}",
         f"- requests sent {r['messages']['requests_sent']:,}; ok {r['messages']['ok_received']:,};"
         f" error replies {r['messages']['errors_received']:,}; events {r['messages']['events_received']:,}",
         f"- errors: **{r['errors']['total']}**"

@@ -62,8 +62,11 @@ def plan_workers(connections: int, requested: int) -> int:
     return n
 
 
-def plan_servers(connections: int, requested: int) -> int:
+def plan_servers(connections: int, requested: int, restarts: bool = False) -> int:
+    """Server processes for `connections`; with restarts, the others must hold one's share."""
     n = requested or max(1, math.ceil(connections / MAX_PER_SERVER))
+    if restarts and not requested and connections > MAX_PER_SERVER:
+        n = max(n, math.ceil(connections / MAX_PER_SERVER) + 1)
     if math.ceil(connections / n) > MAX_PER_SERVER:
         raise ValueError(
             f"{connections} connections need at least {math.ceil(connections / MAX_PER_SERVER)} server processes"
@@ -90,6 +93,7 @@ class _WorkerHandle:
         self.pid: int | None = None
         self.ready = False
         self.ramped_at: float | None = None
+        self.ramped_sessions = 0
         self.snap: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
         self.gone = False
@@ -145,6 +149,7 @@ class Run:
                 h.final = msg
         elif kind == "ramped":
             h.ramped_at = float(msg["t"])
+            h.ramped_sessions = int(msg.get("sessions", 0))
         elif kind == "dropped":
             h.dropped += int(msg["n"])
 
@@ -162,7 +167,13 @@ class Run:
             for host, _port, _path in o.targets:
                 check_loopback(host)
             return o.targets
-        n = plan_servers(o.connections, o.servers)
+        restarts = any(a.kind == "rolling_restart" for a in self.sc.actions)
+        n = plan_servers(o.connections, o.servers, restarts)
+        if restarts and n > 1 and math.ceil(o.connections / (n - 1)) > MAX_PER_SERVER:
+            self.notes.append(
+                f"{n} servers cannot take a restarted server's sessions: the others would hold more than"
+                f" {MAX_PER_SERVER} each (add --servers)"
+            )
         self.fleet = Fleet(n, o.base_port, self.sc.server, o.out, extra_env=o.server_env)
         self.progress.note(f"starting {n} server process(es) on ports {o.base_port}..{o.base_port + n - 1}")
         self.fleet.start()

@@ -207,6 +207,7 @@ class WsConn(asyncio.Protocol):
         if cb is not None:
             self.on_lost = None
             cb(self)
+        self.transport = None  # no transport <-> protocol cycle left for the collector
 
     # -- upgrade ------------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ class Worker:
         self.gc_max = 0.0
         self._gc_t0 = 0.0
         self.held_at_stop: int | None = None
+        self._sleepers: set[asyncio.Future[bool]] = set()
         self._started: asyncio.Future[float] | None = None
         self._stop: asyncio.Future[None] | None = None
         self._ramped: asyncio.Event | None = None
@@ -126,12 +127,22 @@ class Worker:
         self.errors[name] = self.errors.get(name, 0) + 1
 
     async def sleep(self, delay: float) -> bool:
-        """Sleep unless the run stops first; False if it did."""
-        stop = self._stop
-        if stop is None or stop.done():
+        """Sleep unless the run stops first; False if it did.
+
+        Each sleeper has its own future (the stop wakes them all): thousands of waiters
+        on one shared future would make each wake-up O(waiters).
+        """
+        if self.stopping:
             return False
-        done, _ = await asyncio.wait({stop}, timeout=delay)
-        return not done
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(delay, _resolve, fut, True)
+        self._sleepers.add(fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            self._sleepers.discard(fut)
 
     def _first_done(self) -> None:
         self.first_tries += 1
@@ -217,6 +228,7 @@ class Worker:
         while True:
             await asyncio.sleep(1.0)
             self._send(self.snapshot())
+            self._freeze()  # what survived a second is likely to live on: keep GC passes short
 
     async def _lag_loop(self) -> None:
         while True:
@@ -277,6 +289,7 @@ class Worker:
             self._ramped.set()
         loop.add_reader(self.pipe.fileno(), self._on_pipe)
         gc.callbacks.append(self._gc_callback)
+        gc.set_threshold(20_000, 20, 100)  # fewer, still short, young collections
         self._freeze()
         self._send({"kind": "ready", "w": self.cfg.index, "pid": os.getpid(), "nofile": raise_nofile()})
         try:
@@ -311,6 +324,8 @@ class Worker:
 
     async def _close_all(self, ramp: asyncio.Task[None]) -> None:
         self.stopping = True
+        for fut in list(self._sleepers):
+            _resolve(fut, False)
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
         ramp.cancel()
@@ -331,6 +346,11 @@ class Worker:
         await asyncio.sleep(0)
         for t in tasks:
             t.cancel()
+
+
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
 
 
 def worker_main(cfg: WorkerConfig, pipe: Connection) -> None:
