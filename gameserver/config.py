@@ -35,6 +35,8 @@ class ServerSection(Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     ws_port: int = 8800  # WebSocket, path /ws; 0 = pick a free port
     tcp_port: int = 8801  # length-prefixed MessagePack; -1 = disabled
+    #: Admin HTTP (health, readiness, Prometheus metrics, stats); -1 = disabled.
+    admin_port: int = -1
     sfs_tcp_port: int = -1  # SmartFoxServer 2X clients over TCP (9933 by convention); -1 = disabled
     ws_path: str = "/ws"
     #: The WebSocket stack: "picows" (fastest measured) or "websockets".

@@ -36,7 +36,7 @@ class Connection:
         self.hub = hub
         self.link = link
         self.session: Session | SfsSession = session or Session(
-            codec, hub.session_limits, hub.default_flood, hub.clock.monotonic()
+            codec, hub.session_limits, hub.default_flood, hub.clock.monotonic(), hub.counters.errors
         )
         self.player: Player | None = None
         self.dirty = False

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from itertools import count
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from protocol import messages as m
@@ -28,6 +29,7 @@ from .casino import CASINO_TYPES
 from .clock import Clock, SystemClock
 from .config import Config
 from .connection import Connection
+from .metrics import Counters
 from .player import Player
 from .router import LocalRouter, Router
 
@@ -70,6 +72,7 @@ class Hub:
         #: schedules the end-of-tick flush; the running loop's call_soon by default
         self._call_soon = call_soon
         self.accepting = True
+        self.counters = Counters()  # read by the metrics collector (gameserver/metrics.py)
         #: casino requests (spin, balance...); None = not offered (no store)
         self.casino: Casino | None = None
 
@@ -82,6 +85,8 @@ class Hub:
 
     def connection_lost(self, conn: Connection, peer_code: int | None = None) -> None:
         self.connections.discard(conn)
+        code = conn.session.close_code
+        self.counters.closes[code.name.lower() if code is not None else "by_client"] += 1
         player = conn.player
         if player is None or player.conn is not conn:
             return
@@ -119,7 +124,10 @@ class Hub:
 
     def handle(self, conn: Connection, requests: Iterable[Any]) -> None:
         """Dispatch decoded requests from one connection, in order."""
+        counters = self.counters
         for req in requests:
+            counters.requests[type(req).__name__] += 1
+            started = perf_counter()
             try:
                 self._handle_one(conn, req)
             except RequestError as exc:
@@ -127,6 +135,7 @@ class Hub:
             except Exception:
                 logger.exception("request %s failed", type(req).__name__)
                 conn.session.fail(req.id, ErrorCode.INTERNAL, "internal error")
+            counters.observe(perf_counter() - started)
 
     def _handle_one(self, conn: Connection, req: Any) -> None:
         if isinstance(req, m.Login):
@@ -259,6 +268,7 @@ class Hub:
     def deliver(self, zone: str, outputs: list[Output]) -> None:
         """Carry out a zone operation's outputs for the players on this worker."""
         players = self.players
+        pushed = 0
         for out in outputs:
             if isinstance(out, Send):
                 event = out.event
@@ -266,10 +276,12 @@ class Hub:
                     player = players.get((zone, uid))
                     if player is not None:
                         player.push(event)
+                        pushed += 1
             elif isinstance(out, Disconnect):
                 player = players.get((zone, out.user_id))
                 if player is not None:
                     self._end_player(player, out.code, out.reason)
+        self.counters.events += pushed
 
     # -- periodic work -----------------------------------------------------------------
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 
 from persistence import Stores, open_stores
 
+from .admin import AdminServer, admin_server
 from .casino import Casino
 from .clock import Clock
 from .config import Config
 from .hub import Hub
+from .metrics import watch_loop_lag
 from .transports.picows_ws import serve_picows
 from .transports.sfs2x_tcp import serve_sfs_tcp
 from .transports.tcp import serve_tcp
@@ -32,6 +34,9 @@ class Server:
     sweeper: asyncio.Task[None] | None = None
     sfs_tcp_port: int | None = None  # the SFS2X TCP listener's port, if enabled
     stores: Stores | None = None
+    admin_port: int | None = None  # the admin HTTP port, if enabled
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    admin: AdminServer | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -39,6 +44,10 @@ class Server:
         urls = [f"ws://{cfg.host}:{self.ws_port}{cfg.ws_path}"]
         if self.tcp_port is not None:
             urls.append(f"tcp://{cfg.host}:{self.tcp_port}")
+        if self.sfs_tcp_port is not None:
+            urls.append(f"sfs2x tcp://{cfg.host}:{self.sfs_tcp_port}")
+        if self.admin_port is not None:
+            urls.append(f"http://{cfg.host}:{self.admin_port}/metrics (admin: /healthz /readyz /stats)")
         return urls
 
     async def stop(self, drain_seconds: float = 1.0) -> None:
@@ -53,6 +62,15 @@ class Server:
         for conn in list(self.hub.connections):  # clients that did not close in time
             conn.link.abort()
         await asyncio.sleep(0)  # let the transports report connection_lost
+        if self.admin is not None:
+            self.admin.should_exit = True
+        for task in self.background:
+            if task.get_name() == "admin":
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 2.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self.sweeper is not None:
             self.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,5 +124,17 @@ async def start(config: Config, clock: Clock | None = None) -> Server:
         sfs = await serve_sfs_tcp(hub, cfg.host, cfg.sfs_tcp_port, cfg.backlog)
         server.servers.append(sfs)
         server.sfs_tcp_port = sfs.sockets[0].getsockname()[1]
-    server.sweeper = asyncio.get_running_loop().create_task(_sweep(hub, cfg.sweep_interval))
+    loop = asyncio.get_running_loop()
+    server.sweeper = loop.create_task(_sweep(hub, cfg.sweep_interval))
+    server.background.append(loop.create_task(watch_loop_lag(hub.counters), name="loop-lag"))
+    if cfg.admin_port >= 0:
+        admin = admin_server(hub, cfg.host, cfg.admin_port)
+        server.admin = admin
+        server.background.append(loop.create_task(admin.serve(), name="admin"))
+        while not admin.started:
+            if server.background[-1].done():  # failed to bind: surface the error
+                await server.background[-1]
+                raise OSError(f"admin HTTP did not start on port {cfg.admin_port}")
+            await asyncio.sleep(0.01)
+        server.admin_port = admin.servers[0].sockets[0].getsockname()[1]
     return server

@@ -18,6 +18,7 @@ State machine (docs/protocol.md, "Session states"):
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from enum import IntEnum
 from typing import Any
 
@@ -59,10 +60,20 @@ class Session:
         "_out",
         "_opened_at",
         "_last_rx",
+        "error_counter",
     )
 
-    def __init__(self, codec: Codec, limits: SessionLimits, flood: FloodLimits, now: float) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        limits: SessionLimits,
+        flood: FloodLimits,
+        now: float,
+        error_counter: Counter[str] | None = None,
+    ) -> None:
         self.codec = codec
+        #: shared by the worker's sessions: error replies sent, by code name (metrics)
+        self.error_counter = error_counter
         self.limits = limits
         self.state = OPEN
         self.close_code: CloseCode | None = None
@@ -138,7 +149,10 @@ class Session:
 
     def fail(self, request_id: int | None, code: ErrorCode, message: str) -> None:
         """Queue an `error` reply."""
-        self._queue(self.codec.encode(Error(request_id, int(code), code.name.lower(), message)))
+        name = code.name.lower()
+        if self.error_counter is not None:
+            self.error_counter[name] += 1
+        self._queue(self.codec.encode(Error(request_id, int(code), name, message)))
 
     def send_event(self, seq: int, event: OutEvent) -> None:
         """Queue an `event` push with sequence number `seq`."""

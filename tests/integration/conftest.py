@@ -29,6 +29,7 @@ def server_config(transport: str = "picows", flood: FloodLimits | None = None, *
             transport=transport,
             echo_path="/echo",
             sweep_interval=0.1,
+            admin_port=0,
         ),
         limits=LimitsSection(**limits),
         auth=AuthSection(secret=SECRET),
@@ -57,6 +58,10 @@ class Running:
     @property
     def echo_url(self) -> str:
         return f"ws://127.0.0.1:{self.server.ws_port}/echo"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.admin_port}"
 
     @property
     def tcp_port(self) -> int:

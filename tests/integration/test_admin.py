@@ -1,0 +1,66 @@
+"""The admin HTTP app over a real socket: health, readiness, Prometheus metrics, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+from .client import WsClient
+from .conftest import Running
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def sample(metrics: str, name: str) -> float:
+    """The value of one sample line `name value` (labels included in `name`)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no sample {name!r} in metrics")
+
+
+def test_health_and_metrics_agree_with_what_clients_did(server: Running):
+    assert get(server.admin_url + "/healthz") == (200, "ok\n")
+    assert get(server.admin_url + "/readyz") == (200, "ready\n")
+
+    async def clients():
+        a = await WsClient.connect(server.ws_url)
+        await a.request("login", guest=True, zone="demo")
+        await a.request("join_room", room="Lobby")
+        for i in range(5):
+            await a.request("public_message", room=1, text=str(i))
+        bad = await a.request("join_room", room="Nowhere")
+        assert bad["type"] == "error"
+        status, text = get(server.admin_url + "/metrics")
+        assert status == 200
+        kind = "picows" if server.server.hub.config.server.transport == "picows" else "websockets"
+        assert sample(text, f'croupier_connections{{transport="{kind}"}}') == 1
+        assert sample(text, "croupier_players") == 1
+        assert sample(text, 'croupier_requests_total{type="PublicMessage"}') == 5
+        assert sample(text, 'croupier_errors_total{code="room_not_found"}') == 1
+        assert sample(text, "croupier_events_total") >= 5
+        assert sample(text, "croupier_handler_seconds_count") >= 8
+        status, body = get(server.admin_url + "/stats")
+        stats = json.loads(body)
+        assert stats["players"] == 1 and stats["zones"]["demo"] == 1
+        await a.close()
+
+    asyncio.run(clients())
+
+
+def test_readyz_reports_draining(server: Running):
+    hub = server.server.hub
+    server.loop.call_soon_threadsafe(hub.shutdown)
+    for _ in range(50):
+        status, body = get(server.admin_url + "/readyz")
+        if status == 503:
+            break
+    assert (status, body) == (503, "draining\n")
