@@ -42,7 +42,12 @@ def sfs_config(transport: str) -> Config:
         auth=AuthSection(secret=SECRET),
         zones=[
             ZoneConfig(
-                name="demo", guests=True, room_creation="everyone", rooms=[RoomConfig("Lobby", max_users=100)]
+                name="demo",
+                guests=True,
+                room_creation="everyone",
+                groups=["default", "slots"],
+                default_groups=["default"],
+                rooms=[RoomConfig("Lobby", max_users=100), RoomConfig("Slot 1", group="slots")],
             ),
             ZoneConfig(name="members", guests=False, rooms=[RoomConfig("Lobby")]),
         ],
@@ -126,7 +131,7 @@ async def _js_scenario(node: str, server: Running) -> None:
         stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
     assert result == "OK", f"{result} after steps {steps}\n{stderr[-3000:]}"
     assert steps == ["login-errors", "login", "join", "joined", "public", "private", "variables", "kick",
-                     "ban", "extension", "ping", "logout"]  # fmt: skip
+                     "ban", "extension", "ping", "rooms", "logout"]  # fmt: skip
     # The native client saw the SFS users come in, and leave (bob kicked, alice, mod).
     events = native.events
     try:

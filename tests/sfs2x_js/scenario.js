@@ -216,10 +216,37 @@ async function main() {
   alice.enableLagMonitor(false);
   step("ping");
 
-  // Leaving the room: alice gets her own 1004.
-  const left = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe, "alice leaving");
-  alice.send(new SFS2X.LeaveRoomRequest(alice.lastJoinedRoom));
-  await left;
+  // Room groups and room creation.
+  const sub = waitFor(alice, E.ROOM_GROUP_SUBSCRIBE, (e) => e.groupId === "slots", "subscribe");
+  alice.send(new SFS2X.SubscribeRoomGroupRequest("slots"));
+  check((await sub).newRooms.map((r) => r.name).includes("Slot 1"), "the slots group's rooms");
+  check(alice.roomManager.getRoomByName("Slot 1"), "Slot 1 is in the room list");
+  const subErr = waitFor(alice, E.ROOM_GROUP_SUBSCRIBE_ERROR, () => true, "subscribe error");
+  alice.send(new SFS2X.SubscribeRoomGroupRequest("nope"));
+  check((await subErr).errorCode === 25, "no such group: 25");
+  const unsub = waitFor(alice, E.ROOM_GROUP_UNSUBSCRIBE, (e) => e.groupId === "slots", "unsubscribe");
+  alice.send(new SFS2X.UnsubscribeRoomGroupRequest("slots"));
+  await unsub;
+  const settings = new SFS2X.RoomSettings("Alice's table");
+  settings.maxUsers = 4;
+  const added = waitFor(alice, E.ROOM_ADD, (e) => e.room.name === "Alice's table", "room add");
+  const addedAtMod = waitFor(mod, E.ROOM_ADD, (e) => e.room.name === "Alice's table", "room add at mod");
+  const joinedTable = waitFor(alice, E.ROOM_JOIN, (e) => e.room.name === "Alice's table", "join table");
+  alice.send(new SFS2X.CreateRoomRequest(settings, true));
+  check((await added).room.maxUsers === 4, "max users 4");
+  await addedAtMod;
+  const table = (await joinedTable).room;
+  check(table.getUserByName("alice") && table.userCount === 1, "alice is at her table");
+  const dup = waitFor(alice, E.ROOM_CREATION_ERROR, () => true, "creation error");
+  alice.send(new SFS2X.CreateRoomRequest(settings, false));
+  check((await dup).errorCode === 12, "room name taken: 12");
+  const removed = waitFor(mod, E.ROOM_REMOVE, (e) => e.room.name === "Alice's table", "room removed");
+  const leftTable = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe && e.room.name === "Alice's table", "leave");
+  alice.send(new SFS2X.LeaveRoomRequest(table));
+  await leftTable;
+  await removed; // an empty user-created room goes away
+  step("rooms");
+
   const out = waitFor(alice, E.LOGOUT, () => true, "logout");
   alice.send(new SFS2X.LogoutRequest());
   await out;
