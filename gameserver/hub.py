@@ -173,6 +173,10 @@ class Hub:
             if req.zone is not None and req.zone != claims.z:
                 raise RequestError(ErrorCode.BAD_TOKEN, "token is for another zone")
             zone_name, user_id, role = claims.z, claims.u, Role.parse(claims.r)
+            if user_id >= GUEST_ID_BASE:
+                raise RequestError(
+                    ErrorCode.BAD_TOKEN, f"token user ids must be below {GUEST_ID_BASE} (guest range)"
+                )
             name = claims.n or f"user{user_id}"
         elif req.guest:
             if req.zone is None:

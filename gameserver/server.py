@@ -41,7 +41,10 @@ class Server:
     @property
     def urls(self) -> list[str]:
         cfg = self.hub.config.server
-        urls = [f"ws://{cfg.host}:{self.ws_port}{cfg.ws_path}"]
+        urls = [
+            f"ws://{cfg.host}:{self.ws_port}{cfg.ws_path}",
+            f"ws://{cfg.host}:{self.ws_port}/BlueBox/websocket (SmartFox 2X clients)",
+        ]
         if self.tcp_port is not None:
             urls.append(f"tcp://{cfg.host}:{self.tcp_port}")
         if self.sfs_tcp_port is not None:

@@ -45,6 +45,8 @@ def test_login_errors():
         c.send({"type": "login", "guest": True, "zone": "demo", "name": "<script>"})["code"]
         == ErrorCode.BAD_NAME
     )
+    guest_range = c.send({"type": "login", "token": token(clock, user=1_500_000_001)})
+    assert guest_range["code"] == ErrorCode.BAD_TOKEN  # ids from the guest range would collide
     bad_zone = c.send({"type": "login", "token": token(clock), "zone": "closed"})
     assert bad_zone["code"] == ErrorCode.BAD_TOKEN
     assert c.link.closed is None  # failed logins keep the connection
