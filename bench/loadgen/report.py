@@ -43,7 +43,7 @@ def _step_types(run: Run) -> dict[str, str]:
 
 def _resource_summary(run: Run, held: int) -> dict[str, Any]:
     tl = run.timeline
-    hold = [r for r in tl if r["phase"] == "hold"] or tl
+    hold = [r for r in tl if r["phase"] in ("settle", "hold")] or tl
     base = run.baseline
     base_servers = [x for x in base.get("servers", []) if x is not None]
     base_rss = sum(x["rss"] for x in base_servers)

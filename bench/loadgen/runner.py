@@ -267,17 +267,26 @@ class Run:
         else:
             self.notes.append(f"the ramp did not finish within {ramp_limit:.0f} s")
         self.ramp_end = time.monotonic()
-        self.phase = "hold"
-        self._broadcast({"cmd": "hold"})
+        settle = self.sc.ramp.settle
+        self.phase = "settle" if settle > 0 else "hold"
+        if settle <= 0:
+            self._broadcast({"cmd": "hold"})
         hold_start = self.ramp_end
         actions = sorted(self.sc.actions, key=lambda a: a.at)
         pending = list(actions)
         restart_task: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
+        if settle >= o.duration:
+            self.notes.append(
+                f"ramp.settle ({settle:.0f} s) >= the hold: no reply counts toward hold_latency"
+            )
         end = hold_start + o.duration
         hard_end = end + 60.0 * len(actions) + 30.0
         while True:
             now = time.monotonic()
+            if self.phase == "settle" and now - hold_start >= settle:
+                self.phase = "hold"
+                self._broadcast({"cmd": "hold"})
             while pending and now - hold_start >= pending[0].at:
                 a = pending.pop(0)
                 rec: dict[str, Any] = {"kind": a.kind, "at_s": round(now - self.t0, 3)}

@@ -128,6 +128,9 @@ class Ramp(Struct, frozen=True, forbid_unknown_fields=True):
     rate: Positive = 1000.0
     #: connections being opened (TCP + upgrade + login) at once, per generator process
     concurrency: Annotated[int, Meta(ge=1, le=18_000)] = 200
+    #: seconds after the ramp before replies count toward `hold_latency` (work the ramp
+    #: queued on the server, e.g. wallet loads after logins, drains first)
+    settle: Positive = 0.0
 
 
 class Reconnect(Struct, frozen=True, forbid_unknown_fields=True):
