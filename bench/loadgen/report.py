@@ -66,6 +66,10 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
                 "fds_baseline": int(base_fds),
                 "fds_peak": int(max(r["server_fds"] for r in tl)),
                 "fds_after": int(tl[-1]["server_fds"]) if tl[-1]["phase"] == "after" else None,
+                # descriptors still open a few seconds after every client left (spec E3)
+                "fds_left_after": int(tl[-1]["server_fds"] - base_fds)
+                if tl[-1]["phase"] == "after"
+                else None,
                 "restarts": [s.restarts for s in run.fleet.servers],
                 "per_process": _per_process(run),
             }
@@ -161,6 +165,8 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
         if e.get("unsupported")
     ]
     errors = error_breakdown(totals)
+    for kind, n in run.harness_errors.items():
+        errors[kind] = errors.get(kind, 0) + n
     handshakes = int(totals.get("handshakes", 0))
     # sessions logged in when each generator finished its ramp, over the ramp's length
     ramp_sessions = sum(h.ramped_sessions for h in run.workers)
@@ -257,6 +263,8 @@ def evaluate(report: dict[str, Any], run: Run) -> list[dict[str, Any]]:
     check("errors.total", None, 0, why="built in: no errors")
     if not any(s.op == "close" for p in run.sc.profiles for s in p.steps):
         check("connections.held_fraction", 1.0, None, why="built in: every session held at the end")
+    if run.fleet is not None:
+        check("server.fds_left_after", None, 0, why="built in: sockets closed once the clients left")
     unsupported = {u["step"] for u in report["unsupported"]}
     for c in run.sc.criteria:
         parts = c.metric.split(".")
@@ -452,7 +460,7 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
     spans: dict[str, list[float]] = {}
     for r in tl:
         spans.setdefault(r["phase"], [r["t"], r["t"]])[1] = r["t"]
-    shades = {"ramp": "tab:blue", "closing": "tab:red"}
+    shades = {"ramp": "tab:blue", "settle": "tab:green", "closing": "tab:red"}
     for a in axes:
         a.grid(alpha=0.3)
         for phase, (lo, hi) in spans.items():

@@ -120,6 +120,8 @@ class Run:
         self._prev_row: dict[str, Any] | None = None
         self.at_hold_end: dict[str, Any] = {}
         self.source_ips: list[str] = []
+        #: errors the parent saw itself (a generator or server process that died)
+        self.harness_errors: dict[str, int] = {}
 
     # -- pipes ----------------------------------------------------------------------------
 
@@ -233,6 +235,7 @@ class Run:
                     raise RuntimeError("generator processes did not start")
                 await asyncio.sleep(0.05)
             sampler = Sampler(self.fleet, [h.pid or 0 for h in self.workers])
+            sampler.fds_every = 1 if o.connections <= 20_000 else 5
             await asyncio.sleep(min(1.0, o.settle))
             self.baseline = sampler.sample()
             self.t0 = time.monotonic()
@@ -247,6 +250,7 @@ class Run:
                     await ticker
             # a few seconds of samples with no clients: back to baseline?
             self.phase = "after"
+            sampler.fds_every = 1  # the descriptors left after the clients went: exact
             for _ in range(max(1, int(o.settle))):
                 await asyncio.sleep(1.0)
                 self._row(sampler.sample())
@@ -312,6 +316,11 @@ class Run:
             self.notes.append("the rolling restart was still running at the end of the hold")
             restart_task.cancel()
         self.hold_end = time.monotonic()
+        if self.fleet is not None:
+            dead = [s.index for s in self.fleet.servers if not s.alive()]
+            if dead:
+                self.harness_errors["server_exited"] = len(dead)
+                self.notes.append(f"server process(es) {dead} were not running at the end of the hold")
         self.at_hold_end = {"sessions": sum(int(h.snap["sessions"]) for h in self.workers if h.snap)}
         self.phase = "closing"
         self._broadcast({"cmd": "stop"})
@@ -322,6 +331,9 @@ class Run:
             await asyncio.sleep(0.05)
         else:
             self.notes.append("some generator processes sent no final report")
+        lost = sum(1 for h in self.workers if h.final is None)
+        if lost:
+            self.harness_errors["generator_lost"] = lost
 
     async def _rolling_restart(self, interval: float, rec: dict[str, Any]) -> None:
         assert self.fleet is not None

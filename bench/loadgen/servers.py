@@ -226,16 +226,15 @@ class Fleet:
             self._terminate(s, 10.0)
 
 
-def _proc_sample(ps: psutil.Process | None) -> dict[str, float] | None:
+def _proc_sample(ps: psutil.Process | None, fds: bool = True) -> dict[str, float] | None:
     if ps is None:
         return None
     try:
         with ps.oneshot():
-            return {
-                "rss": float(ps.memory_info().rss),
-                "cpu": ps.cpu_percent(None),
-                "fds": float(ps.num_fds()),
-            }
+            out = {"rss": float(ps.memory_info().rss), "cpu": ps.cpu_percent(None)}
+            if fds:  # lists /proc/PID/fd: ~18k entries per loaded server
+                out["fds"] = float(ps.num_fds())
+            return out
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
 
@@ -251,15 +250,27 @@ class Sampler:
                 self.workers.append(psutil.Process(pid))
             except psutil.NoSuchProcess:
                 self.workers.append(None)
+        self._n = 0
+        self._fds: dict[int, float] = {}
+        #: count server descriptors on every n-th sample (1 for small runs)
+        self.fds_every = 1
         psutil.cpu_percent(None)
         self.sample()  # prime the CPU counters
 
     def sample(self) -> dict[str, Any]:
+        """One sample; descriptors are counted every `fds_every`-th time (and kept between)."""
+        self._n += 1
+        fds = self._n % self.fds_every == 1 or self.fds_every == 1
         servers = []
         if self.fleet is not None:
-            for s in self.fleet.servers:
-                servers.append(_proc_sample(s.ps) if s.alive() else None)
-        workers = [_proc_sample(p) for p in self.workers]
+            for i, s in enumerate(self.fleet.servers):
+                x = _proc_sample(s.ps, fds) if s.alive() else None
+                if x is not None:
+                    if fds:
+                        self._fds[i] = x["fds"]
+                    x["fds"] = self._fds.get(i, 0.0)
+                servers.append(x)
+        workers = [_proc_sample(p, False) for p in self.workers]
         vm = psutil.virtual_memory()
         return {
             "servers": servers,
