@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from protocol.codes import ErrorCode
@@ -11,8 +13,25 @@ from protocol.messages import Variable
 _encode = msgspec.msgpack.Encoder().encode
 
 
+def _finite(value: object, depth: int = 0) -> bool:
+    """False if the value holds NaN or an infinity (JSON clients would see null)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 32:
+        return False
+    if isinstance(value, list):
+        return all(_finite(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v, depth + 1) for v in value.values())
+    return True
+
+
 def check_size(var: Variable, max_bytes: int) -> None:
-    """Raise VARIABLE_INVALID if the value's encoded size is above `max_bytes`."""
+    """Raise VARIABLE_INVALID if the value is too big or not representable in JSON."""
+    if not _finite(var.value):
+        raise RequestError(
+            ErrorCode.VARIABLE_INVALID, f"variable {var.name!r}: NaN and infinity are not allowed"
+        )
     size = len(_encode(var.value))
     if size > max_bytes:
         raise RequestError(

@@ -309,6 +309,8 @@ def test_variable_limits():
     assert code_of(z.set_room_variables, A, lobby, too_many) == ErrorCode.VARIABLE_INVALID
     assert z.room(lobby).variables == {}  # all or nothing
     assert code_of(z.set_room_variables, A, lobby, [Variable("big", "x" * 50)]) == ErrorCode.VARIABLE_INVALID
+    inf = [Variable("odds", {"x": [float("inf")]})]
+    assert code_of(z.set_room_variables, A, lobby, inf) == ErrorCode.VARIABLE_INVALID
 
 
 def test_user_variables_private_to_owner_public_to_room_peers():
