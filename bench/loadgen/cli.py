@@ -56,6 +56,18 @@ def parser() -> argparse.ArgumentParser:
         help="use a running server instead of starting any (repeatable; loopback only)",
     )
     p.add_argument(
+        "--admin-base-port",
+        type=int,
+        help="admin HTTP port of the first started server, for its /stats (default: base port + 100; 0 = none)",
+    )
+    p.add_argument(
+        "--stats-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="with --target: a server's admin /stats URL, to check the report against (repeatable)",
+    )
+    p.add_argument(
         "--workers", type=int, default=0, help="generator processes (default: one per 16,000 sessions)"
     )
     p.add_argument(
@@ -120,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         allow_unsupported=args.allow_unsupported,
         progress=not args.no_progress,
         server_env=dict(args.server_env),
+        admin_base_port=args.admin_base_port,
+        stats_urls=list(args.stats_url),
     )
     try:
         report = run(opts)

@@ -219,6 +219,7 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
             "resume_failed": int(totals["counters"].get("resume_failed", 0)),
             "latency": totals["reconnect_hist"].summary_ms(),
         },
+        "server_counts": server_counts(run, held, steps),
         "actions": run.actions_log,
         **_resource_summary(run, held),
         "notes": run.notes,
@@ -227,6 +228,41 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
     report["criteria"] = evaluate(report, run)
     report["pass"] = all(c["pass"] for c in report["criteria"])
     return report
+
+
+def server_counts(run: Run, held: int, steps: dict[str, Any]) -> dict[str, Any]:
+    """The servers' own counts (GET /stats) next to the generators' (empty without them)."""
+    hold = run.server_stats.get("hold_end")
+    if not hold:
+        return {}
+    answered = [x for x in hold if x]
+    out: dict[str, Any] = {"servers_answered": len(answered), "servers": len(hold)}
+    if len(answered) < len(hold):
+        run.notes.append(f"{len(hold) - len(answered)} server(s) did not answer /stats")
+        return out
+    requests: dict[str, int] = {}
+    for x in answered:
+        for k, v in (x.get("requests") or {}).items():
+            requests[k] = requests.get(k, 0) + int(v)
+    players = sum(int(x.get("players", 0)) for x in answered)
+    out.update(
+        {
+            "players_at_hold_end": players,
+            "connections_at_hold_end": sum(int(x.get("connections", 0)) for x in answered),
+            "detached_at_hold_end": sum(int(x.get("detached", 0)) for x in answered),
+            "held_by_generators": held,
+            "players_diff": players - held,
+            "requests": dict(sorted(requests.items())),
+        }
+    )
+    # counts survive only without restarts (a new process starts from zero)
+    if not any(a.kind == "rolling_restart" for a in run.sc.actions) and "login" in steps:
+        out["login_diff"] = requests.get("Login", 0) - int(steps["login"]["sent"])
+    after = run.server_stats.get("after")
+    if after and all(after):
+        out["players_after"] = sum(int(x.get("players", 0)) for x in after if x)
+        out["connections_after"] = sum(int(x.get("connections", 0)) for x in after if x)
+    return out
 
 
 def lookup(report: dict[str, Any], path: str) -> Any:
@@ -265,6 +301,14 @@ def evaluate(report: dict[str, Any], run: Run) -> list[dict[str, Any]]:
         check("connections.held_fraction", 1.0, None, why="built in: every session held at the end")
     if run.fleet is not None:
         check("server.fds_left_after", None, 0, why="built in: sockets closed once the clients left")
+    if report["server_counts"]:
+        why = "built in: the servers' own counts (/stats) agree"
+        check("server_counts.players_diff", 0, 0, why=why)
+        if "login_diff" in report["server_counts"]:
+            check("server_counts.login_diff", 0, 0, why=why)
+        check(
+            "server_counts.players_after", None, 0, allow_missing=True, why="built in: no session left after"
+        )
     unsupported = {u["step"] for u in report["unsupported"]}
     for c in run.sc.criteria:
         parts = c.metric.split(".")
@@ -374,6 +418,17 @@ def markdown(r: dict[str, Any]) -> str:
         f" other processes during the hold: {m['other_cpu_mean_percent']}% of a core;"
         f" lowest MemAvailable {m['mem_available_min_mib']} MiB"
     )
+    sc = r.get("server_counts") or {}
+    if "players_at_hold_end" in sc:
+        lines.append(
+            f"- the servers' own counts (/stats): {sc['players_at_hold_end']:,} players at the end of the hold"
+            f" (generators held {sc['held_by_generators']:,}); requests {sc['requests']}"
+            + (
+                f"; after the run {sc['players_after']} players, {sc['connections_after']} connections"
+                if "players_after" in sc
+                else ""
+            )
+        )
     rc = r["reconnect"]
     if rc["reconnected"] or r["actions"]:
         lines += [

@@ -20,10 +20,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .progress import Progress
 from .scenario import Scenario
-from .servers import Fleet, Sampler, check_loopback
+from .servers import Fleet, Sampler, check_loopback, fetch_stats
 from .stats import Histogram, add_counts, merged
 from .worker import MAX_SOCKETS, WorkerConfig, worker_main
 
@@ -51,6 +52,10 @@ class Options:
     progress: bool = True
     server_env: dict[str, str] = field(default_factory=dict)
     settle: float = 2.0
+    #: admin port of the first started server (GET /stats), the others follow; 0 = none
+    admin_base_port: int | None = None
+    #: /stats URLs of external servers (with `targets`)
+    stats_urls: list[str] = field(default_factory=list)
 
 
 def plan_workers(connections: int, requested: int) -> int:
@@ -122,6 +127,8 @@ class Run:
         self.source_ips: list[str] = []
         #: errors the parent saw itself (a generator or server process that died)
         self.harness_errors: dict[str, int] = {}
+        #: the servers' own /stats at the end of the hold and after the clients left
+        self.server_stats: dict[str, list[dict[str, Any] | None]] = {}
 
     # -- pipes ----------------------------------------------------------------------------
 
@@ -176,7 +183,10 @@ class Run:
                 f"{n} servers cannot take a restarted server's sessions: the others would hold more than"
                 f" {MAX_PER_SERVER} each (add --servers)"
             )
-        self.fleet = Fleet(n, o.base_port, self.sc.server, o.out, extra_env=o.server_env)
+        admin = o.admin_base_port if o.admin_base_port is not None else o.base_port + 100
+        self.fleet = Fleet(
+            n, o.base_port, self.sc.server, o.out, extra_env=o.server_env, admin_base_port=admin
+        )
         self.progress.note(f"starting {n} server process(es) on ports {o.base_port}..{o.base_port + n - 1}")
         self.fleet.start()
         return self.fleet.targets
@@ -254,6 +264,9 @@ class Run:
             for _ in range(max(1, int(o.settle))):
                 await asyncio.sleep(1.0)
                 self._row(sampler.sample())
+            urls = self._stats_urls()
+            if urls:
+                self.server_stats["after"] = await loop.run_in_executor(None, fetch_stats, urls)
         finally:
             self.progress.close()
             await self._teardown()
@@ -322,6 +335,9 @@ class Run:
                 self.harness_errors["server_exited"] = len(dead)
                 self.notes.append(f"server process(es) {dead} were not running at the end of the hold")
         self.at_hold_end = {"sessions": sum(int(h.snap["sessions"]) for h in self.workers if h.snap)}
+        urls = self._stats_urls()
+        if urls:
+            self.server_stats["hold_end"] = await loop.run_in_executor(None, fetch_stats, urls)
         self.phase = "closing"
         self._broadcast({"cmd": "stop"})
         deadline = time.monotonic() + 30.0
@@ -334,6 +350,13 @@ class Run:
         lost = sum(1 for h in self.workers if h.final is None)
         if lost:
             self.harness_errors["generator_lost"] = lost
+
+    def _stats_urls(self) -> list[str]:
+        if self.fleet is not None:
+            return self.fleet.stats_urls
+        for url in self.o.stats_urls:
+            check_loopback(urlsplit(url).hostname or "")
+        return self.o.stats_urls
 
     async def _rolling_restart(self, interval: float, rec: dict[str, Any]) -> None:
         assert self.fleet is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -99,12 +100,21 @@ class Fleet:
         host: str = "127.0.0.1",
         extra_env: Mapping[str, str] | None = None,
         path: str = "/ws",
+        admin_base_port: int = 0,
     ) -> None:
         self.host = check_loopback(host)
         self.path = path
         self.settings = settings
         self.extra_env = dict(extra_env or {})
         self.servers = [ServerProc(i, base_port + i, out_dir / f"server-{i}.log") for i in range(count)]
+        #: each server's admin HTTP port (GET /stats: the server's own counts); 0 = none
+        self.admin_base_port = admin_base_port
+
+    @property
+    def stats_urls(self) -> list[str]:
+        if not self.admin_base_port:
+            return []
+        return [f"http://{self.host}:{self.admin_base_port + s.index}/stats" for s in self.servers]
 
     @property
     def targets(self) -> list[tuple[str, int, str]]:
@@ -141,6 +151,8 @@ class Fleet:
         env["CROUPIER_SERVER_HOST"] = self.host
         env["CROUPIER_SERVER_WS_PORT"] = str(port)
         env["CROUPIER_SERVER_WS_PATH"] = self.path
+        if self.admin_base_port:
+            env["CROUPIER_SERVER_ADMIN_PORT"] = str(self.admin_base_port + s.index)
         # asyncio's debug mode is on for ANY non-empty value, "0" included: keep it off
         env.pop("PYTHONASYNCIODEBUG", None)
         return env
@@ -179,7 +191,10 @@ class Fleet:
         return ""
 
     def start(self, timeout: float = 60.0) -> None:
-        busy = [s.port for s in self.servers if not port_is_free(self.host, s.port)]
+        ports = [s.port for s in self.servers]
+        if self.admin_base_port:
+            ports += [self.admin_base_port + s.index for s in self.servers]
+        busy = [p for p in ports if not port_is_free(self.host, p)]
         if busy:
             raise RuntimeError(f"ports already in use: {busy} (pick others with --base-port)")
         for s in self.servers:
@@ -224,6 +239,21 @@ class Fleet:
                     s.proc.send_signal(signal.SIGTERM)
         for s in self.servers:
             self._terminate(s, 10.0)
+
+
+def fetch_stats(urls: list[str], timeout: float = 5.0) -> list[dict[str, Any] | None]:
+    """GET each server's /stats (its own counts); None where it did not answer."""
+    import urllib.request
+
+    out: list[dict[str, Any] | None] = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback only (checked)
+                data = json.loads(resp.read())
+            out.append(data if isinstance(data, dict) else None)
+        except (OSError, ValueError):
+            out.append(None)
+    return out
 
 
 def _proc_sample(ps: psutil.Process | None, fds: bool = True) -> dict[str, float] | None:

@@ -120,6 +120,8 @@ class ServerCounts:
 def casino_config(casino: bool) -> Config:
     """The integration servers' config, with or without a demo casino (money in memory)."""
     config = server_config("picows")
+    # the admin HTTP app on a free port: its /stats are the server's own counts
+    config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, admin_port=0))
     if not casino:
         return msgspec.structs.replace(config, casino=CasinoSection())
     demo = CasinoZone(games={"fruit_slot": "96.5"}, starting_balance=100_000)
@@ -172,6 +174,7 @@ def small_run(srv: Running, text: str, out: Path, **kw: Any) -> dict[str, Any]:
         duration=sc.duration,
         out=out,
         targets=[("127.0.0.1", srv.server.ws_port, "/ws")],
+        stats_urls=[f"http://127.0.0.1:{srv.server.admin_port}/stats"],
         workers=2,
         progress=False,
         settle=1.0,
@@ -199,6 +202,15 @@ def test_report_agrees_with_what_the_server_counted(
     assert conns["held_at_end"] == conns["peak_sessions"] == 200
     assert poller.max_players == poller.max_connections == 200
     assert hub_stats(srv) == {"connections": 0, "players": 0, "detached": 0}  # all closed with 1000
+    # ... and the report's own check against the server's /stats agrees
+    sc = report["server_counts"]
+    assert sc["players_at_hold_end"] == sc["held_by_generators"] == 200
+    assert sc["players_diff"] == sc["login_diff"] == sc["players_after"] == sc["connections_after"] == 0
+    # (spins go on until the stop, after /stats was read)
+    assert sc["requests"]["Login"] == 200 and 0 < sc["requests"]["Spin"] <= counts.received["spin"]
+    assert {"server_counts.players_diff", "server_counts.login_diff"} <= {
+        c["metric"] for c in report["criteria"]
+    }
 
     steps = report["steps"]
     msgs = report["messages"]
