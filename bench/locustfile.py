@@ -141,7 +141,9 @@ class CroupierWsUser(User):
             self.receiver.kill(block=False)
 
     def _receive(self) -> None:
-        while self.ws is not None:
+        for _ in range(100_000_000):  # bounded; ends when the connection does
+            if self.ws is None:
+                break
             try:
                 raw = self.ws.recv()
             except Exception:
@@ -169,7 +171,9 @@ class CroupierWsUser(User):
         self.pending.clear()
 
     def _heartbeat(self) -> None:
-        while self.ws is not None:
+        for _ in range(1_000_000):  # bounded; ends with the connection (or the Locust run)
+            if self.ws is None:
+                break
             gevent.sleep(self.ping_every * random.uniform(0.9, 1.1))
             if self.ws is None:
                 break

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 IP_BIND_ADDRESS_NO_PORT = 24  # Linux >= 4.2: choose the source port at connect(), not bind()
 RESUME_FAILED = 106
 GOING_AWAY_CODES = frozenset({1001, 4009})  # going away, resume elsewhere
+#: reconnect attempts one session may make over a whole run
+MAX_RECONNECTS = 10_000
 
 
 class CompiledStep:
@@ -99,6 +101,8 @@ class Bot:
         "refused",
         "last_seq",
         "last_id",
+        "churned",
+        "reconnects",
     )
 
     def __init__(self, w: Worker, index: int, steps: list[CompiledStep], target: int) -> None:
@@ -123,6 +127,10 @@ class Bot:
         self.refused = False
         self.last_seq = 0
         self.last_id = 0
+        #: closed on purpose by a churn action
+        self.churned = False
+        #: connections after the first (bounded by MAX_RECONNECTS)
+        self.reconnects = 0
 
     def var(self, name: str) -> Any:
         if name == "now_ms":
@@ -165,7 +173,8 @@ class Bot:
                 if down_since is None:
                     down_since = time.monotonic()
                 attempt += 1
-                if attempt > rc.max_attempts:
+                self.reconnects += 1
+                if attempt > rc.max_attempts or self.reconnects > MAX_RECONNECTS:
                     w.error("gave_up")
                     break
                 n = len(w.targets)
@@ -192,6 +201,10 @@ class Bot:
         if conn is None or not conn.upgraded:
             return False
         code = conn.close_code or 1006
+        if self.churned:
+            self.churned = False
+            w.count("churned")
+            return False
         if self.dropped:
             w.count("dropped_by_harness")
             return False
@@ -434,6 +447,18 @@ class Bot:
             conn.close(1000)
         elif self.lost is not None:
             _set_result(self.lost, False)
+
+    def recycle(self, spread: float) -> None:
+        """Close cleanly (1000: the server ends the session); log in again as a new session."""
+        conn = self.conn
+        if conn is None or conn.closed:
+            return
+        self.dropped = True  # reconnect after a random delay up to `spread`
+        self.drop_spread = spread
+        self.churned = True
+        self.token = None  # a fresh login, not a resume
+        self._cancel_timers()
+        conn.close(1000)
 
     def drop(self, spread: float) -> bool:
         """Abort the connection without a close frame (the harness's reconnect storm)."""

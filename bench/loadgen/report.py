@@ -348,6 +348,8 @@ def write(report: dict[str, Any], out: Path) -> list[Path]:
     png = plot(report, out / "plot.png")
     if png is not None:
         files.append(png)
+    else:  # no matplotlib: do not leave an older run's plot next to this report
+        (out / "plot.png").unlink(missing_ok=True)
     return files
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .progress import Progress
-from .scenario import Scenario
+from .scenario import Action, Scenario
 from .servers import Fleet, Sampler, check_loopback, fetch_stats
 from .stats import Histogram, add_counts, merged
 from .worker import MAX_SOCKETS, WorkerConfig, worker_main
@@ -299,8 +299,15 @@ class Run:
             )
         end = hold_start + o.duration
         hard_end = end + 60.0 * len(actions) + 30.0
-        while True:
+        churns: list[tuple[Action, dict[str, Any]]] = []  # started churn actions, with their log
+        for _ in range(int((hard_end - time.monotonic()) / 0.05) + 100):
             now = time.monotonic()
+            for a, crec in churns:
+                # the last round leaves time to come back before the hold ends
+                if now < end - a.spread - 2.0 and now >= crec["next"]:
+                    self._broadcast({"cmd": "churn", "fraction": a.fraction, "spread": a.spread})
+                    crec["rounds"] += 1
+                    crec["next"] = now + a.interval
             if self.phase == "settle" and now - hold_start >= settle:
                 self.phase = "hold"
                 self._broadcast({"cmd": "hold"})
@@ -312,6 +319,12 @@ class Run:
                     self._broadcast({"cmd": "drop", "fraction": a.fraction, "spread": a.spread})
                     self.progress.note(
                         f"action: drop {a.fraction:.0%} of connections (reconnect within {a.spread:.0f} s)"
+                    )
+                elif a.kind == "churn":
+                    rec.update({"rounds": 0, "next": now, "fraction": a.fraction, "interval": a.interval})
+                    churns.append((a, rec))
+                    self.progress.note(
+                        f"action: churn {a.fraction:.1%} of sessions every {a.interval:.0f} s (close 1000, log in again)"
                     )
                 elif a.kind == "rolling_restart":
                     if self.fleet is None:
@@ -325,6 +338,8 @@ class Run:
             if (now >= end and not pending and not busy) or now >= hard_end:
                 break
             await asyncio.sleep(0.05)
+        for _a, crec in churns:
+            crec.pop("next", None)
         if restart_task is not None and not restart_task.done():
             self.notes.append("the rolling restart was still running at the end of the hold")
             restart_task.cancel()
@@ -371,7 +386,7 @@ class Run:
 
     async def _tick_loop(self, sampler: Sampler) -> None:
         next_t = time.monotonic() + 1.0
-        while True:
+        for _ in range(1_000_000):  # cancelled at the end of the run; 11 days at most
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
             next_t += 1.0
             self._row(sampler.sample())

@@ -150,11 +150,14 @@ class Action(Struct, frozen=True, forbid_unknown_fields=True):
 
     `drop_all`: every generator aborts `fraction` of its connections at once (no close
     frame) and the sessions reconnect, each after a random delay up to `spread` s.
+    `churn`: from `at` to the end of the hold, every `interval` s each generator closes
+    `fraction` of its sessions cleanly (1000: the server ends them) and they log in
+    again as new sessions after a random delay up to `spread` s (spec B6).
     `rolling_restart`: each server process in turn gets SIGTERM (it drains with 1001),
     is started again on its port, and after `interval` s the next one follows.
     """
 
-    kind: Literal["drop_all", "rolling_restart"]
+    kind: Literal["drop_all", "churn", "rolling_restart"]
     at: Positive = 5.0
     fraction: Annotated[float, Meta(gt=0, le=1)] = 1.0
     spread: Positive = 5.0

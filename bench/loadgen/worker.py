@@ -172,6 +172,8 @@ class Worker:
             self._freeze()
         elif cmd == "drop":
             self._drop(float(msg.get("fraction", 1.0)), float(msg.get("spread", 5.0)))
+        elif cmd == "churn":
+            self._churn(float(msg.get("fraction", 0.02)), float(msg.get("spread", 5.0)))
         elif cmd == "stop" and self._stop is not None and not self._stop.done():
             self.held_at_stop = self.sessions
             self._stop.set_result(None)
@@ -182,6 +184,12 @@ class Worker:
         dropped = sum(1 for b in random.sample(live, n) if b.drop(spread))
         self.counters["drop_commands"] = self.counters.get("drop_commands", 0) + 1
         self._send({"kind": "dropped", "w": self.cfg.index, "n": dropped})
+
+    def _churn(self, fraction: float, spread: float) -> None:
+        live = [b for b in self.bots if b.logged_in and b.conn is not None and not b.conn.closed]
+        n = min(len(live), round(fraction * len(live)))
+        for b in random.sample(live, n):
+            b.recycle(spread)
 
     # -- reports --------------------------------------------------------------------------
 
@@ -224,14 +232,18 @@ class Worker:
             out["held_at_stop"] = self.held_at_stop if self.held_at_stop is not None else self.sessions
         return out
 
+    def _ticks(self, interval: float) -> range:
+        """A bound for a periodic helper: enough ticks for the process's whole life."""
+        return range(int(self.cfg.lifetime / interval) + 100)
+
     async def _report_loop(self) -> None:
-        while True:
+        for _ in self._ticks(1.0):
             await asyncio.sleep(1.0)
             self._send(self.snapshot())
             self._freeze()  # what survived a second is likely to live on: keep GC passes short
 
     async def _lag_loop(self) -> None:
-        while True:
+        for _ in self._ticks(0.1):
             t = time.monotonic()
             await asyncio.sleep(0.1)
             lag = time.monotonic() - t - 0.1
@@ -239,7 +251,7 @@ class Worker:
                 self.max_lag = lag
 
     async def _sweep_loop(self) -> None:
-        while True:
+        for _ in self._ticks(1.0):
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for bot in self.bots:
