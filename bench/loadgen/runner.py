@@ -193,8 +193,8 @@ class Run:
 
     def _spawn_workers(self, targets: list[tuple[str, int, str]], lifetime: float) -> None:
         o = self.o
-        n = plan_workers(o.connections, o.workers)
-        ips = self.source_ips = source_ips(o.source_base, n)
+        ips = self.source_ips
+        n = len(ips)
         ctx = multiprocessing.get_context("spawn")
         rate = o.ramp_rate if o.ramp_rate is not None else self.sc.ramp.rate
         sc = self.sc
@@ -236,6 +236,11 @@ class Run:
         lifetime = ramp_limit + o.duration + action_time + 120.0
         started_wall = time.time()
         loop = asyncio.get_running_loop()
+        # check the plan before any process starts
+        self.source_ips = source_ips(o.source_base, plan_workers(o.connections, o.workers))
+        for host, _port, _path in o.targets:
+            check_loopback(host)
+        self._stats_urls()
         try:
             targets = await loop.run_in_executor(None, self._start_servers)
             self._spawn_workers(targets, lifetime)
