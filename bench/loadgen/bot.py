@@ -198,7 +198,7 @@ class Bot:
         """Count how the connection ended; True if the server asked us to move."""
         w = self.w
         self.logged_in = False
-        if conn is None or not conn.upgraded:
+        if conn is None or not conn.upgraded or conn.abandoned:
             return False
         code = conn.close_code or 1006
         if self.churned:
@@ -231,6 +231,7 @@ class Bot:
                 declined=frozenset({RESUME_FAILED}),
             )
             if msg is None:
+                self._abandon(conn)
                 return None
             if msg.type == "ok":
                 self._session_up()
@@ -243,6 +244,7 @@ class Bot:
         login.setdefault("name", self.name)
         msg = await self._request(conn, login, step0.st, step0.step.timeout, accept=step0.accept)
         if msg is None:
+            self._abandon(conn)
             return None
         if msg.type != "ok":
             self.refused = True
@@ -257,6 +259,13 @@ class Bot:
                 self._vars()["user"] = user.get("id")
         self._session_up()
         return True
+
+    @staticmethod
+    def _abandon(conn: WsConn) -> None:
+        """No answer to login/resume in time (a timeout, counted): drop this connection."""
+        if not conn.closed:
+            conn.abandoned = True
+            conn.abort()
 
     def _vars(self) -> dict[str, Any]:
         if self.vars is None:
@@ -291,14 +300,17 @@ class Bot:
         except OSError as exc:  # the transport owns the socket now
             self._connect_failed(first, exc)
             return None
-        conn.on_lost = self._on_lost
         try:
             await asyncio.wait_for(hs, w.connect_timeout)
-        except (OSError, TimeoutError, Exception) as exc:
-            conn.on_lost = None
+        except Exception as exc:  # refused upgrade, closed, timed out
             conn.abort()
             self._connect_failed(first, exc, "handshake")
             return None
+        if conn.closed:  # upgraded, then gone before we looked
+            self._connect_failed(first, ConnectionError("closed after the upgrade"), "handshake")
+            return None
+        conn.on_lost = self._on_lost  # from here on, its loss is this session's
+        self.conn = conn
         w.connect_stats.record_ok(time.monotonic() - t0, w.in_hold)
         w.connect_stats.sent += 1
         w.open += 1
@@ -325,6 +337,9 @@ class Bot:
     def _on_lost(self, conn: WsConn) -> None:
         w = self.w
         w.open -= 1
+        if conn is not self.conn:  # an abandoned connection, gone after its session moved on
+            conn.fail_pending()
+            return
         if self.logged_in:
             w.sessions -= 1
         self.last_seq = conn.last_seq

@@ -137,6 +137,7 @@ class WsConn(asyncio.Protocol):
         "last_seq",
         "on_lost",
         "_frag",
+        "abandoned",
     )
 
     def __init__(
@@ -169,6 +170,8 @@ class WsConn(asyncio.Protocol):
         self.last_seq = 0
         self.on_lost: Callable[[WsConn], None] | None = None
         self._frag: list[bytes] | None = None
+        #: aborted by its session after a reply timed out (already counted as a timeout)
+        self.abandoned = False
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
