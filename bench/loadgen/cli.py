@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import scenario as scenario_mod
-from .runner import Options, run
+from .runner import Options, describe_plan, run
 
 
 def _target(url: str) -> tuple[str, int, str]:
@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
         "--out", default="bench/out/run", help="output directory (report.json, summary.md, plot.png)"
     )
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument("--plan", action="store_true", help="print what would be started, start nothing")
     return p
 
 
@@ -135,6 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         admin_base_port=args.admin_base_port,
         stats_urls=list(args.stats_url),
     )
+    if args.plan:
+        import json
+
+        try:
+            print(json.dumps(describe_plan(opts), indent=1))
+        except ValueError as exc:
+            print(f"loadgen: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         report = run(opts)
     except (RuntimeError, ValueError, OSError) as exc:

@@ -90,6 +90,32 @@ def source_ips(base: str, n: int) -> list[str]:
     return [str(ip) for ip in ips]
 
 
+def describe_plan(opts: Options) -> dict[str, Any]:
+    """What a run would start, without starting anything (`--plan`)."""
+    sc = opts.scenario
+    workers = plan_workers(opts.connections, opts.workers)
+    restarts = any(a.kind == "rolling_restart" for a in sc.actions)
+    servers = 0 if opts.targets else plan_servers(opts.connections, opts.servers, restarts)
+    rate = opts.ramp_rate if opts.ramp_rate is not None else sc.ramp.rate
+    admin = opts.admin_base_port if opts.admin_base_port is not None else opts.base_port + 100
+    return {
+        "scenario": sc.name,
+        "connections": opts.connections,
+        "servers": servers,
+        "server_ports": [opts.base_port + i for i in range(servers)],
+        "admin_ports": [admin + i for i in range(servers)] if admin else [],
+        "targets": [f"ws://{h}:{p}{path}" for h, p, path in opts.targets],
+        "sessions_per_server": math.ceil(opts.connections / servers) if servers else None,
+        "generators": workers,
+        "sessions_per_generator": math.ceil(opts.connections / workers),
+        "source_addresses": source_ips(opts.source_base, workers),
+        "ramp_s": round(opts.connections / rate, 1) if rate > 0 else "unpaced",
+        "hold_s": opts.duration,
+        "store": sc.server.store if servers else None,
+        "server_config": (sc.server.config or "config/croupier.toml") if servers else None,
+    }
+
+
 class _WorkerHandle:
     def __init__(self, index: int, proc: BaseProcess, pipe: Connection) -> None:
         self.index = index
