@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ from protocol.errors import RequestError
 from rooms.roles import Role
 
 from .config import CasinoZone, Config
+from .metrics import GameStats
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -255,6 +257,7 @@ class Casino:
     ) -> None:
         self.hub = hub
         self.stores = stores
+        self.stats = GameStats()  # exported by gameserver/metrics.py
         config = config or hub.config
         self.zones: dict[str, ZoneCasino] = {z: build_zone(z, c) for z, c in config.casino.zones.items()}
         self.max_history = config.casino.max_history
@@ -526,8 +529,10 @@ class Casino:
                 round=rec,
                 reply=_enc.encode(reply),
             )
+            started = time.perf_counter()
             try:
                 result = await self.stores.commit(txn)
+                self.stats.observe_commit(time.perf_counter() - started)
             except BaseException:
                 # outcome unknown (busy, down, timeout) or the cache was wrong (refused):
                 # reload the balance from the store next time
@@ -538,6 +543,7 @@ class Casino:
                 wallet.balance = None  # posted by an earlier attempt: reload the truth
             else:
                 wallet.balance = after
+                self.stats.record(zc.zone, name, outcome.stake, outcome.win)
                 if status is RoundStatus.OPEN:
                     wallet.open_rounds[round_id] = rec
                 wallet.policy = _played(wallet.policy, now, outcome, name)

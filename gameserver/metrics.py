@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from .casino import Casino
     from .hub import Hub
 
 #: Handler latency buckets, seconds.
@@ -40,11 +41,45 @@ class Counters:
 
     def observe(self, seconds: float) -> None:
         self.latency_sum += seconds
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.latency[i] += 1
-                return
-        self.latency[-1] += 1
+        self.latency[_bucket(seconds)] += 1
+
+
+class GameStats:
+    """Per (zone, game): settled rounds, money staked and won (observed RTP = won / staked)."""
+
+    __slots__ = ("rounds", "staked", "won", "commit_latency", "commit_sum")
+
+    def __init__(self) -> None:
+        self.rounds: Counter[tuple[str, str]] = Counter()
+        self.staked: Counter[tuple[str, str]] = Counter()
+        self.won: Counter[tuple[str, str]] = Counter()
+        self.commit_latency = [0] * (len(BUCKETS) + 1)
+        self.commit_sum = 0.0
+
+    def record(self, zone: str, game: str, stake: int, win: int) -> None:
+        key = (zone, game)
+        self.rounds[key] += 1
+        self.staked[key] += stake
+        self.won[key] += win
+
+    def observe_commit(self, seconds: float) -> None:
+        self.commit_sum += seconds
+        self.commit_latency[_bucket(seconds)] += 1
+
+
+def _bucket(seconds: float) -> int:
+    for i, bound in enumerate(BUCKETS):
+        if seconds <= bound:
+            return i
+    return len(BUCKETS)
+
+
+def _histogram(name: str, doc: str, counts: list[int], total: float) -> HistogramMetricFamily:
+    buckets, running = [], 0
+    for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
+        running += n
+        buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
 
 
 class HubCollector(Collector):
@@ -82,14 +117,61 @@ class HubCollector(Collector):
             closes.add_metric([k], v)
         yield closes
         yield CounterMetricFamily("croupier_events", "Events pushed to players", value=c.events)
-        buckets, running = [], 0
-        for bound, n in zip((*BUCKETS, float("inf")), c.latency, strict=True):
-            running += n
-            buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
-        yield HistogramMetricFamily(
-            "croupier_handler_seconds", "Time to handle one request", buckets=buckets, sum_value=c.latency_sum
+        yield _histogram(
+            "croupier_handler_seconds",
+            "Time to handle one request (synchronous part)",
+            c.latency,
+            c.latency_sum,
         )
         yield GaugeMetricFamily("croupier_loop_lag_seconds", "Event-loop lag, last sample", value=c.loop_lag)
+        casino = hub.casino
+        if casino is not None:
+            yield from _casino_metrics(casino)
+
+
+def _casino_metrics(
+    casino: Casino,
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+    g = casino.stats
+    labels = ["zone", "game"]
+    rounds = CounterMetricFamily("croupier_rounds", "Settled rounds", labels=labels)
+    staked = CounterMetricFamily("croupier_staked", "Money staked (minor units)", labels=labels)
+    won = CounterMetricFamily("croupier_won", "Money won (minor units)", labels=labels)
+    observed = GaugeMetricFamily("croupier_rtp_observed", "Won / staked since start", labels=labels)
+    for key in sorted(g.rounds):
+        rounds.add_metric(list(key), g.rounds[key])
+        staked.add_metric(list(key), g.staked[key])
+        won.add_metric(list(key), g.won[key])
+        if g.staked[key]:
+            observed.add_metric(list(key), g.won[key] / g.staked[key])
+    configured = GaugeMetricFamily(
+        "croupier_rtp_configured", "Disclosed RTP of the game's profile", labels=labels
+    )
+    for zone, zc in sorted(casino.zones.items()):
+        for name, game in sorted(zc.games.items()):
+            if game.rtp is not None:
+                configured.add_metric([zone, name], float(game.rtp))
+    yield from (rounds, staked, won, observed, configured)
+    yield _histogram(
+        "croupier_commit_seconds",
+        "Wait for a money transaction to be durable",
+        g.commit_latency,
+        g.commit_sum,
+    )
+    writer = casino.stores.writer
+    ws = writer.stats
+    yield GaugeMetricFamily(
+        "croupier_ledger_queue", "Money transactions waiting for a batch", value=writer.queued
+    )
+    yield GaugeMetricFamily(
+        "croupier_ledger_available", "1 if the database takes money work", value=int(writer.available)
+    )
+    yield CounterMetricFamily("croupier_ledger_batches", "Group-commit batches", value=ws.batches)
+    yield CounterMetricFamily("croupier_ledger_committed", "Transactions committed", value=ws.committed)
+    yield CounterMetricFamily("croupier_ledger_busy", "Transactions refused: queue full", value=ws.busy)
+    yield CounterMetricFamily(
+        "croupier_ledger_failed", "Transactions failed: database error", value=ws.failed
+    )
 
 
 def registry_for(hub: Hub) -> CollectorRegistry:

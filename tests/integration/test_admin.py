@@ -64,3 +64,42 @@ def test_readyz_reports_draining(server: Running):
         if status == 503:
             break
     assert (status, body) == (503, "draining\n")
+
+
+def test_casino_metrics_follow_the_ledger(tmp_path):
+    """Rounds, stakes and wins exported per game match what the spins replied."""
+    import msgspec
+
+    from gameserver.config import CasinoSection, CasinoZone, StoreSection
+
+    from .conftest import running_server, server_config
+
+    base = server_config()
+    cfg = msgspec.structs.replace(
+        base,
+        store=StoreSection(url=f"sqlite:///{tmp_path}/m.db"),
+        casino=CasinoSection(zones={"demo": CasinoZone(games={"fruit_slot": "96.5"}, starting_balance=1000)}),
+    )
+    with running_server(cfg) as srv:
+
+        async def spins():
+            a = await WsClient.connect(srv.ws_url)
+            await a.request("login", guest=True, zone="demo")
+            stake = win = 0
+            for _ in range(20):
+                r = await a.request("spin", game="fruit_slot")
+                assert r["type"] == "ok", r
+                stake += r["data"]["stake"]
+                win += r["data"]["win"]
+            await a.close()
+            return stake, win
+
+        stake, win = asyncio.run(spins())
+        _, text = get(srv.admin_url + "/metrics")
+    labels = '{game="fruit_slot",zone="demo"}'
+    assert sample(text, "croupier_rounds_total" + labels) == 20
+    assert sample(text, "croupier_staked_total" + labels) == stake
+    assert sample(text, "croupier_won_total" + labels) == win
+    assert sample(text, "croupier_rtp_configured" + labels) == 0.965
+    assert sample(text, "croupier_commit_seconds_count") >= 20
+    assert sample(text, "croupier_ledger_available") == 1
