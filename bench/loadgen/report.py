@@ -401,6 +401,8 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, s in r["steps"].items():
+        if label == "resume" and not s["sent"]:
+            continue  # nothing reconnected
         lat = s["latency"]
         unsup = f"**{s['unsupported']} (not supported by server)**" if s.get("unsupported") else "0"
         lines.append(
