@@ -10,12 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from . import auth
+from . import auth, logs
 from .config import DEV_SECRET, Config, load
 from .server import start
 
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the server")
     run.add_argument("--config", help="TOML config file (default: config/croupier.toml)")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("CROUPIER_LOG_FORMAT", "text"),
+        help="json: one JSON object per line (env CROUPIER_LOG_FORMAT)",
+    )
     tok = sub.add_parser("token", help="mint a login token (development)")
     tok.add_argument("--config")
     tok.add_argument("--user", type=int, required=True)
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(args.log_level, args.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         _run_loop(config)
     return 0

@@ -133,7 +133,15 @@ class Hub:
             except RequestError as exc:
                 conn.session.fail(req.id, exc.code, exc.message)
             except Exception:
-                logger.exception("request %s failed", type(req).__name__)
+                player = conn.player
+                context = {
+                    "request": type(req).__name__,
+                    "request_id": req.id,
+                    "conn": conn.link.peer,
+                    "user": player.user_id if player is not None else None,
+                    "zone": player.zone if player is not None else None,
+                }
+                logger.exception("request %s failed", type(req).__name__, extra=context)
                 conn.session.fail(req.id, ErrorCode.INTERNAL, "internal error")
             counters.observe(perf_counter() - started)
 
