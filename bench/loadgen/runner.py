@@ -26,7 +26,7 @@ from .progress import Progress
 from .scenario import Action, Scenario
 from .servers import Fleet, Sampler, check_loopback, fetch_stats
 from .stats import Histogram, add_counts, merged
-from .worker import MAX_SOCKETS, WorkerConfig, worker_main
+from .worker import MAX_SOCKETS, WorkerConfig, raise_nofile, worker_main
 
 #: sessions per server process the harness plans for (one port holds ~19.9k sockets)
 MAX_PER_SERVER = 18_000
@@ -262,6 +262,11 @@ class Run:
         lifetime = ramp_limit + o.duration + action_time + 120.0
         started_wall = time.time()
         loop = asyncio.get_running_loop()
+        # servers inherit this process's open-file limit: lift the soft one to the hard one
+        soft = raise_nofile()
+        per_server = math.ceil(o.connections / max(1, o.servers or math.ceil(o.connections / MAX_PER_SERVER)))
+        if not o.targets and soft < per_server + 100:
+            self.notes.append(f"the open-file limit ({soft}) is below the sessions per server ({per_server})")
         # check the plan before any process starts
         self.source_ips = source_ips(o.source_base, plan_workers(o.connections, o.workers))
         for host, _port, _path in o.targets:
