@@ -58,6 +58,7 @@ PRESETS: dict[str, Preset] = {
     "balance": Preset("balance"),
     "game_info": Preset("game_info"),
     "history": Preset("history", {"limit": 10}),
+    "minigame": Preset("minigame_play", {"game": "scratch_card"}),
     # Not wired into the server yet: the names are guesses; fix them here (or in a
     # scenario with `type`/`fields`) when the server gains the message.
     "leaderboard": Preset("subscribe_leaderboard", {"board": "daily"}, planned=True),
