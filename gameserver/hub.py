@@ -35,6 +35,7 @@ from .router import LocalRouter, Router
 
 if TYPE_CHECKING:
     from .casino import Casino
+    from .zonestate import ZoneState
 
 logger = logging.getLogger("croupier.hub")
 
@@ -73,6 +74,7 @@ class Hub:
         self._call_soon = call_soon
         self.accepting = True
         self.counters = Counters()  # read by the metrics collector (gameserver/metrics.py)
+        self.zone_state: ZoneState | None = None  # bans and persistent variables, if a store is open
         #: casino requests (spin, balance...); None = not offered (no store)
         self.casino: Casino | None = None
 

@@ -46,3 +46,5 @@ class LocalRouter:
         reply(data, None)
         if outputs:
             hub.deliver(zone, outputs)
+        if hub.zone_state is not None:
+            hub.zone_state.after(zone, user_id, request, data, outputs)

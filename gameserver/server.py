@@ -19,6 +19,7 @@ from .transports.picows_ws import serve_picows
 from .transports.sfs2x_tcp import serve_sfs_tcp
 from .transports.tcp import serve_tcp
 from .transports.websockets_ws import serve_websockets
+from .zonestate import ZoneState
 
 logger = logging.getLogger("croupier.server")
 
@@ -83,6 +84,8 @@ class Server:
                 await asyncio.wait_for(s.wait_closed(), 1.0)
         if self.hub.casino is not None:
             await self.hub.casino.drain()  # commits in flight finish (retries get them)
+        if self.hub.zone_state is not None:
+            await self.hub.zone_state.close()
         if self.stores is not None:
             await self.stores.close()  # drains the writer, flushes write-behind
             self.stores = None
@@ -101,15 +104,20 @@ async def start(config: Config, clock: Clock | None = None) -> Server:
     """Open the store (when a zone has a casino), bind the configured listeners, serve."""
     hub = Hub(config, clock)
     stores: Stores | None = None
-    if config.casino.zones:
+    if config.casino.zones or config.store.zone_state:
         stores = await open_stores(config.store.url, config.store.cache_url)
         try:
-            casino = Casino(hub, stores, config)
-            await casino.start()
+            if config.casino.zones:
+                casino = Casino(hub, stores, config)
+                await casino.start()
+                hub.casino = casino
+            if config.store.zone_state:
+                zone_state = ZoneState(hub, stores)
+                await zone_state.load()
+                hub.zone_state = zone_state
         except BaseException:
             await stores.close()
             raise
-        hub.casino = casino
     cfg = config.server
     serve = serve_picows if cfg.transport == "picows" else serve_websockets
     try:
