@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-load soak clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.codec
 	$(PY) -m bench.transport --quick
+
+CONNECTIONS ?= 200000
+DURATION    ?= 300
+
+bench-load: $(STAMP)
+	$(PY) -m bench.loadgen --scenario bench/scenarios/casino.toml --connections 2000 --duration 30 --allow-unsupported --out bench/out/bench-load
+
+soak: $(STAMP)
+	$(PY) -m bench.loadgen --scenario bench/scenarios/soak.toml --connections $(CONNECTIONS) --duration $(DURATION) --out bench/out/soak
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec

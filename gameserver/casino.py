@@ -53,6 +53,7 @@ from games.slots import (
     InvalidBet,
     RoundTooLong,
     SlotGame,
+    SlotReport,
     compile_game,
     decode_config,
     exact_report,
@@ -258,6 +259,7 @@ class Casino:
         self.hub = hub
         self.stores = stores
         self.stats = GameStats()  # exported by gameserver/metrics.py
+        self._disclosing: dict[int, asyncio.Task[SlotReport]] = {}  # exact RTP being computed, per game
         config = config or hub.config
         self.zones: dict[str, ZoneCasino] = {z: build_zone(z, c) for z, c in config.casino.zones.items()}
         self.max_history = config.casino.max_history
@@ -679,10 +681,23 @@ class Casino:
         return _game_detail(game)
 
     async def _disclose(self, game: Game) -> None:
-        """Compute the exact RTP of a profile without a declared one (once, off the loop)."""
-        if game.rtp is None:
-            report = await asyncio.to_thread(exact_report, game.slot)
-            game.rtp, game.hit_frequency = report.rtp, report.hit_frequency
+        """Compute the exact RTP of a profile without a declared one (once, off the loop).
+
+        Single-flight: concurrent requests for the same game wait for one computation
+        instead of each starting its own (which starved the loop and timed out).
+        """
+        if game.rtp is not None:
+            return
+        task = self._disclosing.get(id(game))
+        if task is None:
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(exact_report, game.slot))
+            self._disclosing[id(game)] = task
+        try:
+            report = await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._disclosing.pop(id(game), None)
+        game.rtp, game.hit_frequency = report.rtp, report.hit_frequency
 
 
 def _played(state: PlayerState, now: int, outcome: RoundOutcome, game: str) -> PlayerState:

@@ -360,3 +360,37 @@ def test_ended_sessions_leave_no_cached_wallet():
         assert env.hub.casino.wallets == {}
 
     run(body)
+
+
+def test_concurrent_game_info_computes_an_undeclared_rtp_once(monkeypatch):
+    """Many players asking for a game without a declared RTP share one exact computation."""
+    import gameserver.casino as casino_mod
+
+    calls = []
+    real = casino_mod.exact_report
+
+    def counting(slot):
+        calls.append(slot)
+        return real(slot)
+
+    monkeypatch.setattr(casino_mod, "exact_report", counting)
+
+    async def scenario():
+        from gameserver.casino import Game
+
+        game = Game(name="g", profile="p", slot=_any_slot())
+        casino = casino_mod.Casino.__new__(casino_mod.Casino)
+        casino._disclosing = {}
+        await asyncio.gather(*(casino._disclose(game) for _ in range(20)))
+        return game
+
+    game = asyncio.run(scenario())
+    assert len(calls) == 1
+    assert game.rtp is not None
+
+
+def _any_slot():
+    from games.catalog import read_catalog
+    from games.slots import compile_game, decode_config
+
+    return compile_game(decode_config(read_catalog("fruit_slot")), "96.5")
