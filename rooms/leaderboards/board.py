@@ -89,7 +89,18 @@ class Standing(Struct, frozen=True):
 
 
 class Leaderboard:
-    __slots__ = ("config", "period", "start", "end", "index", "names", "version", "previous", "_seen")
+    __slots__ = (
+        "config",
+        "period",
+        "start",
+        "end",
+        "index",
+        "names",
+        "version",
+        "previous",
+        "touched",
+        "_seen",
+    )
 
     def __init__(self, config: LeaderboardConfig, now: float) -> None:
         if config.top_n < 1:
@@ -103,6 +114,8 @@ class Leaderboard:
         self.version = 0
         #: The last finished period: (key, rank index, names), for payouts.
         self.previous: tuple[tuple[str, int], RankIndex, dict[str, str]] | None = None
+        #: Users whose score changed since the consumer (the stream) last drained this set.
+        self.touched: set[str] = set()
         self._seen: set[str] = set()
 
     @property
@@ -118,6 +131,7 @@ class Leaderboard:
         self.index = RankIndex()
         self.names = {}
         self._seen = set()
+        self.touched = set()
         self.version += 1
         return True
 
@@ -157,6 +171,7 @@ class Leaderboard:
             return Outcome.UNCHANGED
         subscore = int(at * 1000) if self.config.tie_break is TieBreak.EARLIEST else 0
         self.index.insert(event.user_id, score, subscore)
+        self.touched.add(event.user_id)
         self.version += 1
         return Outcome.APPLIED
 
