@@ -431,7 +431,11 @@ class Bot:
         h = loop.call_later(delay, self._fire, cs, left)
         self.timers.append(h)
         if len(self.timers) > 8:
-            self.timers = [t for t in self.timers if not t.cancelled() and t.when() >= loop.time()]
+            now = loop.time()
+            # uvloop returns a plain Handle (no `when`) for a delay <= 0: keep it until it ran
+            self.timers = [
+                t for t in self.timers if not t.cancelled() and (not hasattr(t, "when") or t.when() >= now)
+            ]
 
     def _fire(self, cs: CompiledStep, left: int) -> None:
         conn = self.conn

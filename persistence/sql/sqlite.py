@@ -197,13 +197,22 @@ class SqliteEngine:
         self._check()
         async with self._write_lock:
             conn = _Conn(self._writer, self.timeout)
-            await conn.execute("BEGIN IMMEDIATE")
+            w = self._writer
+
+            def begin() -> None:
+                c = conn._c()
+                if c.in_transaction:
+                    # left open by a statement whose caller timed out while it was queued
+                    # or running in the thread: that caller already failed, so undo it
+                    c.execute("ROLLBACK")
+                c.execute("BEGIN IMMEDIATE")
+
             try:
+                await conn._run(begin)
                 yield conn
                 if not conn.committed:
                     await conn.execute("COMMIT")
             except BaseException:
-                w = self._writer
 
                 def rollback() -> None:
                     if w.conn is not None and w.conn.in_transaction:
