@@ -14,33 +14,18 @@ from websockets.asyncio.client import ClientConnection
 from protocol.framing import StreamFramer, frame
 
 
-class WsClient:
+class _Client:
     """Requests get ids; replies are matched by id; events are queued in order."""
 
-    def __init__(self, ws: ClientConnection, binary: bool) -> None:
-        self.ws = ws
-        self.binary = binary
+    def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self._id = 0
 
-    @classmethod
-    async def connect(cls, url: str, codec: str = "json") -> WsClient:
-        sub = f"croupier.v1.{codec}"
-        ws = await websockets.connect(url, subprotocols=[sub], max_size=2**22)  # type: ignore[list-item]
-        assert ws.subprotocol == sub
-        return cls(ws, codec == "msgpack")
-
-    def _encode(self, obj: dict[str, Any]) -> str | bytes:
-        return msgspec.msgpack.encode(obj) if self.binary else json.dumps(obj)
-
-    def _decode(self, raw: str | bytes) -> dict[str, Any]:
-        return msgspec.msgpack.decode(raw) if self.binary else json.loads(raw)  # type: ignore[no-any-return]
-
     async def send(self, obj: dict[str, Any]) -> None:
-        await self.ws.send(self._encode(obj))
+        raise NotImplementedError
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        return self._decode(await asyncio.wait_for(self.ws.recv(), timeout))
+        raise NotImplementedError
 
     async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
         """Send a request and wait for its reply (events that arrive first are kept)."""
@@ -64,20 +49,47 @@ class WsClient:
                 return msg
             self.events.append(msg)
 
+
+class WsClient(_Client):
+    """The native protocol over WebSocket (JSON or MessagePack)."""
+
+    def __init__(self, ws: ClientConnection, binary: bool) -> None:
+        super().__init__()
+        self.ws = ws
+        self.binary = binary
+
+    @classmethod
+    async def connect(cls, url: str, codec: str = "json") -> WsClient:
+        sub = f"croupier.v1.{codec}"
+        ws = await websockets.connect(url, subprotocols=[sub], max_size=2**22)  # type: ignore[list-item]
+        assert ws.subprotocol == sub
+        return cls(ws, codec == "msgpack")
+
+    def _encode(self, obj: dict[str, Any]) -> str | bytes:
+        return msgspec.msgpack.encode(obj) if self.binary else json.dumps(obj)
+
+    def _decode(self, raw: str | bytes) -> dict[str, Any]:
+        return msgspec.msgpack.decode(raw) if self.binary else json.loads(raw)  # type: ignore[no-any-return]
+
+    async def send(self, obj: dict[str, Any]) -> None:
+        await self.ws.send(self._encode(obj))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        return self._decode(await asyncio.wait_for(self.ws.recv(), timeout))
+
     async def close(self) -> None:
         await self.ws.close()
 
 
-class TcpClient:
+class TcpClient(_Client):
     """The same protocol over length-prefixed MessagePack on raw TCP."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__()
         self.reader = reader
         self.writer = writer
         self.framer = StreamFramer(2**22)
         self.inbox: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self._id = 0
 
     @classmethod
     async def connect(cls, port: int) -> TcpClient:
@@ -97,25 +109,8 @@ class TcpClient:
             self.inbox.extend(msgspec.msgpack.decode(m) for m in self.framer.messages_received())
         return self.inbox.pop(0)
 
-    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
-        self._id += 1
-        rid = self._id
-        await self.send_raw(frame(msgspec.msgpack.encode({"type": type_, "id": rid, **fields})))
-        while True:
-            msg = await self.recv()
-            if msg["type"] in ("ok", "error") and msg.get("id") == rid:
-                return msg
-            self.events.append(msg)
-
-    async def event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
-        for i, ev in enumerate(self.events):
-            if ev.get("event") == name:
-                return self.events.pop(i)
-        while True:
-            msg = await self.recv(timeout)
-            if msg.get("event") == name:
-                return msg
-            self.events.append(msg)
+    async def send(self, obj: dict[str, Any]) -> None:
+        await self.send_raw(frame(msgspec.msgpack.encode(obj)))
 
     async def close(self) -> None:
         self.writer.close()
