@@ -10,21 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import struct
 from collections.abc import Callable
 
-_ZERO_MASK = b"\x00\x00\x00\x00"
-
-
-def client_frame(payload: bytes, opcode: int = 0x2) -> bytes:
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + _ZERO_MASK + payload
+from .loadgen.wire import client_frame, frame_span
 
 
 class WsClientProtocol(asyncio.Protocol):
@@ -64,27 +52,12 @@ class WsClientProtocol(asyncio.Protocol):
             del buf[: end + 4]
             self._upgraded = True
             self.opened.set_result(None)
-        pos, n = 0, len(buf)
-        while n - pos >= 2:
-            b1 = buf[pos + 1] & 0x7F
-            hlen = 2
-            if b1 == 126:
-                if n - pos < 4:
-                    break
-                size = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                hlen = 4
-            elif b1 == 127:
-                if n - pos < 10:
-                    break
-                size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                hlen = 10
-            else:
-                size = b1
-            if n - pos - hlen < size:
-                break
-            opcode = buf[pos] & 0x0F
-            payload = bytes(buf[pos + hlen : pos + hlen + size])
-            pos += hlen + size
+        pos = 0
+        while (span := frame_span(buf, pos)) is not None:
+            b0, start, end = span
+            opcode = b0 & 0x0F
+            payload = bytes(buf[start:end])
+            pos = end
             if opcode in (1, 2):
                 self.on_message(payload)
             elif opcode == 8 and self.transport is not None:
@@ -99,6 +72,7 @@ class WsClientProtocol(asyncio.Protocol):
             self.closed.set_result(None)
 
     def send(self, payload: bytes, opcode: int = 0x2) -> None:
+        """One masked frame (zero key, see bench/loadgen/wire.py)."""
         if self.transport is not None:
             self.transport.write(client_frame(payload, opcode))
 

@@ -54,6 +54,30 @@ def client_frame(payload: bytes, opcode: int) -> bytes:
     return head + _ZERO_MASK + payload
 
 
+def frame_span(data: bytes | bytearray, pos: int) -> tuple[int, int, int] | None:
+    """The server frame starting at `pos`: (first header byte, payload start, payload end),
+    or None while the header or payload is still incomplete. Server frames are unmasked."""
+    n = len(data)
+    if n - pos < 2:
+        return None
+    ln = data[pos + 1] & 0x7F
+    hl = 2
+    if ln == 126:
+        if n - pos < 4:
+            return None
+        ln = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        hl = 4
+    elif ln == 127:
+        if n - pos < 10:
+            return None
+        ln = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        hl = 10
+    end = pos + hl + ln
+    if end > n:
+        return None if ln <= MAX_MESSAGE else (data[pos], pos + hl, end)
+    return data[pos], pos + hl, end
+
+
 def close_frame(code: int, reason: bytes = b"") -> bytes:
     return client_frame(code.to_bytes(2, "big") + reason[:123], 0x8)
 
@@ -248,42 +272,30 @@ class WsConn(asyncio.Protocol):
         n = len(data)
         pos = 0
         now = time.monotonic()
-        while n - pos >= 2:
-            b0 = data[pos]
-            ln = data[pos + 1] & 0x7F
-            hl = 2
-            if ln == 126:
-                if n - pos < 4:
-                    break
-                ln = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                hl = 4
-            elif ln == 127:
-                if n - pos < 10:
-                    break
-                ln = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                hl = 10
-                if ln > MAX_MESSAGE:
-                    self.abort()
-                    return
-            end = pos + hl + ln
-            if end > n:
+        while True:
+            span = frame_span(data, pos)
+            if span is None:
                 break
+            b0, start, end = span
+            if end - start > MAX_MESSAGE:
+                self.abort()
+                return
             op = b0 & 0x0F
             if op == 0x1 or op == 0x2:
                 if b0 & 0x80:
-                    self._message(mv[pos + hl : end], now)
+                    self._message(mv[start:end], now)
                 else:
-                    self._frag = [bytes(mv[pos + hl : end])]
+                    self._frag = [bytes(mv[start:end])]
             elif op == 0x0:
                 if self._frag is not None:
-                    self._frag.append(bytes(mv[pos + hl : end]))
+                    self._frag.append(bytes(mv[start:end]))
                     if b0 & 0x80:
                         whole, self._frag = b"".join(self._frag), None
                         self._message(whole, now)
             elif op == 0x8:
-                self._server_close(bytes(mv[pos + hl : end]))
+                self._server_close(bytes(mv[start:end]))
             elif op == 0x9 and self.transport is not None and not self.closed:
-                self.transport.write(client_frame(bytes(mv[pos + hl : end]), 0xA))
+                self.transport.write(client_frame(bytes(mv[start:end]), 0xA))
             pos = end
         if pos < n:
             self._buf = data[pos:]
