@@ -81,6 +81,7 @@ from protocol.errors import RequestError
 from rooms.roles import Role
 
 from .config import CasinoZone, Config
+from .domain import RoundSettled
 from .metrics import GameStats
 
 if TYPE_CHECKING:
@@ -270,6 +271,7 @@ class Casino:
         #: names this server run in guest accounts (guest ids restart with the process)
         self.run_id = secrets.token_hex(4)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.request_types = CASINO_TYPES
         self._handlers: Mapping[type, Callable[[ZoneCasino, Wallet, Player, Any], Awaitable[Any]]] = {
             m.Spin: self._spin,
             m.RoundContinue: self._continue,
@@ -342,17 +344,7 @@ class Casino:
         self._send(player, req.id, data, error)
 
     def _send(self, player: Player, rid: int, data: Any, error: RequestError | None) -> None:
-        hub = self.hub
-        if hub.players.get((player.zone, player.user_id)) is not player:
-            return  # the session ended; a retry gets the stored result
-        conn = player.conn
-        if conn is None or conn.closed:
-            return
-        if error is None:
-            conn.session.reply(rid, data)
-        else:
-            conn.session.fail(rid, error.code, error.message)
-        hub.schedule_flush(conn)
+        self.hub.reply_to(player, rid, data, error)
 
     # -- wallets -----------------------------------------------------------------------
 
@@ -546,6 +538,20 @@ class Casino:
             else:
                 wallet.balance = after
                 self.stats.record(zc.zone, name, outcome.stake, outcome.win)
+                self.hub.events.publish(
+                    RoundSettled(
+                        event_id=round_id,
+                        zone=zc.zone,
+                        at_ms=now,
+                        user_id=player.user_id,
+                        name=player.name,
+                        game=name,
+                        currency=zc.currency,
+                        stake=outcome.stake,
+                        win=outcome.win,
+                        complete=shown.complete,
+                    )
+                )
                 if status is RoundStatus.OPEN:
                     wallet.open_rounds[round_id] = rec
                 wallet.policy = _played(wallet.policy, now, outcome, name)

@@ -25,16 +25,18 @@ from rooms.user import User
 from rooms.zone import Zone
 
 from . import auth
-from .casino import CASINO_TYPES
 from .clock import Clock, SystemClock
 from .config import Config
 from .connection import Connection
+from .domain import EventBus, LocalEvents
+from .handlers import ZONE_HANDLERS
 from .metrics import Counters
 from .player import Player
 from .router import LocalRouter, Router
 
 if TYPE_CHECKING:
     from .casino import Casino
+    from .services import Service
     from .zonestate import ZoneState
 
 logger = logging.getLogger("croupier.hub")
@@ -77,6 +79,33 @@ class Hub:
         self.zone_state: ZoneState | None = None  # bans and persistent variables, if a store is open
         #: casino requests (spin, balance...); None = not offered (no store)
         self.casino: Casino | None = None
+        #: services by the request types they handle (gameserver/services.py)
+        self.services: dict[type, Service] = {}
+        self.service_list: list[Service] = []
+        #: domain events (round settled...) for leaderboards, missions, notifications
+        self.events: EventBus = LocalEvents()
+
+    def register(self, service: Service) -> None:
+        """Route `service.request_types` to `service` and tell it about sessions."""
+        for t in service.request_types:
+            if t in self.services:
+                raise ValueError(f"{t.__name__} is already handled by {self.services[t]!r}")
+            self.services[t] = service
+        self.service_list.append(service)
+
+    def reply_to(self, player: Player, rid: int, data: Any, error: RequestError | None = None) -> bool:
+        """Reply to request `rid` on the player's current connection (False: nowhere to send)."""
+        if self.players.get((player.zone, player.user_id)) is not player:
+            return False  # the session ended; a retry gets the stored result
+        conn = player.conn
+        if conn is None or conn.closed:
+            return False
+        if error is None:
+            conn.session.reply(rid, data)
+        else:
+            conn.session.fail(rid, error.code, error.message)
+        self.schedule_flush(conn)
+        return True
 
     # -- connections -------------------------------------------------------------------
 
@@ -157,11 +186,13 @@ class Hub:
         else:
             player = conn.player
             assert player is not None  # the session admits only login/resume/ping before login
-            if type(req) in CASINO_TYPES:
-                if self.casino is None:
-                    raise RequestError(ErrorCode.NOT_SUPPORTED, "this server offers no casino")
-                self.casino.handle(player, req)
+            service = self.services.get(type(req))
+            if service is not None:
+                service.handle(player, req)
                 return
+            if type(req) not in ZONE_HANDLERS:
+                tag = type(req).__struct_config__.tag
+                raise RequestError(ErrorCode.NOT_SUPPORTED, f"this server does not offer `{tag}`")
             session = conn.session
             rid = req.id
 
@@ -214,8 +245,8 @@ class Hub:
         self.players[(zone_name, user_id)] = player
         self.by_resume_token[player.resume_token] = player
         self._attach(conn, player)
-        if self.casino is not None:
-            self.casino.player_joined(player)
+        for service in self.service_list:
+            service.player_joined(player)
         conn.session.authenticate(zone.config.flood)
         data["resume_token"] = player.resume_token
         data["heartbeat"] = self.config.limits.heartbeat_interval
@@ -265,8 +296,8 @@ class Hub:
             return
         del self.players[(player.zone, player.user_id)]
         self.by_resume_token.pop(player.resume_token, None)
-        if self.casino is not None:
-            self.casino.player_left(player)
+        for service in self.service_list:
+            service.player_left(player)
         conn = player.conn
         if conn is not None:
             player.conn = None

@@ -82,8 +82,8 @@ class Server:
         for s in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(s.wait_closed(), 1.0)
-        if self.hub.casino is not None:
-            await self.hub.casino.drain()  # commits in flight finish (retries get them)
+        for service in self.hub.service_list:
+            await service.drain()  # commits in flight finish (retries get them)
         if self.hub.zone_state is not None:
             await self.hub.zone_state.close()
         if self.stores is not None:
@@ -111,6 +111,7 @@ async def start(config: Config, clock: Clock | None = None) -> Server:
                 casino = Casino(hub, stores, config)
                 await casino.start()
                 hub.casino = casino
+                hub.register(casino)
             if config.store.zone_state:
                 zone_state = ZoneState(hub, stores)
                 await zone_state.load()

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from persistence import Stores
-from persistence.records import AuditEntry, Ban, VarDelete, VarPut, VarScope
-from persistence.records import Variable as StoredVariable
+from persistence.records import AuditEntry, Ban, VarDelete, Variable as StoredVariable, VarPut, VarScope
 from protocol import messages as m
 from rooms.outputs import Output, Send
 

@@ -26,8 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from .. import messages as m
-from ..codes import CloseCode
-from ..codes import ErrorCode as Native
+from ..codes import CloseCode, ErrorCode as Native
 from ..events import OutEvent
 from ..flood import DISCONNECT, WARN, FloodFilter
 from ..limits import FloodLimits, SessionLimits
@@ -38,6 +37,7 @@ from .envelope import (
     Action,
     Controller,
     DisconnectionReason,
+    ErrorCode as Ec,
     Message,
     MessageType,
     RecipientMode,
@@ -50,7 +50,6 @@ from .envelope import (
     encode_frame,
     error_response,
 )
-from .envelope import ErrorCode as Ec
 from .errors import SFSDecodeError, SFSEncodeError
 from .packet import DEFAULT_COMPRESSION_THRESHOLD
 from .types import SFSArray, SFSObject, SFSType

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import msgspec
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from protocol import messages as m
 from protocol.codec import JSON, MSGPACK

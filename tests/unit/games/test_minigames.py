@@ -9,8 +9,7 @@ from fractions import Fraction
 
 import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from games.catalog import read_catalog
 from games.minigames import (

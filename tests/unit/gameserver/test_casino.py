@@ -78,6 +78,7 @@ def run(body: Callable[[Env], Awaitable[None]], config: Config | None = None, rn
         stores = await open_stores("memory://")
         try:
             hub.casino = Casino(hub, stores, rng=rng)
+            hub.register(hub.casino)
             await hub.casino.start()
             await asyncio.wait_for(body(Env(hub, stores, clock)), 30)
             await hub.casino.drain()

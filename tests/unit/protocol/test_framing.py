@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from protocol.assembler import OP_BINARY, OP_CONT, OP_TEXT, Assembler
 from protocol.codes import CloseCode

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from rooms.leaderboards.board import Leaderboard, LeaderboardConfig, Operator, RoundSettled, TieBreak
 from rooms.leaderboards.periods import PeriodConfig
