@@ -116,6 +116,7 @@ async def start(config: Config, clock: Clock | None = None) -> Server:
                 zone_state = ZoneState(hub, stores)
                 await zone_state.load()
                 hub.zone_state = zone_state
+                hub.register(zone_state)  # restores users' persistent variables at login
         except BaseException:
             await stores.close()
             raise

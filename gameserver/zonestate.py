@@ -1,11 +1,18 @@
-"""Zone state that outlives a restart: bans, persistent room variables, the audit trail.
+"""Zone state that outlives a restart: bans, persistent room and user variables, the audit trail.
 
-Loaded once at start-up; changes are written after the zone applied them:
-- persistent variables of configured rooms through the coalescing write-behind
-  (docs/persistence.md: a hard crash can lose about the last second of them);
+Bans and room variables are loaded once at start-up; a user's persistent variables when
+the user logs in (they arrive as a `user_variables` event right after the login reply).
+Changes are written after the zone applied them:
+- persistent variables of configured rooms and of registered users through the
+  coalescing write-behind (docs/persistence.md: a hard crash can lose about the last
+  second of them);
 - bans (blacklist) and moderation actions (hash-chained audit log) as soon as possible,
   in background tasks that `close()` waits for.
-User-created rooms are ephemeral (they go when empty), so their variables are not kept.
+User-created rooms are ephemeral (they go when empty), so their variables are not kept;
+nor are guests' (guest ids are handed out again after a restart).
+
+ZoneState is registered on the hub as a service without request types, for the
+session hooks (`player_joined`, `drain`).
 """
 
 from __future__ import annotations
@@ -17,15 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from persistence import Stores
+from persistence import PersistenceError, Stores
 from persistence.records import AuditEntry, Ban, VarDelete, Variable as StoredVariable, VarPut, VarScope
 from protocol import messages as m
+from protocol.errors import RequestError
 from rooms.outputs import Output, Send
 
 from .hub import GUEST_ID_BASE
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .player import Player
 
 logger = logging.getLogger("croupier.zonestate")
 _enc = msgspec.msgpack.Encoder().encode
@@ -36,7 +45,14 @@ def room_owner(zone: str, room_name: str) -> str:
     return f"{zone}:{room_name}"
 
 
+def user_owner(zone: str, user_id: int) -> str:
+    return f"{zone}:{user_id}"
+
+
 class ZoneState:
+    #: no requests of its own: registered on the hub for the session hooks
+    request_types: frozenset[type] = frozenset()
+
     def __init__(self, hub: Hub, stores: Stores) -> None:
         self.hub = hub
         self.stores = stores
@@ -62,10 +78,68 @@ class ZoneState:
                         continue
                     room.variables[var.name] = var
 
+    # -- service hooks (gameserver/services.py) -----------------------------------------
+
+    def handle(self, player: Player, req: Any) -> None:
+        raise LookupError("zone state handles no requests")
+
+    def player_joined(self, player: Player) -> None:
+        """Start restoring a registered user's persistent variables."""
+        if player.user_id < GUEST_ID_BASE:
+            self._spawn(self._restore_user(player))
+
+    def player_left(self, player: Player) -> None:
+        return None
+
+    async def drain(self) -> None:
+        await self.close()
+
+    async def _restore_user(self, player: Player) -> None:
+        """Load the user's variables and apply them through the zone (as if the user set them).
+
+        A variable the user set in the meantime wins over the stored one. The zone sends
+        the usual `user_variables` events (to the user; public ones to its room peers).
+        """
+        zone_name, uid = player.zone, player.user_id
+        try:
+            async with asyncio.timeout(5.0):
+                stored = await self.stores.load_variables(VarScope.USER, user_owner(zone_name, uid))
+        except (PersistenceError, TimeoutError) as exc:
+            logger.warning("could not load the variables of %s/%s: %s", zone_name, uid, exc)
+            return
+        zone = self.hub.zones.get(zone_name)
+        if not stored or zone is None or self.hub.players.get((zone_name, uid)) is not player:
+            return  # nothing kept, or the session already ended
+        user = zone.users.get(uid)
+        if user is None:
+            return
+        restored = []
+        for item in stored:
+            try:
+                var = _dec_var(item.value)
+            except msgspec.MsgspecError:
+                logger.warning("skipping unreadable variable %s of user %s/%s", item.name, zone_name, uid)
+                continue
+            if var.name not in user.variables and var.value is not None:
+                restored.append(var)
+        if not restored:
+            return
+        try:
+            _, outputs = zone.set_user_variables(uid, restored)
+        except RequestError as exc:  # e.g. the zone's limits shrank since they were saved
+            logger.warning("could not restore the variables of %s/%s: %s", zone_name, uid, exc.message)
+            return
+        if outputs:
+            self.hub.deliver(zone_name, outputs)
+
+    # -- recording changes ---------------------------------------------------------------
+
     def after(self, zone: str, user_id: int, request: Any, data: Any, outputs: list[Output]) -> None:
         """Record what a successful zone operation changed (called by the router)."""
         if isinstance(request, m.SetRoomVariables):
             self._room_variables(zone, request.room, outputs)
+        elif isinstance(request, m.SetUserVariables) and user_id < GUEST_ID_BASE:
+            self._user_variables(zone, user_id, outputs)
         elif isinstance(request, m.Ban) and request.user < GUEST_ID_BASE:
             # (guest ids are handed out again after a restart: their bans end with the process)
             until = float(data["until"])
@@ -101,13 +175,30 @@ class ZoneState:
             if not isinstance(out, Send) or out.event.name != "room_variables":
                 continue
             for var in out.event.data["variables"]:
-                if var.value is not None and var.persistent:
-                    stored = StoredVariable(
-                        scope=VarScope.ROOM, owner=owner, name=var.name, value=_enc(var), updated_at=now_ms
-                    )
-                    self.stores.put_later(VarPut(var=stored))
-                else:  # deleted, or no longer persistent
-                    self.stores.put_later(VarDelete(scope=VarScope.ROOM, owner=owner, name=var.name))
+                self._put_variable(VarScope.ROOM, owner, var, now_ms)
+
+    def _user_variables(self, zone: str, user_id: int, outputs: list[Output]) -> None:
+        owner = user_owner(zone, user_id)
+        now_ms = int(self.hub.clock.wall() * 1000)
+        for out in outputs:
+            # the event to the user itself lists every change (peers see only public ones)
+            if not isinstance(out, Send) or out.event.name != "user_variables" or out.recipients != [user_id]:
+                continue
+            for var in out.event.data["variables"]:
+                self._put_variable(VarScope.USER, owner, var, now_ms)
+            return
+
+    def _put_variable(self, scope: VarScope, owner: str, var: m.Variable, now_ms: int) -> None:
+        try:
+            if var.value is not None and var.persistent:
+                stored = StoredVariable(
+                    scope=scope, owner=owner, name=var.name, value=_enc(var), updated_at=now_ms
+                )
+                self.stores.put_later(VarPut(var=stored))
+            else:  # deleted, or no longer persistent
+                self.stores.put_later(VarDelete(scope=scope, owner=owner, name=var.name))
+        except PersistenceError as exc:  # write-behind full (database down for long) or closed
+            logger.warning("variable %s of %s not saved: %s", var.name, owner, exc)
 
     async def _ban(self, ban: Ban) -> None:
         await self.stores.blacklist.add_ban(ban)

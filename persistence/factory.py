@@ -31,6 +31,10 @@ from persistence.records import (
     Txn,
     TxnResult,
     UserSnapshot,
+    VarDelete,
+    Variable,
+    VarPut,
+    VarScope,
     WriteOp,
     now_ms,
 )
@@ -166,6 +170,18 @@ class Stores:
     def put_later(self, op: WriteOp) -> None:
         """Queue a coalesced non-money write (see :mod:`persistence.writebehind`)."""
         self.write_behind.put(op)
+
+    async def load_variables(self, scope: VarScope, owner: str) -> list[Variable]:
+        """An owner's persistent variables as last written: the database, with the
+        write-behind changes not flushed yet laid over it (read-your-writes within this
+        process, e.g. a user who logs in again a moment after logging out)."""
+        stored = {v.name: v for v in await self.backend.variables.load_variables(scope, owner)}
+        for op in self.write_behind.pending(("var", scope.value, owner)):
+            if isinstance(op, VarPut):
+                stored[op.var.name] = op.var
+            elif isinstance(op, VarDelete):
+                stored.pop(op.name, None)
+        return [stored[name] for name in sorted(stored)]
 
     # -- views (cache with database fallback) -----------------------------------------
 

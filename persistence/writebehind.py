@@ -67,6 +67,7 @@ class WriteBehind:
         self._on_flushed = on_flushed
         self.config = config or WriteBehindConfig()
         self._dirty: dict[Hashable, WriteOp] = {}
+        self._writing: dict[Hashable, WriteOp] = {}  # taken by the flush in progress
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -77,6 +78,21 @@ class WriteBehind:
     def dirty(self) -> int:
         """Number of keys waiting to be written."""
         return len(self._dirty)
+
+    def pending(self, prefix: tuple[str, ...]) -> list[WriteOp]:
+        """The writes not yet known to be in the database whose key starts with ``prefix``.
+
+        For read-your-writes: a reader overlays them on what it loaded (the newest
+        write per key; a flush in progress counts as pending until it succeeded).
+        Costs one pass over the dirty set, which is small in normal operation.
+        """
+        n = len(prefix)
+        found: dict[Hashable, WriteOp] = {}
+        for source in (self._writing, self._dirty):  # dirty is newer
+            for key, op in source.items():
+                if isinstance(key, tuple) and key[:n] == prefix:
+                    found[key] = op
+        return list(found.values())
 
     def put(self, op: WriteOp) -> None:
         """Record ``op``, replacing any pending write of the same key.
@@ -105,28 +121,35 @@ class WriteBehind:
             batch, self._dirty = self._dirty, {}
             if not batch:
                 return 0
-            items = list(batch.items())
-            step = self.config.max_ops_per_txn
-            for i in range(0, len(items), step):
-                part = items[i : i + step]
-                ops = [op for _, op in part]
+            self._writing = batch
+            try:
+                return await self._flush_taken(batch)
+            finally:
+                self._writing = {}
+
+    async def _flush_taken(self, batch: dict[Hashable, WriteOp]) -> int:
+        items = list(batch.items())
+        step = self.config.max_ops_per_txn
+        for i in range(0, len(items), step):
+            part = items[i : i + step]
+            ops = [op for _, op in part]
+            try:
+                async with asyncio.timeout(self.config.flush_timeout_s):
+                    await self._apply(ops)
+            except BaseException as exc:
+                for k, op in items[i:]:
+                    self._dirty.setdefault(k, op)  # a newer put of k wins
+                self.failures += 1
+                if isinstance(exc, TimeoutError):
+                    raise StoreUnavailable("write-behind flush timed out") from exc
+                raise
+            if self._on_flushed is not None:
                 try:
-                    async with asyncio.timeout(self.config.flush_timeout_s):
-                        await self._apply(ops)
-                except BaseException as exc:
-                    for k, op in items[i:]:
-                        self._dirty.setdefault(k, op)  # a newer put of k wins
-                    self.failures += 1
-                    if isinstance(exc, TimeoutError):
-                        raise StoreUnavailable("write-behind flush timed out") from exc
-                    raise
-                if self._on_flushed is not None:
-                    try:
-                        self._on_flushed(ops)
-                    except Exception:
-                        log.exception("write-behind on_flushed hook failed")
-            self.flushes += 1
-            return len(items)
+                    self._on_flushed(ops)
+                except Exception:
+                    log.exception("write-behind on_flushed hook failed")
+        self.flushes += 1
+        return len(items)
 
     async def _run(self) -> None:
         interval = self.config.flush_interval_ms / 1000.0

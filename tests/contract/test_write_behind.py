@@ -7,6 +7,7 @@ from persistence import (
     DocPut,
     Document,
     ProfilePut,
+    VarDelete,
     Variable,
     VarPut,
     VarScope,
@@ -66,3 +67,29 @@ def test_background_flush_writes_within_the_interval(harness: Harness) -> None:
         assert s.write_behind.dirty == 0 and s.write_behind.flushes >= 1
 
     harness.run_stores(body, write_behind=WriteBehindConfig(flush_interval_ms=20))
+
+
+def test_load_variables_sees_the_writes_not_flushed_yet(harness: Harness) -> None:
+    """Stores.load_variables lays the pending puts and deletes over the database (read-your-writes)."""
+
+    def put(name: str, value: bytes) -> VarPut:
+        return VarPut(var=Variable(scope=VarScope.USER, owner="demo:9", name=name, value=value))
+
+    async def body(s: Stores) -> None:
+        s.put_later(put("a", b"1"))
+        s.put_later(put("b", b"1"))
+        await s.write_behind.flush()
+        s.put_later(put("a", b"2"))  # pending update
+        s.put_later(VarDelete(scope=VarScope.USER, owner="demo:9", name="b"))  # pending delete
+        s.put_later(put("c", b"3"))  # pending insert
+        s.put_later(VarPut(var=Variable(scope=VarScope.USER, owner="demo:90", name="x", value=b"0")))
+        got = await s.load_variables(VarScope.USER, "demo:9")
+        assert [(v.name, v.value) for v in got] == [("a", b"2"), ("c", b"3")]
+        [stored] = [v for v in await s.variables.load_variables(VarScope.USER, "demo:9") if v.name == "a"]
+        assert stored.value == b"1"  # the database itself has not changed yet
+        await s.write_behind.flush()
+        assert s.write_behind.pending(("var",)) == []
+        got = await s.load_variables(VarScope.USER, "demo:9")
+        assert [(v.name, v.value) for v in got] == [("a", b"2"), ("c", b"3")]
+
+    harness.run_stores(body, write_behind=SLOW)

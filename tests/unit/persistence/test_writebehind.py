@@ -177,3 +177,26 @@ def test_large_dirty_sets_are_written_in_chunks() -> None:
         await wb.close()
 
     run(body())
+
+
+def test_pending_includes_a_flush_in_progress_and_newer_puts_win() -> None:
+    """While a flush is writing, its ops still count as pending; a put made meanwhile is newer."""
+
+    async def body() -> None:
+        sink = Sink()
+        sink.delay = 0.05
+        wb = WriteBehind(sink.apply, config=SLOW)
+        wb.put(var("a", b"1"))
+        wb.put(var("b", b"1"))
+        flushing = asyncio.ensure_future(wb.flush())
+        await asyncio.sleep(0.01)
+        assert wb.dirty == 0  # taken by the flush
+        wb.put(var("a", b"2"))
+        got = {op.var.name: op.var.value for op in wb.pending(("var", "room", "r")) if isinstance(op, VarPut)}
+        assert got == {"a": b"2", "b": b"1"}
+        assert wb.pending(("var", "room", "other")) == []
+        await flushing
+        assert [op.coalesce_key for op in wb.pending(("var",))] == [("var", "room", "r", "a")]
+        await wb.close()
+
+    run(body())
