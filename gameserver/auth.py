@@ -76,6 +76,34 @@ def verify(secret: str, token: str, now: float) -> Claims:
     return claims
 
 
+#: The worker that issues resume tokens in this process ("" = a single-process server).
+_issuer = ""
+
+
+def set_issuer(member: str) -> None:
+    """Name the worker (ring member, e.g. "0.3") that this process's resume tokens point to."""
+    global _issuer
+    if member and not all(c.isdigit() or c == "." for c in member):
+        raise ValueError(f"bad ring member id {member!r}")
+    _issuer = member
+
+
 def resume_token() -> str:
-    """A fresh, unguessable session resume token."""
-    return secrets.token_urlsafe(24)
+    """A fresh, unguessable session resume token: `<worker>.<secret>` in a cluster.
+
+    The worker prefix is a routing hint for the acceptor (the session lives in that
+    worker's memory); it is not trusted: a forged prefix only routes the client to a
+    worker that does not know the secret, where `resume` fails.
+    """
+    secret = secrets.token_urlsafe(24)  # URL-safe alphabet: no "."
+    return f"{_issuer}.{secret}" if _issuer else secret
+
+
+def resume_owner(token: str) -> str | None:
+    """The worker a resume token names, or None (a single-process token, or garbage)."""
+    owner, dot, secret = token.rpartition(".")
+    if not dot or not owner or not secret or len(owner) > 16:
+        return None
+    if not all(c.isdigit() or c == "." for c in owner):
+        return None
+    return owner

@@ -70,6 +70,9 @@ class Hub:
         self.players: dict[tuple[str, int], Player] = {}
         self.by_resume_token: dict[str, Player] = {}
         self._guest_ids = count(GUEST_ID_BASE)
+        #: zone -> a new guest id; a cluster worker replaces it with one that allocates only
+        #: ids the ring gives to that worker, so guest ids never collide across workers
+        self.new_guest_id: Callable[[str], int] = lambda zone: next(self._guest_ids)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         #: schedules the end-of-tick flush; the running loop's call_soon by default
@@ -234,7 +237,7 @@ class Hub:
         if role is Role.GUEST:
             if not zone.config.guests:
                 raise RequestError(ErrorCode.GUESTS_NOT_ALLOWED, f"zone {zone_name!r} does not allow guests")
-            user_id = user_id or next(self._guest_ids)
+            user_id = user_id or self.new_guest_id(zone_name)
             name = name or f"Guest#{user_id}"
         old = self.players.get((zone_name, user_id))
         if old is not None:
