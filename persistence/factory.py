@@ -151,6 +151,7 @@ class Stores:
         self.write_behind = WriteBehind(b.apply_writes, config=write_behind_config, on_flushed=self._flushed)
         self._wt: dict[str, bytes] = {}
         self._wt_task: asyncio.Task[None] | None = None
+        self._cache_watch: asyncio.Task[None] | None = None
         self._boards: set[tuple[str, str]] = set()
         cache.on_recover(self._refill_boards)
 
@@ -259,7 +260,11 @@ class Stores:
 
     def _write_through(self, results: Sequence[TxnResult]) -> None:
         if not self.cache.healthy:
-            return  # the views are dropped when the cache recovers
+            # the views are dropped when the cache recovers; make sure something probes it
+            # (a cache only written through after commits would otherwise never be retried)
+            if self._cache_watch is None or self._cache_watch.done():
+                self._cache_watch = asyncio.get_running_loop().create_task(self._watch_cache())
+            return
         for r in results:
             for b in r.balances:
                 self._wt[f"bal:{b.account}:{b.currency}"] = str(b.balance).encode()
@@ -268,6 +273,14 @@ class Stores:
             self._wt.clear()
         if self._wt and (self._wt_task is None or self._wt_task.done()):
             self._wt_task = asyncio.get_running_loop().create_task(self._drain_write_through())
+
+    async def _watch_cache(self) -> None:
+        """Ping a down cache every probe interval until it is back (it then drops its views)."""
+        interval = float(getattr(self.cache, "probe_interval_s", 1.0))
+        while not self.cache.healthy:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(PersistenceError):
+                await self.cache.ping()
 
     async def _drain_write_through(self) -> None:
         while self._wt:
@@ -299,6 +312,10 @@ class Stores:
         except PersistenceError as exc:
             log.error("write-behind: %d keys not written at shutdown: %s", self.write_behind.dirty, exc)
         await self.writer.close()
+        if self._cache_watch is not None:
+            self._cache_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cache_watch
         if self._wt_task is not None:
             with contextlib.suppress(Exception):
                 await self._wt_task

@@ -221,3 +221,38 @@ def test_redis_down_degrades_then_rebuilds(redis_proxy: tuple[FaultProxy, str], 
             await stores.close()
 
     run(go())
+
+
+@pytest.mark.redis
+def test_a_down_cache_recovers_with_only_commits(redis_proxy: tuple[FaultProxy, str], tmp_path: Path) -> None:
+    """With no cache reads at all, commits alone get a down Redis probed and the views back."""
+    proxy, url = redis_proxy
+
+    async def go() -> None:
+        stores = await open_stores(f"sqlite:///{tmp_path}/w.db", url)
+        try:
+            await stores.wallet.open_wallet("house", "EUR", allow_negative=True)
+            await stores.commit(
+                Txn(key="d", entries=transfer("house", "u1", "EUR", 1000, PostingKind.DEPOSIT))
+            )
+            await settle(stores)
+            proxy.cut()
+            await stores.commit(spin_txn("s1", player="u1", house="house", currency="EUR", bet=100, win=0))
+            await settle(stores)  # the write-through finds Redis down
+            assert not stores.cache.healthy
+            await stores.commit(spin_txn("s2", player="u1", house="house", currency="EUR", bet=100, win=0))
+            proxy.restore()
+            deadline = time.monotonic() + 5
+            while not stores.cache.healthy:
+                assert time.monotonic() < deadline, "nothing probed the cache"
+                await asyncio.sleep(0.02)
+            assert await stores.cache.get("bal:u1:EUR") is None  # the stale 1000 was dropped
+            await stores.commit(spin_txn("s3", player="u1", house="house", currency="EUR", bet=100, win=0))
+            await settle(stores)
+            assert await stores.cache.get("bal:u1:EUR") == b"700"
+        finally:
+            proxy.restore()
+            await stores.cache.invalidate_all()
+            await stores.close()
+
+    run(go())
