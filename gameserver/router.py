@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from protocol.errors import RequestError
+from rooms.outputs import Output
 
 from .handlers import ZONE_HANDLERS
 
@@ -25,6 +26,15 @@ ReplyFn = Callable[[Any, RequestError | None], None]
 class Router(Protocol):
     def submit(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
         """Run `request` for `user_id` in `zone` on the owning shard; call `reply` when done."""
+
+    def deliver(self, zone: str, outputs: list[Output]) -> None:
+        """Carry out outputs of a zone operation run here (to every worker concerned)."""
+
+    def session_ended(self, zone: str, user_id: int) -> None:
+        """A session of this worker ended (after its local rooms were left)."""
+
+    def sweep(self) -> None:
+        """Periodic work: announce the room counts that changed."""
 
 
 class LocalRouter:
@@ -48,3 +58,16 @@ class LocalRouter:
             hub.deliver(zone, outputs)
         if hub.zone_state is not None:
             hub.zone_state.after(zone, user_id, request, data, outputs)
+
+    def deliver(self, zone: str, outputs: list[Output]) -> None:
+        self.hub.deliver(zone, outputs)
+
+    def session_ended(self, zone: str, user_id: int) -> None:
+        pass
+
+    def sweep(self) -> None:
+        hub = self.hub
+        for name, zone in hub.zones.items():  # coalesced room_count events (rooms/zone.py)
+            counts = zone.flush_counts()
+            if counts:
+                hub.deliver(name, counts)

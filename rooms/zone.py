@@ -9,8 +9,11 @@ passed in (`now`, seconds), never read.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from itertools import count
 from typing import Any
+
+import msgspec
 
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import RequestError
@@ -35,7 +38,9 @@ def _err(code: ErrorCode, message: str) -> RequestError:
 class Zone:
     """All state of one zone. Single-threaded: call it from one event loop only."""
 
-    def __init__(self, config: ZoneConfig) -> None:
+    def __init__(self, config: ZoneConfig, room_ids: Iterator[int] | None = None) -> None:
+        """`room_ids` numbers user-created rooms (configured rooms are always 1..n, in
+        order); a sharded server gives each worker ids that no other worker uses."""
         self.config = config
         self.name = config.name
         self.users: dict[int, User] = {}
@@ -45,9 +50,13 @@ class Zone:
         self.subscribers: dict[str, set[int]] = {g: set() for g in self.groups}
         self.bans: dict[int, float] = {}  # user id -> ban end (epoch seconds)
         self._dirty_counts: set[int] = set()  # rooms whose user count changed (flush_counts)
-        self._room_ids = count(1)
+        self._room_ids: Iterator[int] = count(1)
         for rc in config.rooms:
             self._add_configured_room(rc)
+        if room_ids is not None:
+            self._room_ids = room_ids
+        #: rooms hosted by other workers, as listed (sharded servers keep it up to date)
+        self.remote_rooms: dict[int, RoomView] = {}
 
     # -- users -------------------------------------------------------------------------
 
@@ -90,6 +99,18 @@ class Zone:
             self.subscribers[g].discard(user_id)
         return out
 
+    def add_proxy(self, user: User) -> User:
+        """A user whose session lives on another worker, as a member of rooms hosted here.
+
+        Proxies subscribe no groups; `remove_user` takes them out of their rooms."""
+        return self.users.setdefault(user.id, user)
+
+    def drop_proxy_if_idle(self, user_id: int) -> None:
+        """Forget a proxy that is in no room here (nothing to announce)."""
+        user = self.users.get(user_id)
+        if user is not None and not user.rooms and not user.rooms_created and not user.groups:
+            del self.users[user_id]
+
     def user(self, user_id: int) -> User:
         try:
             return self.users[user_id]
@@ -128,7 +149,40 @@ class Zone:
 
     def _listed_rooms(self, groups: Any) -> list[RoomView]:
         wanted = set(groups)
-        return [r.view() for r in self.rooms.values() if r.group in wanted and not r.hidden]
+        views = [r.view() for r in self.rooms.values() if r.group in wanted and not r.hidden]
+        if self.remote_rooms:
+            views.extend(v for v in self.remote_rooms.values() if v.group in wanted)
+            views.sort(key=lambda v: v.id)
+        return views
+
+    def use_room_ids(self, room_ids: Iterator[int]) -> None:
+        """Number the rooms created from now on from `room_ids` (see __init__)."""
+        self._room_ids = room_ids
+
+    def forget_room(self, room_id: int) -> None:
+        """Drop a configured room that another worker hosts (at start-up, before use)."""
+        room = self.rooms.pop(room_id)
+        del self.rooms_by_name[room.name]
+
+    def apply_remote(self, event: str, data: dict[str, Any]) -> list[Output]:
+        """Update the listing of rooms hosted elsewhere from their owner's `room_added`,
+        `room_removed` or `room_count` event; announce it to this worker's subscribers."""
+        if event == "room_removed":
+            view = self.remote_rooms.pop(data["room"], None)
+            group = data.get("group") or (view.group if view is not None else None)
+        else:
+            view = msgspec.convert(data["room"], RoomView)
+            self.remote_rooms[view.id] = view
+            group = view.group
+            if event == "room_count":
+                data = {"room": view.id, "users": view.users, "spectators": view.spectators}
+        if group is None:
+            return []
+        if group not in self.groups:  # an open group created on another worker
+            self.groups.add(group)
+            self.subscribers[group] = set()
+        subs = self.subscribers[group]
+        return [Send(tuple(subs), OutEvent(event, data))] if subs else []
 
     # -- rooms -------------------------------------------------------------------------
 
@@ -335,8 +389,9 @@ class Zone:
         if not room.hidden:
             self._dirty_counts.add(room.id)
 
-    def flush_counts(self) -> list[Output]:
-        """One `room_count` event per room whose count changed since the last call."""
+    def flush_counts(self, always: bool = False) -> list[Output]:
+        """One `room_count` event per room whose count changed since the last call
+        (with `always`, even when no one here subscribes: other workers may)."""
         out: list[Output] = []
         dirty, self._dirty_counts = self._dirty_counts, set()
         for room_id in sorted(dirty):
@@ -344,7 +399,7 @@ class Zone:
             if room is None:
                 continue  # removed meanwhile: room_removed was sent
             subs = self.subscribers[room.group]
-            if subs:
+            if subs or always:
                 data = {"room": room.id, "users": len(room.players), "spectators": len(room.spectators)}
                 out.append(Send(tuple(subs), OutEvent("room_count", data)))
         return out
@@ -454,6 +509,22 @@ class Zone:
             if peers:
                 out.append(Send(peers, OutEvent("user_variables", {"user": user_id, "variables": public})))
         return {"changed": len(changed)}, out
+
+    def proxy_variables(self, user_id: int, public: list[Variable]) -> list[Output]:
+        """A proxy's public variables changed on its home worker: tell its rooms here."""
+        user = self.users.get(user_id)
+        if user is None or not public:
+            return []
+        for var in public:  # validated on the home worker already
+            if var.value is None:
+                user.variables.pop(var.name, None)
+            else:
+                user.variables[var.name] = var
+        peers = {uid for rid in user.rooms for uid in self.rooms[rid].members}
+        peers.discard(user_id)
+        if not peers:
+            return []
+        return [Send(peers, OutEvent("user_variables", {"user": user_id, "variables": public}))]
 
     # -- moderation --------------------------------------------------------------------
 

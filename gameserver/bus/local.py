@@ -35,8 +35,7 @@ class _Inbound(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
         self.bus._inbound.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -86,8 +85,7 @@ class _Outbound(asyncio.Protocol):
         self.connecting = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         if self.pending:
             pending, self.pending = self.pending, []
             transport.write(frame_many(pending))

@@ -1,0 +1,499 @@
+"""Rooms across workers: each room lives on one worker, members anywhere reach it by bus.
+
+Ownership (identical in every process, from the ring in gameserver/ring.py):
+
+- a user's *home* is the worker that holds its session: ``ring.owner(user_key(zone, id))``;
+- a room's *host* is ``ring.owner(room_key(zone, name))`` — by name, so that creating a
+  room and joining it by name both reach the one worker that can enforce unique names.
+  Configured rooms keep the ids 1..n on every worker (each worker builds the same list
+  and forgets the rooms it does not host); a created room's id carries its host's index:
+  ``DYNAMIC_BASE + seq * MAX_WORKERS + index``.
+
+A room request from a user whose room is hosted elsewhere is *called* on the host over
+the bus (`op`), with the user's name, role and public variables. The host keeps a
+*proxy* of that user in its zone, runs the unchanged `rooms/` operation, replies, and
+fans the resulting events out: local sessions directly, remote members by one `deliver`
+cast per home worker. Room-list changes (`room_added`, `room_removed`, `room_count`)
+are cast to every worker (`dir`), which keeps a listing of remote rooms and tells its own
+group subscribers. When a session ends, its home casts `gone` to the hosts of its rooms.
+A worker that (re)starts casts `hello`: the others drop its users' proxies and its rooms,
+and read its room list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from protocol import messages as m
+from protocol.codes import CloseCode, ErrorCode
+from protocol.errors import RequestError
+from protocol.events import OutEvent
+from rooms.outputs import Disconnect, Output, Send
+from rooms.roles import Role
+from rooms.user import User
+from rooms.zone import Zone
+
+from .bus import Bus, BusError, RemoteError, open_bus
+from .handlers import ZONE_HANDLERS
+from .ring import HashRing, room_key, user_key
+from .router import ReplyFn
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+logger = logging.getLogger("croupier.sharding")
+
+DYNAMIC_BASE = 1_000_000
+MAX_WORKERS = 1024
+_LIST_EVENTS = frozenset({"room_added", "room_removed", "room_count"})
+
+_enc = msgspec.msgpack.Encoder()
+_dec_request = msgspec.msgpack.Decoder(m.ClientMessage)
+
+
+def room_ids_for(index: int) -> Iterator[int]:
+    """Ids of rooms created on the worker at `index` (no other worker uses them)."""
+    if not 0 <= index < MAX_WORKERS:
+        raise ValueError(f"worker index must be in 0..{MAX_WORKERS - 1}")
+    return (DYNAMIC_BASE + seq * MAX_WORKERS + index for seq in count())
+
+
+class Shards:
+    """Who owns what, given the ring of all workers (in every node)."""
+
+    def __init__(self, me: str, members: list[str], zones: dict[str, Zone]) -> None:
+        self.me = me
+        self.members = sorted(members)
+        if me not in self.members:
+            raise ValueError(f"{me!r} is not one of the ring's members {self.members}")
+        self.index = self.members.index(me)
+        self.ring = HashRing(self.members)
+        #: per zone, configured room id -> name (every worker builds the same list)
+        self.static: dict[str, dict[int, str]] = {
+            name: {rid: room.name for rid, room in zone.rooms.items() if room.static}
+            for name, zone in zones.items()
+        }
+
+    def home(self, zone: str, user_id: int) -> str:
+        return self.ring.owner(user_key(zone, user_id))
+
+    def host_by_name(self, zone: str, name: str) -> str:
+        return self.ring.owner(room_key(zone, name))
+
+    def host(self, zone: str, ref: int | str) -> str:
+        """The worker hosting room `ref` (an id or a name) of `zone`."""
+        if isinstance(ref, str):
+            return self.host_by_name(zone, ref)
+        name = self.static.get(zone, {}).get(ref)
+        if name is not None:
+            return self.host_by_name(zone, name)
+        if ref >= DYNAMIC_BASE:
+            index = (ref - DYNAMIC_BASE) % MAX_WORKERS
+            if index < len(self.members):
+                return self.members[index]
+        raise RequestError(ErrorCode.ROOM_NOT_FOUND, f"no room {ref!r}")
+
+
+def _user_spec(user: User) -> list[Any]:
+    public = [v for v in user.variables.values() if not v.private]
+    return [user.id, user.name, int(user.role), public]
+
+
+class ShardedRouter:
+    """`Router` for a worker in a ring: room requests run on the room's host."""
+
+    def __init__(self, hub: Hub, me: str, members: list[str], bus: Bus, timeout: float = 2.0) -> None:
+        self.hub = hub
+        self.bus = bus
+        self.timeout = timeout
+        self.shards = Shards(me, members, hub.zones)
+        self.me = me
+        for zname, zone in hub.zones.items():  # keep only the configured rooms hosted here
+            for rid, rname in self.shards.static[zname].items():
+                if self.shards.host_by_name(zname, rname) != me:
+                    zone.forget_room(rid)
+            zone.use_room_ids(room_ids_for(self.shards.index))
+        hub.new_guest_id = self.new_guest_id
+        self._guest_seq: dict[str, int] = {}
+        #: (zone, user) -> {host: room ids} for this worker's users in rooms hosted elsewhere
+        self.remote_rooms: dict[tuple[str, int], dict[str, set[int]]] = {}
+        #: (zone, user) -> home, for the proxies of remote users in rooms hosted here
+        self.homes: dict[tuple[str, int], str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        for kind, fn in (
+            ("op", self._on_op),
+            ("deliver", self._on_deliver),
+            ("disconnect", self._on_disconnect),
+            ("gone", self._on_gone),
+            ("uvars", self._on_uvars),
+            ("dir", self._on_dir),
+            ("dir_full", self._on_dir_full),
+            ("hello", self._on_hello),
+            ("staff", self._on_staff),
+        ):
+            bus.on(kind, fn)
+
+    # -- start-up ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Announce this (re)started worker and read the other workers' room lists."""
+        for peer in self._peers():
+            self.bus.cast(peer, "hello", None)
+        await asyncio.gather(*(self._read_directory(p) for p in self._peers()))
+
+    async def _read_directory(self, peer: str) -> None:
+        try:
+            listing = await self.bus.call(peer, "dir_full", None, self.timeout)
+        except BusError as exc:  # not up yet: its own hello will make us read it
+            logger.info("room list of %s not read: %s", peer, exc)
+            return
+        for zname, views in listing.items():
+            zone = self.hub.zones.get(zname)
+            if zone is not None:
+                for view in views:
+                    zone.apply_remote("room_added", {"room": view})
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.bus.close()
+
+    def new_guest_id(self, zone: str) -> int:
+        """The next guest id of `zone` whose home is this worker (unique in the ring)."""
+        from .hub import GUEST_ID_BASE
+
+        seq = self._guest_seq.get(zone, GUEST_ID_BASE)
+        while self.shards.home(zone, seq) != self.me:
+            seq += 1
+        self._guest_seq[zone] = seq + 1
+        return seq
+
+    def owns_user(self, zone: str, user_id: int) -> bool:
+        return self.shards.home(zone, user_id) == self.me
+
+    def _peers(self) -> list[str]:
+        return [p for p in self.shards.members if p != self.me]
+
+    # -- Router ------------------------------------------------------------------------
+
+    def submit(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
+        if isinstance(request, m.ModeratorMessage | m.AdminMessage) and request.scope in ("group", "zone"):
+            self._staff_broadcast(zone, user_id, request, reply)
+            return
+        target = self._target(zone, request)
+        if target is None or target == self.me:
+            self._run_local(zone, user_id, request, reply)
+            if isinstance(request, m.SetUserVariables):
+                self._spread_user_variables(zone, user_id)
+            return
+        if isinstance(request, m.JoinRoom) and request.leave is not None:
+            leave = request.leave
+            request = msgspec.structs.replace(request, leave=None)
+
+            def reply_then_leave(data: Any, error: RequestError | None) -> None:
+                reply(data, error)
+                if error is None:
+                    self.submit(zone, user_id, m.LeaveRoom(id=0, room=leave), lambda d, e: None)
+
+            self._call(target, zone, user_id, request, reply_then_leave)
+            return
+        self._call(target, zone, user_id, request, reply)
+
+    def _staff_broadcast(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
+        """A zone or group staff message: checked here, then every worker tells its part."""
+        handler = ZONE_HANDLERS[type(request)]
+        try:
+            data, outputs = handler(self.hub.zones[zone], user_id, request, self.hub.clock.wall())
+        except RequestError as exc:
+            reply(None, exc)
+            return
+        reply(data, None)
+        event = OutEvent(f"{'admin' if isinstance(request, m.AdminMessage) else 'moderator'}_message", None)
+        for out in outputs:
+            if isinstance(out, Send):
+                event = out.event
+        body = [zone, request.scope, request.target, event.name, event.data]
+        self._on_staff(self.me, body)
+        for peer in self._peers():
+            self.bus.cast(peer, "staff", body)
+
+    def session_ended(self, zone: str, user_id: int) -> None:
+        """The user's session ended here: leave the rooms hosted elsewhere."""
+        hosts = self.remote_rooms.pop((zone, user_id), None)
+        for host in hosts or ():
+            self.bus.cast(host, "gone", [zone, user_id])
+
+    def _target(self, zone: str, r: Any) -> str | None:
+        s = self.shards
+        if isinstance(r, m.JoinRoom):
+            return s.host(zone, r.room)
+        if isinstance(r, m.CreateRoom):
+            return s.host_by_name(zone, r.name)
+        if isinstance(r, m.LeaveRoom | m.SwitchRole | m.PublicMessage | m.SetRoomVariables):
+            return s.host(zone, r.room)
+        if isinstance(r, m.ObjectMessage):
+            return s.host(zone, r.room)
+        if isinstance(r, m.PrivateMessage):
+            return s.home(zone, r.to)
+        if isinstance(r, m.Kick | m.Ban):
+            return s.home(zone, r.user)
+        if isinstance(r, m.ModeratorMessage | m.AdminMessage):  # user or room scope
+            if r.scope == "user" and isinstance(r.target, int):
+                return s.home(zone, r.target)
+            if r.scope == "room" and r.target is not None:
+                return s.host(zone, r.target)
+        return None  # list_rooms, subscriptions, user variables: the home zone
+
+    def _run_local(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
+        hub = self.hub
+        handler = ZONE_HANDLERS[type(request)]
+        try:
+            data, outputs = handler(hub.zones[zone], user_id, request, hub.clock.wall())
+        except RequestError as exc:
+            reply(None, exc)
+            return
+        reply(data, None)
+        if outputs:
+            self.deliver(zone, outputs)
+        if hub.zone_state is not None:
+            hub.zone_state.after(zone, user_id, request, data, outputs)
+
+    def _call(self, target: str, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
+        user = self.hub.zones[zone].user(user_id)
+        body = [zone, _user_spec(user), _enc.encode(request)]
+
+        async def go() -> None:
+            try:
+                result = await self.bus.call(target, "op", body, self.timeout)
+            except RemoteError as exc:
+                if exc.code is not None:
+                    reply(None, RequestError(ErrorCode(exc.code), exc.message))
+                else:
+                    reply(None, RequestError(ErrorCode.INTERNAL, "internal error"))
+                return
+            except BusError as exc:
+                logger.warning("room request to %s failed: %s", target, exc)
+                reply(
+                    None,
+                    RequestError(
+                        ErrorCode.UNAVAILABLE, f"the room's worker did not answer ({exc.name}): retry"
+                    ),
+                )
+                return
+            data, rooms = result
+            key = (zone, user_id)
+            if key in self.hub.players or self.hub.players.get(key) is not None:
+                hosts = self.remote_rooms.setdefault(key, {})
+                if rooms:
+                    hosts[target] = set(rooms)
+                else:
+                    hosts.pop(target, None)
+                    if not hosts:
+                        del self.remote_rooms[key]
+            else:  # the session ended while the call was in flight
+                self.bus.cast(target, "gone", [zone, user_id])
+            reply(data, None)
+
+        self._spawn(go())
+
+    def _spread_user_variables(self, zone: str, user_id: int) -> None:
+        hosts = self.remote_rooms.get((zone, user_id))
+        if not hosts:
+            return
+        user = self.hub.zones[zone].users.get(user_id)
+        if user is None:
+            return
+        public = [v for v in user.variables.values() if not v.private]
+        for host in hosts:
+            self.bus.cast(host, "uvars", [zone, user_id, public])
+
+    # -- fan-out -----------------------------------------------------------------------
+
+    def deliver(self, zone: str, outputs: list[Output]) -> None:
+        """Local sessions get theirs; remote members one cast per home; lists to all."""
+        hub = self.hub
+        hub.deliver(zone, outputs)
+        players = hub.players
+        homes = self.homes
+        remote: dict[str, list[Any]] = defaultdict(list)
+        for out in outputs:
+            if isinstance(out, Send):
+                event = out.event
+                if event.name in _LIST_EVENTS:
+                    self._announce(zone, event)
+                by_home: dict[str, list[int]] = {}
+                for uid in out.recipients:
+                    if (zone, uid) in players:
+                        continue
+                    home = homes.get((zone, uid))
+                    if home is not None:
+                        by_home.setdefault(home, []).append(uid)
+                for home, uids in by_home.items():
+                    remote[home].append([uids, event.name, event.data])
+            elif isinstance(out, Disconnect) and (zone, out.user_id) not in players:
+                home = homes.get((zone, out.user_id)) or self.shards.home(zone, out.user_id)
+                self.bus.cast(home, "disconnect", [zone, out.user_id, int(out.code), out.reason])
+        for home, items in remote.items():
+            self.bus.cast(home, "deliver", [zone, items])
+
+    def _announce(self, zone: str, event: OutEvent) -> None:
+        data = event.data
+        if event.name == "room_count":  # others need the whole listing entry
+            room = self.hub.zones[zone].rooms.get(data["room"])
+            if room is None:
+                return
+            data = {"room": room.view()}
+        for peer in self._peers():
+            self.bus.cast(peer, "dir", [zone, event.name, data])
+
+    def sweep(self) -> None:
+        """Room counts, coalesced, to local subscribers and every other worker."""
+        for name, zone in self.hub.zones.items():
+            counts = zone.flush_counts(always=True)
+            if counts:
+                self.deliver(name, counts)
+
+    # -- bus handlers (run on the receiving worker) --------------------------------------
+
+    def _on_op(self, src: str, body: list[Any]) -> list[Any]:
+        zname, spec, raw = body
+        hub = self.hub
+        zone = hub.zones[zname]
+        request = _dec_request.decode(raw)
+        uid, name, role, public = spec
+        key = (zname, uid)
+        if key not in hub.players:
+            proxy = zone.add_proxy(User(uid, name, Role(role)))
+            if proxy is not None and not proxy.rooms:
+                proxy.variables = {v["name"]: msgspec.convert(v, m.Variable) for v in public}
+            self.homes[key] = src
+        handler = ZONE_HANDLERS[type(request)]
+        try:
+            data, outputs = handler(zone, uid, request, hub.clock.wall())
+            if outputs:
+                self.deliver(zname, outputs)  # before a transient proxy is dropped
+        finally:
+            rooms: list[int] = []
+            if key not in hub.players:
+                zone.drop_proxy_if_idle(uid)
+                user = zone.users.get(uid)
+                if user is None:
+                    self.homes.pop(key, None)
+                else:
+                    rooms = sorted(user.rooms)
+        if hub.zone_state is not None:
+            hub.zone_state.after(zname, uid, request, data, outputs)
+        return [data, rooms]
+
+    def _on_deliver(self, src: str, body: list[Any]) -> None:
+        zone, items = body
+        players = self.hub.players
+        pushed = 0
+        for uids, name, data in items:
+            event = OutEvent(name, data)
+            for uid in uids:
+                player = players.get((zone, uid))
+                if player is not None:
+                    player.push(event)
+                    pushed += 1
+        self.hub.counters.events += pushed
+
+    def _on_disconnect(self, src: str, body: list[Any]) -> None:
+        zone, uid, code, reason = body
+        self.hub.deliver(zone, [Disconnect(uid, CloseCode(code), reason)])
+
+    def _on_gone(self, src: str, body: list[Any]) -> None:
+        zone, uid = body
+        key = (zone, uid)
+        if key in self.hub.players:
+            return  # the user lives here now
+        self.homes.pop(key, None)
+        outputs = self.hub.zones[zone].remove_user(uid)
+        if outputs:
+            self.deliver(zone, outputs)
+
+    def _on_uvars(self, src: str, body: list[Any]) -> None:
+        zone, uid, public = body
+        variables = [msgspec.convert(v, m.Variable) for v in public]
+        outputs = self.hub.zones[zone].proxy_variables(uid, variables)
+        if outputs:
+            self.deliver(zone, outputs)
+
+    def _on_dir(self, src: str, body: list[Any]) -> None:
+        zname, event, data = body
+        zone = self.hub.zones.get(zname)
+        if zone is not None:
+            outputs = zone.apply_remote(event, data)
+            if outputs:
+                self.hub.deliver(zname, outputs)  # local subscribers only: no echo
+
+    def _on_dir_full(self, src: str, body: Any) -> dict[str, list[Any]]:
+        return {
+            name: [r.view() for r in zone.rooms.values() if not r.hidden]
+            for name, zone in self.hub.zones.items()
+        }
+
+    def _on_hello(self, src: str, body: Any) -> None:
+        """`src` (re)started: its sessions and rooms are gone; read its room list."""
+        for key, home in list(self.homes.items()):
+            if home == src:
+                self._on_gone(src, list(key))
+        for zname, zone in self.hub.zones.items():
+            for rid in [rid for rid in zone.remote_rooms if self._hosted_by(zname, rid) == src]:
+                outputs = zone.apply_remote("room_removed", {"room": rid})
+                if outputs:
+                    self.hub.deliver(zname, outputs)
+        for key, hosts in list(self.remote_rooms.items()):
+            hosts.pop(src, None)
+            if not hosts:
+                del self.remote_rooms[key]
+        self._spawn(self._read_directory(src))
+
+    def _on_staff(self, src: str, body: list[Any]) -> None:
+        """Zone scope: this worker's sessions; group scope: members of rooms hosted here."""
+        zname, scope, target, name, data = body
+        zone = self.hub.zones.get(zname)
+        if zone is None:
+            return
+        event = OutEvent(name, data)
+        if scope == "zone":
+            recipients = [uid for (z, uid) in self.hub.players if z == zname]
+            self.hub.deliver(zname, [Send(recipients, event)])
+        else:
+            members = {uid for r in zone.rooms.values() if r.group == target for uid in r.members}
+            if members:
+                self.deliver(zname, [Send(members, event)])
+
+    def _hosted_by(self, zone: str, room_id: int) -> str | None:
+        try:
+            return self.shards.host(zone, room_id)
+        except RequestError:
+            return None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def join_ring(
+    hub: Hub, me: str, members: list[str], bus_url: str, timeout: float = 2.0
+) -> ShardedRouter:
+    """Make `hub` the worker `me` of the ring `members`, talking over the bus at `bus_url`
+    (``unix:///dir`` for the workers of one node, ``redis://...`` across nodes).
+
+    Call it before the worker accepts sessions; `ShardedRouter.close()` when it stops.
+    """
+    bus = open_bus(me, bus_url)
+    await bus.start()
+    router = ShardedRouter(hub, me, members, bus, timeout)
+    hub.router = router
+    await router.start()
+    return router

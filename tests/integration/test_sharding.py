@@ -1,0 +1,289 @@
+"""Rooms across workers: two hubs in a ring, their own ports, talking over a real Unix bus.
+
+Each user connects to its home worker (as the acceptor would route it); rooms live on
+the worker their name hashes to. Every scenario crosses workers on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvloop
+import websockets
+
+from gameserver import auth
+from gameserver.config import AuthSection, Config, LimitsSection, ServerSection
+from gameserver.hub import Hub
+from gameserver.server import Server, start
+from gameserver.sharding import DYNAMIC_BASE, ShardedRouter, Shards, join_ring
+from protocol.codes import CloseCode, ErrorCode
+from rooms.config import RoomConfig, ZoneConfig
+from rooms.zone import Zone
+
+from .client import WsClient
+
+SECRET = "sharding-secret"
+MEMBERS = ["w0", "w1"]
+ROOMS = ["Lobby", "Poker", "Slots", "Bingo", "Chess", "Darts"]
+
+
+def config() -> Config:
+    return Config(
+        server=ServerSection(host="127.0.0.1", ws_port=0, tcp_port=-1, sweep_interval=0.05, admin_port=-1),
+        limits=LimitsSection(),
+        auth=AuthSection(secret=SECRET),
+        zones=[
+            ZoneConfig(
+                name="demo",
+                guests=True,
+                room_creation="everyone",
+                open_groups=True,
+                rooms=[RoomConfig(name, max_users=100) for name in ROOMS],
+            )
+        ],
+    )
+
+
+SHARDS = Shards("w0", MEMBERS, {"demo": Zone(config().zones[0])})
+
+
+def host_of(room: str) -> str:
+    return SHARDS.host_by_name("demo", room)
+
+
+def room_on(worker: str) -> str:
+    return next(r for r in ROOMS if host_of(r) == worker)
+
+
+def user_on(worker: str, start: int = 1000) -> int:
+    return next(u for u in range(start, start + 1000) if SHARDS.home("demo", u) == worker)
+
+
+def token(user: int, role: str = "user") -> str:
+    return auth.mint(SECRET, user, "demo", name=f"u{user}", role=role, expires=int(time.time()) + 3600)
+
+
+class Ring:
+    def __init__(self, servers: dict[str, Server], routers: dict[str, ShardedRouter]) -> None:
+        self.servers = servers
+        self.routers = routers
+
+    def url(self, worker: str) -> str:
+        return f"ws://127.0.0.1:{self.servers[worker].ws_port}/ws"
+
+    async def guest(self, worker: str, name: str) -> tuple[WsClient, dict[str, Any]]:
+        c = await WsClient.connect(self.url(worker))
+        r = await c.request("login", guest=True, zone="demo", name=name)
+        assert r["type"] == "ok", r
+        return c, r["data"]
+
+    async def user(self, uid: int, role: str = "user") -> WsClient:
+        c = await WsClient.connect(self.url(SHARDS.home("demo", uid)))
+        r = await c.request("login", token=token(uid, role))
+        assert r["type"] == "ok", r
+        return c
+
+
+@contextlib.contextmanager
+def ring() -> Iterator[Ring]:
+    """Two workers on one uvloop thread (separate hubs, ports and bus sockets)."""
+    loop = uvloop.new_event_loop()
+    bus_dir = tempfile.mkdtemp(prefix="croupier-bus-")
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def boot() -> None:
+        try:
+            servers, routers = {}, {}
+            for me in MEMBERS:
+                hub = Hub(config())
+                routers[me] = await join_ring(hub, me, MEMBERS, f"unix://{bus_dir}")
+                servers[me] = await start(hub.config, hub=hub)
+            box["ring"] = Ring(servers, routers)
+        except BaseException as exc:
+            box["error"] = exc
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(boot())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    if "error" in box:
+        raise box["error"]
+    r: Ring = box["ring"]
+
+    async def stop() -> None:
+        for me in MEMBERS:
+            await r.servers[me].stop(drain_seconds=0.3)
+            await r.routers[me].close()
+
+    try:
+        yield r
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def run(body: Any) -> None:
+    with ring() as r:
+        asyncio.run(asyncio.wait_for(body(r), 30))
+
+
+def test_both_hosts_have_rooms() -> None:
+    assert {host_of(r) for r in ROOMS} == set(MEMBERS)  # the scenarios below need it
+
+
+def test_every_worker_lists_every_room_with_the_same_ids() -> None:
+    async def body(r: Ring) -> None:
+        a, da = await r.guest("w0", "ann")
+        b, db = await r.guest("w1", "bob")
+        for data in (da, db):
+            assert [room["name"] for room in data["rooms"]] == ROOMS
+            assert [room["id"] for room in data["rooms"]] == list(range(1, len(ROOMS) + 1))
+        assert da["user"]["id"] != db["user"]["id"]  # guest ids do not collide
+        assert SHARDS.home("demo", da["user"]["id"]) == "w0"
+        assert SHARDS.home("demo", db["user"]["id"]) == "w1"
+        await a.close()
+        await b.close()
+
+    run(body)
+
+
+def test_members_on_two_workers_share_a_room() -> None:
+    async def body(r: Ring) -> None:
+        room = room_on("w1")  # hosted on w1; ann lives on w0
+        a, da = await r.guest("w0", "ann")
+        b, db = await r.guest("w1", "bob")
+        ja = await a.request("join_room", room=room)
+        assert ja["type"] == "ok", ja
+        rid = ja["data"]["room"]["id"]
+        jb = await b.request("join_room", room=rid)
+        assert [u["name"] for u in jb["data"]["users"]] == ["ann", "bob"]
+        entered = await a.event("user_entered")
+        assert entered["data"]["user"]["name"] == "bob"
+        assert (await a.request("public_message", room=rid, text="hi from w0"))["type"] == "ok"
+        for c in (a, b):
+            msg = await c.event("public_message")
+            assert msg["data"]["text"] == "hi from w0"
+        ok = await a.request("set_room_variables", room=rid, variables=[{"name": "pot", "value": 5}])
+        assert ok["type"] == "ok", ok
+        assert (await b.event("room_variables"))["data"]["variables"][0]["value"] == 5
+        ok = await a.request("set_user_variables", variables=[{"name": "avatar", "value": "cat"}])
+        assert ok["type"] == "ok"
+        uv = await b.event("user_variables")
+        assert uv["data"] == {"user": da["user"]["id"], "variables": [{"name": "avatar", "value": "cat"}]}
+        # ann leaves by closing: bob sees her go (the host drops her proxy)
+        await a.request("logout")
+        left = await b.event("user_left")
+        assert left["data"] == {"room": rid, "user": da["user"]["id"]}
+        await a.close()
+        await b.close()
+
+    run(body)
+
+
+def test_private_message_to_a_user_on_another_worker() -> None:
+    async def body(r: Ring) -> None:
+        a, _ = await r.guest("w0", "ann")
+        b, db = await r.guest("w1", "bob")
+        ok = await a.request("private_message", to=db["user"]["id"], text="psst")
+        assert ok["type"] == "ok", ok
+        got = await b.event("private_message")
+        assert got["data"]["text"] == "psst"
+        echo = await a.event("private_message")  # the sender gets its copy too
+        assert echo["data"]["text"] == "psst"
+        missing = await a.request("private_message", to=user_on("w1", 50_000), text="?")
+        assert missing["type"] == "error" and missing["code"] == ErrorCode.USER_NOT_FOUND
+        await a.close()
+        await b.close()
+
+    run(body)
+
+
+def test_created_rooms_are_announced_everywhere_and_removed_when_empty() -> None:
+    async def body(r: Ring) -> None:
+        name = next(f"table-{i}" for i in range(100) if host_of(f"table-{i}") == "w1")
+        a, _ = await r.guest("w0", "ann")  # creator on w0, room hosted on w1
+        b, _ = await r.guest("w1", "bob")
+        c, _ = await r.guest("w0", "cid")
+        created = await a.request("create_room", name=name, group="default", max_users=4)
+        assert created["type"] == "ok", created
+        rid = created["data"]["room"]["id"]
+        assert rid >= DYNAMIC_BASE and SHARDS.host("demo", rid) == "w1"
+        for watcher in (b, c):  # w1's own subscriber, and w0's (through the directory)
+            added = await watcher.event("room_added")
+            assert added["data"]["room"]["name"] == name
+        listing = await c.request("list_rooms")
+        assert name in [room["name"] for room in listing["data"]["rooms"]]
+        taken = await c.request("create_room", name=name)
+        assert taken["type"] == "error" and taken["code"] == ErrorCode.ROOM_NAME_TAKEN
+        joined = await c.request("join_room", room=name)
+        assert joined["type"] == "ok"
+        await c.event("room_count")
+        await a.request("leave_room", room=rid)
+        await c.request("leave_room", room=rid)
+        removed = await b.event("room_removed")
+        assert removed["data"]["room"] == rid
+        await c.event("room_removed")
+        assert name not in [room["name"] for room in (await c.request("list_rooms"))["data"]["rooms"]]
+        for x in (a, b, c):
+            await x.close()
+
+    run(body)
+
+
+def test_moderator_kicks_a_user_on_another_worker_and_admin_speaks_to_the_zone() -> None:
+    async def body(r: Ring) -> None:
+        mod_id, victim_id = user_on("w0"), user_on("w1")
+        admin_id = user_on("w0", 5000)
+        mod = await r.user(mod_id, "moderator")
+        victim = await r.user(victim_id)
+        admin = await r.user(admin_id, "admin")
+        other, _ = await r.guest("w1", "eve")
+        said = await admin.request("admin_message", text="maintenance at 6", scope="zone")
+        assert said["type"] == "ok", said
+        for c in (victim, other, mod):
+            assert (await c.event("admin_message"))["data"]["text"] == "maintenance at 6"
+        kicked = await mod.request("kick", user=victim_id, reason="spam")
+        assert kicked["type"] == "ok", kicked
+        note = await victim.event("kicked")
+        assert note["data"]["reason"] == "spam"
+        with pytest.raises(websockets.ConnectionClosed):  # the socket closes
+            await victim.recv(2)
+        assert victim.ws.close_code == CloseCode.KICKED
+        for c in (mod, admin, other):
+            await c.close()
+
+    run(body)
+
+
+def test_a_worker_that_restarts_drops_the_proxies_of_its_users() -> None:
+    async def body(r: Ring) -> None:
+        room = room_on("w0")
+        a, _ = await r.guest("w0", "ann")
+        b, db = await r.guest("w1", "bob")
+        rid = (await b.request("join_room", room=room))["data"]["room"]["id"]
+        await a.request("join_room", room=rid)
+        r0 = r.routers["w0"]
+        assert ("demo", db["user"]["id"]) in r0.homes
+        r0._on_hello("w1", None)  # what w0 does when a restarted w1 says hello
+        left = await a.event("user_left")
+        assert left["data"]["user"] == db["user"]["id"]
+        assert ("demo", db["user"]["id"]) not in r0.homes
+        await a.close()
+        await b.close()
+
+    run(body)
