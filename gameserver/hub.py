@@ -309,7 +309,8 @@ class Hub:
                 conn.close(code, reason)
         outputs = self.zones[player.zone].remove_user(player.user_id)
         if outputs:
-            self.deliver(player.zone, outputs)
+            self.router.deliver(player.zone, outputs)
+        self.router.session_ended(player.zone, player.user_id)
 
     # -- delivery ----------------------------------------------------------------------
 
@@ -348,10 +349,7 @@ class Hub:
         ]
         for player in expired:
             self._end_player(player)
-        for name, zone in self.zones.items():  # coalesced room_count events (rooms/zone.py)
-            counts = zone.flush_counts()
-            if counts:
-                self.deliver(name, counts)
+        self.router.sweep()
 
     def shutdown(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
         """Stop accepting and ask every client to go (and resume elsewhere)."""

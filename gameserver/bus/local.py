@@ -88,7 +88,7 @@ class _Outbound(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         if self.pending:
             pending, self.pending = self.pending, []
-            transport.write(frame_many(pending))
+            self.transport.write(frame_many(pending))  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:  # one-way: nothing comes back
         pass
