@@ -99,6 +99,12 @@ def parser() -> argparse.ArgumentParser:
         "--out", default="bench/out/run", help="output directory (report.json, summary.md, plot.png)"
     )
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument(
+        "--protocol",
+        choices=["croupier", "colyseus"],
+        default="croupier",
+        help="the targets' protocol: colyseus drives a Colyseus room server (the peer; needs --target)",
+    )
     p.add_argument("--plan", action="store_true", help="print what would be started, start nothing")
     return p
 
@@ -135,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         server_env=dict(args.server_env),
         admin_base_port=args.admin_base_port,
         stats_urls=list(args.stats_url),
+        protocol=args.protocol,
     )
+    if args.protocol != "croupier" and not args.target:
+        print(
+            "loadgen: --protocol colyseus needs --target ws://127.0.0.1:PORT (a running peer)",
+            file=sys.stderr,
+        )
+        return 2
     if args.plan:
         import json
 

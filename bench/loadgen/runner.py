@@ -56,6 +56,8 @@ class Options:
     admin_base_port: int | None = None
     #: /stats URLs of external servers (with `targets`)
     stats_urls: list[str] = field(default_factory=list)
+    #: the targets' protocol: "croupier", or "colyseus" for the peer (needs `targets`)
+    protocol: str = "croupier"
 
 
 def plan_workers(connections: int, requested: int) -> int:
@@ -240,6 +242,7 @@ class Run:
                 source_ip=ips[i],
                 ramp_rate=rate / n if rate > 0 else 0.0,
                 lifetime=lifetime,
+                protocol=o.protocol,
             )
             parent, child = ctx.Pipe(duplex=True)
             proc = ctx.Process(target=worker_main, args=(cfg, child), name=f"loadgen-{i}", daemon=True)
@@ -431,7 +434,11 @@ class Run:
         """One timeline point: the latest counters of every generator plus a server sample."""
         snaps = [h.snap for h in self.workers if h.snap is not None]
         now = time.monotonic()
-        row: dict[str, Any] = {"t": round(now - self.t0, 2), "phase": self.phase}
+        row: dict[str, Any] = {
+            "t": round(now - self.t0, 2),
+            "phase": self.phase,
+            "wall": round(time.time(), 3),
+        }
         row["open"] = sum(s["open"] for s in snaps)
         row["sessions"] = sum(s["sessions"] for s in snaps)
         row["sent"] = sum(s["sent"] for s in snaps)

@@ -45,6 +45,8 @@ class WorkerConfig(Struct, frozen=True):
     lifetime: float
     connect_timeout: float = 10.0
     close_timeout: float = 10.0
+    #: the servers' protocol: "croupier" (native) or "colyseus" (the peer, bench/loadgen/colyseus.py)
+    protocol: str = "croupier"
 
 
 def raise_nofile() -> int:
@@ -97,6 +99,11 @@ class Worker:
             [CompiledStep(s, self.shared.step(s.name)) for s in p.steps] for p in cfg.scenario.profiles
         ]
         self.weights = [p.weight for p in cfg.scenario.profiles]
+        self.bot_class: type[Bot] = Bot
+        if cfg.protocol == "colyseus":
+            from .colyseus import ColyseusBot
+
+            self.bot_class = ColyseusBot
 
     # -- garbage collection ----------------------------------------------------------------
 
@@ -286,7 +293,7 @@ class Worker:
                 return
             index = cfg.first + j * cfg.stride
             steps = self.profiles[assign_profile(index, self.weights)]
-            bot = Bot(self, index, steps, index % ntargets)
+            bot = self.bot_class(self, index, steps, index % ntargets)
             self.bots.append(bot)
             bot.task = loop.create_task(bot.run(released))
             if j % 500 == 499:
