@@ -1,19 +1,26 @@
-"""The admin HTTP app (Starlette): health, readiness, metrics and stats of one worker.
+"""The admin HTTP apps (Starlette): one worker's, and the supervisor's over all workers.
 
 Routes: `GET /healthz` (200 while the event loop runs), `GET /readyz` (200 while the
 worker accepts sessions, 503 when draining), `GET /metrics` (Prometheus text format),
 `GET /stats` (JSON counts). Served on `server.admin_port` by uvicorn on the worker's own
 event loop. The operator panel will grow here, on the same interfaces.
+
+With several workers the supervisor serves the same routes over every worker of the
+node (`build_cluster_app`): counters summed, gauges labelled `worker`, `/stats` summed
+with a per-worker list; plus `GET /admin/workers` and `POST /admin/rolling-restart`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -23,6 +30,7 @@ from .metrics import registry_for, render
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .supervisor import Supervisor
 
 
 def build_app(hub: Hub) -> Starlette:
@@ -40,16 +48,150 @@ def build_app(hub: Hub) -> Starlette:
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def stats(request: Request) -> Response:
-        data: dict[str, object] = dict(hub.stats())
-        data["zones"] = {name: len(z.users) for name, z in hub.zones.items()}
-        data["requests"] = dict(hub.counters.requests)
-        return JSONResponse(data)
+        return JSONResponse(worker_stats(hub))
 
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/stats", stats),
+    ]
+    return Starlette(routes=routes)
+
+
+def worker_stats(hub: Hub) -> dict[str, Any]:
+    """`/stats` of one worker: session counts, users per zone, requests by type."""
+    data: dict[str, Any] = dict(hub.stats())
+    data["zones"] = {name: len(z.users) for name, z in hub.zones.items()}
+    data["requests"] = dict(hub.counters.requests)
+    return data
+
+
+# -- the supervisor's app: every worker of the node -----------------------------------------
+
+
+def _sum_into(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for key, value in part.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, dict):
+            _sum_into(total.setdefault(key, {}), value)
+
+
+class ClusterCollector(Collector):
+    """Metrics of every worker: counters and histograms summed (with the totals of workers
+    that exited, so sums never go down), gauges per worker (label `worker`), plus the
+    supervisor's own counters. Filled by `refresh` before each scrape."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.snapshots: list[tuple[str, list[Any]]] = []
+
+    async def refresh(self) -> None:
+        sup = self.sup
+        live = sup.live()
+        answers = await asyncio.gather(*(sup.ask(wp, "metrics") for wp in live))
+        self.snapshots = []
+        for wp, families in zip(live, answers, strict=True):
+            if families is not None:
+                wp.last_metrics = families
+            if wp.last_metrics:
+                self.snapshots.append((wp.slot.member, wp.last_metrics))
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        sums: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = dict(self.sup.retired)
+        kinds: dict[str, tuple[str, str]] = {}
+        for member, families in self.snapshots:
+            for name, kind, doc, samples in families:
+                kinds.setdefault(name, (kind, doc))
+                if kind in ("counter", "histogram", "summary"):
+                    for sname, labels, value in samples:
+                        key = (name, sname, tuple(sorted(labels.items())))
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                else:
+                    fam = merged.get(name)
+                    if fam is None:
+                        fam = merged[name] = Metric(name, doc, kind)
+                    for sname, labels, value in samples:
+                        fam.add_sample(sname, {**labels, "worker": member}, float(value))
+        for (name, sname, labels), value in sorted(sums.items()):
+            kind, doc = kinds.get(name, ("counter", ""))
+            fam = merged.get(name)
+            if fam is None:
+                fam = merged[name] = Metric(name, doc, kind)
+            fam.add_sample(sname, dict(labels), value)
+        yield from merged.values()
+        sup = self.sup
+        workers = GaugeMetricFamily("croupier_workers", "Worker processes by state", labels=["state"])
+        live = sup.live()
+        workers.add_metric(["ready"], sum(1 for wp in live if not wp.draining))
+        workers.add_metric(["draining"], sum(1 for wp in live if wp.draining))
+        yield workers
+        gen = GaugeMetricFamily("croupier_worker_generation", "Fencing generation", labels=["worker"])
+        for slot in sup.slots:
+            if slot.current is not None:
+                gen.add_metric([slot.member], slot.current.generation)
+        yield gen
+        for counter, doc in (
+            ("restarts", "Workers restarted after they died or stopped answering"),
+            ("superseded", "Workers replaced because they stopped answering"),
+            ("handoffs", "Client sockets handed to a worker"),
+            ("redirects", "Clients sent to another node (4010)"),
+            ("refused", "Client sockets closed: no worker could take them"),
+        ):
+            yield CounterMetricFamily(f"croupier_supervisor_{counter}", doc, value=sup.counters[counter])
+
+
+def build_cluster_app(sup: Supervisor) -> Starlette:
+    collector = ClusterCollector(sup)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        if sup.ready:
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("not ready\n", status_code=503)
+
+    async def metrics(request: Request) -> Response:
+        await collector.refresh()
+        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def stats(request: Request) -> Response:
+        live = sup.live()
+        answers = await asyncio.gather(*(sup.ask(wp, "stats") for wp in live))
+        total: dict[str, Any] = {}
+        per_worker = []
+        for wp, data in zip(live, answers, strict=True):
+            if data is None:
+                continue
+            _sum_into(total, data)
+            per_worker.append({"worker": wp.slot.member, "pid": wp.pid, "generation": wp.generation, **data})
+        total.setdefault("connections", 0)
+        total.setdefault("players", 0)
+        total["workers"] = per_worker
+        return JSONResponse(total)
+
+    async def workers(request: Request) -> Response:
+        return JSONResponse({"rolling_restart": sup.rolling, "workers": sup.workers_view()})
+
+    async def rolling_restart(request: Request) -> Response:
+        if sup.rolling_restart():
+            return JSONResponse({"started": True}, status_code=202)
+        return JSONResponse({"started": False, "error": "a rolling restart is running"}, status_code=409)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/stats", stats),
+        Route("/admin/workers", workers),
+        Route("/admin/rolling-restart", rolling_restart, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
@@ -65,5 +207,12 @@ class AdminServer(uvicorn.Server):
 def admin_server(hub: Hub, host: str, port: int) -> AdminServer:
     config = uvicorn.Config(
         build_app(hub), host=host, port=port, log_level="warning", lifespan="off", access_log=False
+    )
+    return AdminServer(config)
+
+
+def cluster_admin_server(sup: Supervisor, host: str, port: int) -> AdminServer:
+    config = uvicorn.Config(
+        build_cluster_app(sup), host=host, port=port, log_level="warning", lifespan="off", access_log=False
     )
     return AdminServer(config)

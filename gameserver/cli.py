@@ -1,6 +1,6 @@
 """Command line: `croupier run` starts a server, `croupier token` mints a login token.
 
-python -m gameserver run [--config FILE]
+python -m gameserver run [--config FILE] [--workers N]
 python -m gameserver token --user 42 --zone demo [--name alice] [--role user] [--ttl 3600]
 """
 
@@ -15,6 +15,8 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+import msgspec
 
 from . import auth, logs
 from .config import DEV_SECRET, Config, load
@@ -47,13 +49,20 @@ async def _run(config: Config) -> None:
     await server.stop()
 
 
-def _run_loop(config: Config) -> None:
+def _run_loop(config: Config, log_level: str = "INFO", log_format: str = "text") -> None:
+    cl = config.cluster
+    if cl.workers == 1 and not cl.nodes:
+        main = _run(config)  # one process: no supervisor, no hand-off
+    else:
+        from .supervisor import run as run_cluster
+
+        main = run_cluster(config, log_level, log_format)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
-        asyncio.run(_run(config))
+        asyncio.run(main)
         return
-    uvloop.run(_run(config))
+    uvloop.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the server")
     run.add_argument("--config", help="TOML config file (default: config/croupier.toml)")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: cluster.workers, 1 = a single process; 0 = one per CPU)",
+    )
     run.add_argument(
         "--log-format",
         choices=["text", "json"],
@@ -94,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
+    if args.workers is not None:
+        if args.workers < 0:
+            print("croupier: --workers must be 0 (one per CPU) or more", file=sys.stderr)
+            return 2
+        config = msgspec.structs.replace(
+            config, cluster=msgspec.structs.replace(config.cluster, workers=args.workers)
+        )
     logs.configure(args.log_level, args.log_format)
     with contextlib.suppress(KeyboardInterrupt):
-        _run_loop(config)
+        _run_loop(config, args.log_level, args.log_format)
     return 0

@@ -48,6 +48,40 @@ class ServerSection(Struct, frozen=True, forbid_unknown_fields=True):
     backlog: int = 4096
 
 
+class NodeAddress(Struct, frozen=True, forbid_unknown_fields=True):
+    """One node of a cluster: where its clients connect (`[[cluster.nodes]]`)."""
+
+    host: str
+    ws_port: int
+    tcp_port: int = -1
+    sfs_tcp_port: int = -1
+
+
+class ClusterSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """Worker processes and nodes (docs/cluster.md)."""
+
+    #: Worker processes on this node: 1 = one process, no supervisor (the default);
+    #: 0 = one per CPU; N > 1 = a supervisor, an acceptor and N workers.
+    workers: int = 1
+    #: This node's position in `nodes` (0 with one node).
+    node_index: int = 0
+    #: Every node of the cluster, in the same order on every node; empty = this node only.
+    #: Every node must run the same number of workers (the ring spans all of them).
+    nodes: list[NodeAddress] = []
+    #: Directory for the workers' Unix sockets (bus); empty = a fresh temporary directory.
+    run_dir: str = ""
+    #: Seconds between the supervisor's lease renewals (heartbeats) to each worker.
+    heartbeat_interval: float = 0.5
+    #: A worker that has not answered for this long is replaced (and fenced: its lease,
+    #: granted for this long, has run out, so it refuses to act if it wakes up).
+    lease_timeout: float = 3.0
+    #: Seconds a draining worker gets to finish rounds in flight before closing its clients.
+    drain_timeout: float = 10.0
+    #: SIGKILL a superseded (unresponsive) worker at once; false: only cut it off and let
+    #: it fence itself when it wakes up (it exits when it sees its lease has run out).
+    kill_superseded: bool = True
+
+
 class LimitsSection(Struct, frozen=True, forbid_unknown_fields=True):
     """Connection limits (see README, "Limits")."""
 
@@ -134,6 +168,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     zones: list[ZoneConfig] = field(default_factory=list)
     store: StoreSection = field(default_factory=StoreSection)
     casino: CasinoSection = field(default_factory=CasinoSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
 
     def check(self) -> None:
         """Raise ValueError if settings contradict each other."""
@@ -167,6 +202,15 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"casino.zones.{zname}.currency must be 1-16 characters")
         if self.store.commit_timeout <= 0:
             raise ValueError("store.commit_timeout must be positive")
+        cl = self.cluster
+        if cl.workers < 0 or cl.workers > 256:
+            raise ValueError("cluster.workers must be 0 (one per CPU) .. 256")
+        if cl.nodes and cl.workers == 0:
+            raise ValueError("cluster.workers must be set explicitly (the same on every node) with cluster.nodes")
+        if cl.nodes and not 0 <= cl.node_index < len(cl.nodes):
+            raise ValueError("cluster.node_index must index cluster.nodes")
+        if cl.heartbeat_interval <= 0 or cl.lease_timeout <= 2 * cl.heartbeat_interval:
+            raise ValueError("cluster.lease_timeout must be above twice cluster.heartbeat_interval")
 
     @property
     def secret(self) -> Secret:
@@ -175,7 +219,13 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    sections = {"server": ServerSection, "limits": LimitsSection, "auth": AuthSection, "store": StoreSection}
+    sections = {
+        "server": ServerSection,
+        "limits": LimitsSection,
+        "auth": AuthSection,
+        "store": StoreSection,
+        "cluster": ClusterSection,
+    }
     for section, cls in sections.items():
         for name in cls.__struct_fields__:
             key = f"CROUPIER_{section.upper()}_{name.upper()}"

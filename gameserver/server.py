@@ -100,9 +100,16 @@ async def _sweep(hub: Hub, interval: float) -> None:
             logger.exception("sweep failed")
 
 
-async def start(config: Config, clock: Clock | None = None) -> Server:
-    """Open the store (when a zone has a casino), bind the configured listeners, serve."""
-    hub = Hub(config, clock)
+async def start(
+    config: Config, clock: Clock | None = None, *, hub: Hub | None = None, listen: bool = True
+) -> Server:
+    """Open the store (when a zone has a casino), bind the configured listeners, serve.
+
+    A cluster worker (gameserver/worker.py) passes its own `hub` and `listen=False`: it
+    binds no port (the acceptor hands it sockets) and serves no admin HTTP (the
+    supervisor aggregates every worker's).
+    """
+    hub = hub if hub is not None else Hub(config, clock)
     stores: Stores | None = None
     if config.casino.zones or config.store.zone_state:
         stores = await open_stores(config.store.url, config.store.cache_url)
@@ -121,6 +128,12 @@ async def start(config: Config, clock: Clock | None = None) -> Server:
             await stores.close()
             raise
     cfg = config.server
+    if not listen:
+        server = Server(hub, 0, None, [], stores=stores)
+        loop = asyncio.get_running_loop()
+        server.sweeper = loop.create_task(_sweep(hub, cfg.sweep_interval))
+        server.background.append(loop.create_task(watch_loop_lag(hub.counters), name="loop-lag"))
+        return server
     serve = serve_picows if cfg.transport == "picows" else serve_websockets
     try:
         ws = await serve(hub, cfg.host, cfg.ws_port, cfg.ws_path, cfg.echo_path, cfg.backlog)

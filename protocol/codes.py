@@ -34,6 +34,10 @@ class ErrorCode(IntEnum):
     ZONE_FULL = 105
     RESUME_FAILED = 106  # session gone or events no longer buffered: log in again
     BAD_NAME = 107
+    #: a token login on a worker that does not own the user: reconnect with `?token=` in the
+    #: WebSocket URL (TCP: send `login` as the first frame) so the acceptor routes it to the owner
+    WRONG_WORKER = 110
+
 
     # Rooms and groups (200-299)
     ROOM_NOT_FOUND = 200
@@ -90,6 +94,7 @@ class CloseCode(IntEnum):
     TOO_SLOW = 4007  # the client does not read fast enough (outgoing queue full)
     PROTOCOL_ERROR = 4008  # the byte stream cannot be parsed (TCP framing)
     RESUME_ELSEWHERE = 4009  # move: reconnect and resume (worker draining / ring change)
+    WRONG_NODE = 4010  # the user lives on another node: the reason is its address; reconnect there
 
 
 #: Close codes after which a client should reconnect and send `resume`.

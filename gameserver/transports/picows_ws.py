@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import picows
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
+from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from protocol.assembler import Assembler
 from protocol.codec import MSGPACK, Codec, choose_subprotocol
@@ -176,6 +177,9 @@ def listener_factory(hub: Hub, path: str, echo_path: str) -> Callable[[WSUpgrade
     return factory
 
 
+_READ_BUFFER_INIT = 2048  # 14 KiB per idle connection instead of 28 (research)
+
+
 async def serve_picows(
     hub: Hub, host: str, port: int, path: str, echo_path: str, backlog: int
 ) -> asyncio.Server:
@@ -186,7 +190,53 @@ async def serve_picows(
         port,
         websocket_handshake_timeout=hub.session_limits.auth_timeout,
         max_frame_size=hub.session_limits.max_message_bytes + 16,
-        read_buffer_init_size=2048,  # 14 KiB per idle connection instead of 28 (research)
+        read_buffer_init_size=_READ_BUFFER_INIT,
         enable_auto_pong=False,  # we answer pings ourselves, after checking reserved bits
         backlog=backlog,
+    )
+
+
+class _AdoptedProtocol(WSProtocol):  # type: ignore[misc]
+    """picows' server protocol for a socket accepted by another process (fd hand-off).
+
+    The acceptor already read the HTTP upgrade request (and maybe more): those bytes are
+    fed through the BufferedProtocol interface right after `connection_made`, before the
+    event loop reads the socket itself. `WSProtocol`'s constructor is picows-internal
+    (2.3.x; tests/unit/gameserver/test_handoff.py covers it).
+    """
+
+    def __init__(self, preread: bytes, *args: Any) -> None:
+        super().__init__(*args)
+        self._preread = preread
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        view, self._preread = memoryview(self._preread), b""
+        while view:
+            buf = self.get_buffer(-1)
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            self.buffer_updated(n)
+            view = view[n:]
+
+
+def adopted_protocol(hub: Hub, path: str, echo_path: str, preread: bytes) -> asyncio.BaseProtocol:
+    """A protocol for `loop.connect_accepted_socket`: the same settings as `serve_picows`."""
+    return _AdoptedProtocol(  # type: ignore[no-any-return]
+        preread,
+        None,  # host+port (client side only)
+        None,  # ws_path (client side only)
+        False,  # is_client_side
+        listener_factory(hub, path, echo_path),
+        logging.getLogger("picows.server"),
+        True,  # disconnect_on_exception
+        hub.session_limits.auth_timeout,
+        False,  # enable_auto_ping
+        20.0,
+        20.0,
+        picows.WSAutoPingStrategy.PING_WHEN_IDLE,
+        False,  # enable_auto_pong: we answer pings ourselves
+        hub.session_limits.max_message_bytes + 16,
+        None,  # extra_headers
+        _READ_BUFFER_INIT,
     )

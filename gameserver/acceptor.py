@@ -1,0 +1,272 @@
+"""The acceptor: binds the public ports, learns each client's routing key, hands it off.
+
+It runs in the supervisor process. For each accepted socket it reads just enough to
+know whose connection it is, then the supervisor passes the socket and the bytes read
+to the owning worker (gameserver/handoff.py, SCM_RIGHTS):
+
+- WebSocket: the HTTP upgrade request head. `?token=<login token>` -> the token's user
+  (signature and expiry checked here: a bad token carries no key); `?resume=<resume
+  token>` -> the worker the token names. Otherwise no key.
+- Raw TCP: the first length-prefixed MessagePack frame: a `login` with a `token`, or a
+  `resume`. Anything else: no key.
+- SmartFox TCP: no key (nothing is read).
+
+A connection without a key goes to the least-loaded worker. The worker completes the
+WebSocket handshake; nothing here writes to a client except a redirect to another node
+(`redirect_ws` / `redirect_tcp`: close code 4010 with the node's address as the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+import msgspec
+
+from protocol.codec import choose_subprotocol
+from protocol.codes import CloseCode
+from protocol.framing import HEADER_SIZE, frame
+from protocol.messages import Closing
+
+from . import auth
+
+logger = logging.getLogger("croupier.acceptor")
+
+#: Largest HTTP upgrade request head we read (picows also stops at 16 KiB).
+MAX_HEAD = 16 * 1024
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the acceptor learnt: a token user, or the worker a resume token names."""
+
+    user: tuple[str, int] | None = None  # (zone, user id) from a verified login token
+    resume: str | None = None  # ring member from a resume token
+
+    @property
+    def empty(self) -> bool:
+        return self.user is None and self.resume is None
+
+
+NO_ROUTE = Route()
+
+
+def _route_for(token: str | None, resume: str | None, secret: str, now: float) -> Route:
+    if token:
+        try:
+            claims = auth.verify(secret, token, now)
+        except Exception:  # a bad token: the worker answers the login with its error
+            return NO_ROUTE
+        return Route(user=(claims.z, claims.u))
+    if resume:
+        owner = auth.resume_owner(resume)
+        if owner is not None:
+            return Route(resume=owner)
+    return NO_ROUTE
+
+
+def head_complete(buf: bytes | bytearray) -> bool:
+    return b"\r\n\r\n" in buf
+
+
+def parse_ws_head(head: bytes) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(path, query, headers) of an HTTP request head; headers are lower-cased names.
+
+    Raises:
+        ValueError: not an HTTP request line.
+    """
+    lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        raise ValueError("not an HTTP request")
+    target = parts[1]
+    path, _, qs = target.partition("?")
+    query = {k: v[0] for k, v in parse_qs(qs, keep_blank_values=False).items() if v}
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return path, query, headers
+
+
+def ws_route(head: bytes, secret: str, now: float) -> Route:
+    """The routing key of a WebSocket upgrade request (`?token=` / `?resume=`)."""
+    try:
+        _, query, _ = parse_ws_head(head)
+    except ValueError:
+        return NO_ROUTE
+    return _route_for(query.get("token"), query.get("resume"), secret, now)
+
+
+class _FirstFrame(msgspec.Struct):
+    type: str = ""
+    token: str | None = None
+
+
+_decode_first = msgspec.msgpack.Decoder(_FirstFrame).decode
+
+
+def tcp_frame_size(buf: bytes | bytearray) -> int | None:
+    """Bytes of the first whole frame (header included), or None while incomplete."""
+    if len(buf) < HEADER_SIZE:
+        return None
+    size = HEADER_SIZE + int.from_bytes(buf[:HEADER_SIZE], "big")
+    return size if len(buf) >= size else None
+
+
+def tcp_route(first: bytes, secret: str, now: float) -> Route:
+    """The routing key of the first raw TCP frame (header included)."""
+    try:
+        msg = _decode_first(first[HEADER_SIZE:])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return NO_ROUTE
+    if msg.type == "login":
+        return _route_for(msg.token, None, secret, now)
+    if msg.type == "resume":
+        return _route_for(None, msg.token, secret, now)
+    return NO_ROUTE
+
+
+def redirect_ws(sock: socket.socket, head: bytes, code: int, reason: str) -> None:
+    """Complete the upgrade and close at once with `code`; `reason` is the address to use."""
+    try:
+        _, _, headers = parse_ws_head(head)
+    except ValueError:
+        headers = {}
+    key = headers.get("sec-websocket-key", "").encode("latin-1")
+    accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())  # RFC 6455 4.2.2
+    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    chosen, _ = choose_subprotocol(offered)
+    lines = [
+        b"HTTP/1.1 101 Switching Protocols",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Accept: " + accept,
+    ]
+    if chosen is not None:
+        lines.append(b"Sec-WebSocket-Protocol: " + chosen.encode("ascii"))
+    payload = code.to_bytes(2, "big") + reason.encode("utf-8")[:123]
+    close_frame = bytes([0x88, len(payload)]) + payload
+    _send_and_close(sock, b"\r\n".join(lines) + b"\r\n\r\n" + close_frame)
+
+
+def redirect_tcp(sock: socket.socket, code: int, reason: str) -> None:
+    _send_and_close(sock, frame(msgspec.msgpack.encode(Closing(code, reason))))
+
+
+def _send_and_close(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.send(data)  # small: fits the empty send buffer of a fresh socket
+        sock.shutdown(socket.SHUT_WR)
+    # Give the client a moment to read before the descriptor goes (an early close with
+    # unread input would send RST).
+    asyncio.get_running_loop().call_later(1.0, sock.close)
+
+
+Dispatch = Callable[[str, socket.socket, bytes, Route], None]
+
+
+class Acceptor:
+    """Listening sockets of one node and the first-bytes reader of each new client."""
+
+    def __init__(self, secret: str, read_timeout: float, max_frame: int, dispatch: Dispatch) -> None:
+        self.secret = secret
+        self.read_timeout = read_timeout
+        self.max_frame = max_frame
+        self.dispatch = dispatch
+        self.listeners: list[tuple[str, socket.socket]] = []
+        self.accepted = 0
+        self.dropped = 0  # closed before a key was learnt (timeout, EOF, garbage)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+
+    def listen(self, kind: str, host: str, port: int, backlog: int) -> int:
+        """Bind and listen; returns the bound port. `kind`: "ws", "tcp" or "sfs"."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+        self.listeners.append((kind, sock))
+        self._loop.add_reader(sock.fileno(), self._accept, kind, sock)
+        return int(sock.getsockname()[1])
+
+    def close(self) -> None:
+        for _, sock in self.listeners:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self.listeners.clear()
+        for task in self._tasks:
+            task.cancel()
+
+    def _accept(self, kind: str, lsock: socket.socket) -> None:
+        for _ in range(256):
+            try:
+                sock, _ = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE...: back off a little, keep the backlog
+                logger.warning("accept failed: %s", exc)
+                self._loop.remove_reader(lsock.fileno())
+                self._loop.call_later(0.1, self._loop.add_reader, lsock.fileno(), self._accept, kind, lsock)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.accepted += 1
+            if kind == "sfs":
+                self.dispatch(kind, sock, b"", NO_ROUTE)
+                continue
+            task = self._loop.create_task(self._read_key(kind, sock))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _read_key(self, kind: str, sock: socket.socket) -> None:
+        buf = bytearray()
+        loop = self._loop
+        deadline = loop.time() + self.read_timeout
+        try:
+            while True:
+                if kind == "ws":
+                    if head_complete(buf):
+                        route = ws_route(bytes(buf), self.secret, time.time())
+                        break
+                    if len(buf) > MAX_HEAD:
+                        route = NO_ROUTE  # the worker rejects it
+                        break
+                else:
+                    if len(buf) >= HEADER_SIZE and int.from_bytes(buf[:HEADER_SIZE], "big") > self.max_frame:
+                        route = NO_ROUTE  # the worker closes it (message too big)
+                        break
+                    size = tcp_frame_size(buf)
+                    if size is not None:
+                        route = tcp_route(bytes(buf[:size]), self.secret, time.time())
+                        break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
+                data = await asyncio.wait_for(loop.sock_recv(sock, 65536), remaining)
+                if not data:
+                    raise ConnectionError("closed before the first message")
+                buf += data
+        except (TimeoutError, OSError):
+            self.dropped += 1
+            sock.close()
+            return
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        self.dispatch(kind, sock, bytes(buf), route)
+
+
+__all__ = ["Acceptor", "Route", "NO_ROUTE", "CloseCode", "ws_route", "tcp_route", "parse_ws_head"]
