@@ -272,6 +272,9 @@ class Casino:
         self.run_id = secrets.token_hex(4)
         self.tasks: set[asyncio.Task[None]] = set()
         self.request_types = CASINO_TYPES
+        #: merges a player's persisted responsible-gaming settings into the cached policy
+        #: state when the wallet loads (set by the rewards service: limits, time-out, exclusion)
+        self.policy_loader: Callable[[str, PlayerState], Awaitable[PlayerState]] | None = None
         self._handlers: Mapping[type, Callable[[ZoneCasino, Wallet, Player, Any], Awaitable[Any]]] = {
             m.Spin: self._spin,
             m.RoundContinue: self._continue,
@@ -363,7 +366,17 @@ class Casino:
                     await self._load(zc, wallet)
         return wallet
 
+    async def wallet_of(self, player: Player) -> Wallet:
+        """The player's cached wallet, balance loaded; other services that move the player's
+        money commit while holding its `lock` and then update its `balance`."""
+        zc = self.zones.get(player.zone)
+        if zc is None:
+            raise RequestError(ErrorCode.NO_CASINO, f"zone {player.zone!r} has no casino")
+        return await self._wallet(zc, player)
+
     async def _load(self, zc: ZoneCasino, wallet: Wallet) -> None:
+        if self.policy_loader is not None:
+            wallet.policy = await self.policy_loader(wallet.account, wallet.policy)
         snap = await self.stores.load_user(wallet.account)
         balance = next((b.balance for b in snap.balances if b.currency == zc.currency), None)
         wallet.open_rounds = {r.round_id: r for r in snap.open_rounds}

@@ -1,0 +1,431 @@
+"""Bonuses: the daily login reward, claimable offers, free spins, deposit matches, wagering.
+
+Model (docs/casino.md, "Bonuses"): a **locked bonus**. Bonus money sits in its own
+ledger account (`<account>:bonus`) and is never staked: every stake is paid from cash.
+Settled cash rounds count towards the wagering requirement (stake × the game category's
+contribution, once per round id, BON-3). When the requirement is met, the bonus balance
+moves to cash (up to the offer's `max_cashout`; any excess goes back to the house); when
+the grant expires first, the whole bonus balance goes back to the house. One grant is
+wagered at a time.
+
+Keys: the daily reward `daily:<account>:<local date>` (once per calendar day of the
+configured time zone), a grant `bonus:<grant id>` (once per player and offer version),
+each free spin `fs:<grant id>:<n>`, the release `<grant id>:release` / `:excess`, the
+forfeit `<grant id>:forfeit`, a deposit `deposit:<zone>:<payment reference>`.
+
+Grants are documents `grant:<grant id>` (owner = account) whose status is `active`,
+then `completed` / `expired` until the closing postings are made, then `closed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from games.bonus import (
+    BonusGrant,
+    BonusTemplate,
+    SettledRound,
+    apply_round,
+    claim_daily_login,
+    expire,
+    grant_bonus,
+    settle_grant_postings,
+)
+from games.ledger import bonus_account, cash_account, house_account
+from games.policy import Activity, check_deposit
+from games.round import Bet
+from games.slots import play_round
+from persistence import Conflict, Document, PostingKind, RoundRecord, RoundStatus, TxnResult, transfer
+from persistence.records import Entry
+from protocol import rewards_messages as rm
+from protocol.codes import ErrorCode
+from protocol.errors import RequestError
+
+from ..casino import RoundState
+from ..domain import RoundSettled
+from .service import Ctx, ZoneRewards, bonus_account_of, payments_account
+
+if TYPE_CHECKING:
+    from .service import Rewards
+
+logger = logging.getLogger("croupier.rewards.bonus")
+_enc = msgspec.msgpack.encode
+
+
+class DailyState(msgspec.Struct, kw_only=True):
+    last_claim_at: int | None = None
+    streak: int = 0
+
+
+def grant_id_of(template: BonusTemplate, account: str) -> str:
+    return f"{template.id}@{template.version}/{account}"
+
+
+class Bonuses:
+    def __init__(self, svc: Rewards) -> None:
+        self.svc = svc
+        self.docs = svc.stores.bonuses
+        #: active grants per account (loaded on first use), with their document versions
+        self._active: dict[str, list[tuple[BonusGrant, int]]] = {}
+
+    def handlers(self) -> dict[type, Any]:
+        return {rm.BonusList: self.listing, rm.BonusClaim: self.claim}
+
+    def forget(self, account: str) -> None:
+        self._active.pop(account, None)
+
+    # -- grants --------------------------------------------------------------------------
+
+    async def _load_active(self, account: str) -> list[tuple[BonusGrant, int]]:
+        cached = self._active.get(account)
+        if cached is None:
+            docs = await self.docs.by_owner(account, status="active")
+            cached = [(msgspec.msgpack.decode(d.body, type=BonusGrant), d.version) for d in docs]
+            self._active[account] = cached
+        return cached
+
+    async def _save(self, grant: BonusGrant, version: int, status: str | None = None) -> int:
+        doc = Document(
+            id=f"grant:{grant.grant_id}", owner=grant.player, status=status or grant.status, body=_enc(grant)
+        )
+        return (await self.docs.put(doc, expected_version=version)).version
+
+    async def _close(self, zr: ZoneRewards, grant: BonusGrant, version: int) -> None:
+        """Post a finished grant's release or forfeit, then mark it closed."""
+        account = grant.player
+        bonus = bonus_account_of(account)
+        balance = await self.svc.balance(zr, bonus)
+        names = {
+            cash_account(zr.zone, account): account,
+            bonus_account(zr.zone, account): bonus,
+            house_account(zr.zone): zr.house,
+        }
+        for posting in settle_grant_postings(zr.zone, zr.currency, grant, balance):
+            entries = tuple(
+                Entry(names[e.account], zr.currency, e.amount, PostingKind.TRANSFER) for e in posting.entries
+            )
+            await self.svc.move(zr, posting.key, entries, account)
+        await self._save(grant, version, status="closed")
+
+    async def _update(self, zr: ZoneRewards, account: str, now: int, event: SettledRound | None) -> None:
+        active = await self._load_active(account)
+        keep: list[tuple[BonusGrant, int]] = []
+        for grant, version in active:
+            new = apply_round(grant, event) if event is not None else expire(grant, now)
+            if new is grant:
+                keep.append((grant, version))
+                continue
+            version = await self._save(new, version)
+            if new.status == "active":
+                keep.append((new, version))
+            else:
+                await self._close(zr, new, version)
+        self._active[account] = keep
+
+    async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
+        if event.stake <= 0:
+            return
+        category = "slots" if event.game in zr.casino.games else "minigames"
+        settled = SettledRound(
+            round_id=event.event_id,
+            player=account,
+            game_id=event.game,
+            category=category,
+            stake=event.stake,
+            win=event.win,
+            settled_at=event.at_ms,
+        )
+        await self._update(zr, account, event.at_ms, settled)
+
+    async def tick(self, now: int) -> None:
+        """Expire grants of players seen on this worker (others expire on their next round)."""
+        for account in list(self._active):
+            zr = self.svc.zones.get(account.split(":", 1)[0])
+            if zr is None or not any(now >= g.expires_at for g, _ in self._active.get(account, [])):
+                continue
+            async with self.svc.locked(account):
+                await self._update(zr, account, now, None)
+
+    async def _grant(
+        self, zr: ZoneRewards, template: BonusTemplate, account: str, now: int, *, deposit: int = 0
+    ) -> tuple[BonusGrant, int]:
+        """Write a new active grant (once per player and offer version).
+
+        Raises:
+            RequestError: 416 `bonus_active` while another grant is wagered, 415 if claimed.
+        """
+        if await self._load_active(account):
+            raise RequestError(ErrorCode.BONUS_ACTIVE, "a bonus is still being wagered")
+        grant = grant_bonus(
+            template, grant_id=grant_id_of(template, account), player=account, now=now, deposit=deposit
+        )
+        try:
+            version = await self._save(grant, 0)
+        except Conflict:
+            raise RequestError(ErrorCode.BONUS_CLAIMED, f"{template.id} was already claimed") from None
+        self._active.setdefault(account, []).append((grant, version))
+        return grant, version
+
+    async def _fund(self, zr: ZoneRewards, grant: BonusGrant, amount: int, reply: bytes = b"") -> TxnResult:
+        entries = transfer(zr.house, bonus_account_of(grant.player), zr.currency, amount, PostingKind.BONUS)
+        return await self.svc.move(zr, f"bonus:{grant.grant_id}", entries, grant.player, reply)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _offers(self, zr: ZoneRewards, now: int) -> list[BonusTemplate]:
+        return list(zr.cfg.bonuses)
+
+    async def listing(self, zr: ZoneRewards, ctx: Ctx, req: rm.BonusList) -> dict[str, Any]:
+        now = self.svc.now()
+        daily = zr.cfg.daily_login
+        daily_info = None
+        if daily is not None:
+            state = await self._daily(ctx.account)
+            nxt = claim_daily_login(daily, state.last_claim_at, state.streak, now)
+            daily_info = {
+                "available": nxt is not None,
+                "streak": state.streak,
+                "next_reward": None if nxt is None else nxt[0],
+                "rewards": list(daily.rewards),
+                "timezone": daily.timezone,
+            }
+        grants = []
+        for doc in await self.docs.by_owner(ctx.account):
+            if not doc.id.startswith("grant:"):
+                continue
+            g = msgspec.msgpack.decode(doc.body, type=BonusGrant)
+            grants.append(
+                {
+                    "grant": g.grant_id,
+                    "offer": g.template.id,
+                    "status": doc.status,
+                    "amount": g.amount,
+                    "wagered": g.wagered,
+                    "wagering_required": g.wagering_required,
+                    "expires_at": g.expires_at,
+                }
+            )
+        claimed = {g["offer"] for g in grants}
+        offers = [
+            {
+                "bonus": t.id,
+                "type": t.type,
+                "amount": t.amount,
+                "percent_bp": t.percent_bp,
+                "cap": t.cap,
+                "free_spins": t.free_spins,
+                "game": t.game_id,
+                "coin": t.coin,
+                "wagering_multiple": t.wagering_multiple,
+                "contribution_bp": t.contribution_bp,
+                "expiry_ms": t.expiry_ms,
+                "max_cashout": t.max_cashout,
+                "claimable": t.type in ("no_deposit", "free_spins") and t.id not in claimed,
+            }
+            for t in self._offers(zr, now)
+        ]
+        return {
+            "currency": zr.currency,
+            "bonus_balance": await self.svc.balance(zr, bonus_account_of(ctx.account)),
+            "spending_order": "cash_only_locked_bonus",
+            "daily": daily_info,
+            "offers": offers,
+            "grants": grants,
+        }
+
+    async def _daily(self, account: str) -> DailyState:
+        doc = await self.docs.get(f"daily:{account}")
+        return DailyState() if doc is None else msgspec.msgpack.decode(doc.body, type=DailyState)
+
+    async def claim(self, zr: ZoneRewards, ctx: Ctx, req: rm.BonusClaim) -> dict[str, Any]:
+        async with self.svc.locked(ctx.account):
+            await self.svc.entry_allowed(zr, ctx.account, "bonus_claim")
+            if req.bonus == "daily":
+                return await self._claim_daily(zr, ctx)
+            template = next((t for t in zr.cfg.bonuses if t.id == req.bonus), None)
+            if template is None or template.type not in ("no_deposit", "free_spins"):
+                raise RequestError(ErrorCode.BONUS_NOT_FOUND, f"no claimable offer {req.bonus!r}")
+            check = ["bonus_claim", req.bonus, ctx.key("bonus")]
+            key = f"bonus:{grant_id_of(template, ctx.account)}"
+            if await self.svc.stores.wallet.get_txn(key) is not None:
+                try:
+                    stored = await self.svc.stored(key, check)  # a retry of this request: its reply
+                except RequestError:
+                    raise RequestError(ErrorCode.BONUS_CLAIMED, f"{req.bonus} was already claimed") from None
+                assert stored is not None
+                return stored
+            now = self.svc.now()
+            doc = await self.docs.get(f"grant:{grant_id_of(template, ctx.account)}")
+            if doc is not None:  # written by an earlier attempt whose money did not commit
+                grant = msgspec.msgpack.decode(doc.body, type=BonusGrant)
+                version = doc.version
+            else:
+                grant, version = await self._grant(zr, template, ctx.account, now)
+            if template.type == "free_spins":
+                return await self._free_spins(zr, ctx, grant, version, check)
+            reply = {
+                "bonus": template.id,
+                "grant": grant.grant_id,
+                "amount": grant.amount,
+                "wagering_required": grant.wagering_required,
+                "expires_at": grant.expires_at,
+            }
+            result = await self._fund(zr, grant, grant.amount, self.svc.encode_reply(check, reply))
+            data = self.svc.replay(result, check)
+            data["bonus_balance"] = result.balance(bonus_account_of(ctx.account), zr.currency)
+            return data
+
+    async def _claim_daily(self, zr: ZoneRewards, ctx: Ctx) -> dict[str, Any]:
+        daily = zr.cfg.daily_login
+        if daily is None:
+            raise RequestError(ErrorCode.BONUS_NOT_FOUND, "this zone has no daily reward")
+        now = self.svc.now()
+        day = datetime.fromtimestamp(now / 1000, ZoneInfo(daily.timezone)).date().isoformat()
+        key = f"daily:{ctx.account}:{day}"
+        check = ["bonus_claim", "daily", ctx.key("bonus")]
+        if await self.svc.stores.wallet.get_txn(key) is not None:
+            try:
+                stored = await self.svc.stored(key, check)
+            except RequestError:
+                raise RequestError(ErrorCode.BONUS_CLAIMED, "today's reward was already claimed") from None
+            assert stored is not None
+            return stored
+        state = await self._daily(ctx.account)
+        got = claim_daily_login(daily, state.last_claim_at, state.streak, now)
+        if got is None:
+            raise RequestError(ErrorCode.BONUS_CLAIMED, "today's reward was already claimed")
+        amount, streak = got
+        reply = {"bonus": "daily", "day": day, "amount": amount, "streak": streak}
+        entries = transfer(zr.house, ctx.account, zr.currency, amount, PostingKind.BONUS)
+        result = await self.svc.move(zr, key, entries, ctx.account, self.svc.encode_reply(check, reply))
+        await self.docs.put(
+            Document(
+                id=f"daily:{ctx.account}",
+                owner=ctx.account,
+                body=_enc(DailyState(last_claim_at=now, streak=streak)),
+            )
+        )
+        data = self.svc.replay(result, check)
+        data["balance"] = result.balance(ctx.account, zr.currency)
+        return data
+
+    async def _free_spins(
+        self, zr: ZoneRewards, ctx: Ctx, grant: BonusGrant, version: int, check: list[Any]
+    ) -> dict[str, Any]:
+        """Play the award's spins now, one round each (stake 0, wins to the bonus balance);
+        the grant's wagering requirement becomes the multiple of the total won."""
+        t = grant.template
+        game = zr.casino.games.get(t.game_id or "")
+        if game is None:
+            raise RequestError(ErrorCode.GAME_NOT_FOUND, f"free-spin game {t.game_id!r} is not offered here")
+        bonus = bonus_account_of(ctx.account)
+        spins = []
+        total = 0
+        for n in range(t.free_spins):
+            key = f"fs:{grant.grant_id}:{n}"
+            done = await self.svc.stores.wallet.get_txn(key)
+            if done is not None:
+                spins.append(msgspec.msgpack.decode(done.reply, type=dict[str, Any]))
+                total += spins[-1]["win"]
+                continue
+            outcome = play_round(game.slot, self.svc.rng, Bet(coin=t.coin))
+            before = await self.svc.balance(zr, bonus)
+            round_id = uuid.uuid4().hex
+            rec = RoundRecord(
+                round_id=round_id,
+                user_id=ctx.account,
+                game_id=game.name,
+                game_version=outcome.game_version,
+                math_version=f"{outcome.profile}:{outcome.math_hash}"[:64],
+                currency=zr.currency,
+                bet=0,
+                win=outcome.win,
+                status=RoundStatus.SETTLED,
+                state=msgspec.msgpack.encode(RoundState(outcome=outcome, revealed=len(outcome.steps))),
+                balance_before=before,
+                balance_after=before + outcome.win,
+                session_id=ctx.player.session_id,
+                partner_id=zr.zone,
+            )
+            spin = {
+                "round": round_id,
+                "win": outcome.win,
+                "steps": [msgspec.to_builtins(s) for s in outcome.steps],
+            }
+            entries = (
+                transfer(zr.house, bonus, zr.currency, outcome.win, PostingKind.WIN) if outcome.win else ()
+            )
+            await self.svc.move(zr, key, entries, ctx.account, msgspec.msgpack.encode(spin), round=rec)
+            spins.append(spin)
+            total += outcome.win
+        grant = msgspec.structs.replace(grant, amount=total, wagering_required=total * t.wagering_multiple)
+        if grant.wagering_required == 0 and grant.status == "active":
+            grant = msgspec.structs.replace(grant, status="completed")
+        reply = {
+            "bonus": t.id,
+            "grant": grant.grant_id,
+            "amount": total,
+            "wagering_required": grant.wagering_required,
+            "expires_at": grant.expires_at,
+            "spins": spins,
+        }
+        result = await self.svc.move(
+            zr, f"bonus:{grant.grant_id}", (), ctx.account, self.svc.encode_reply(check, reply)
+        )
+        version = await self._save(grant, version)
+        active = [(g, v) for g, v in self._active.get(ctx.account, []) if g.grant_id != grant.grant_id]
+        if grant.status == "active":
+            active.append((grant, version))
+        else:
+            await self._close(zr, grant, version)
+        self._active[ctx.account] = active
+        data = self.svc.replay(result, check)
+        data["bonus_balance"] = await self.svc.balance(zr, bonus)
+        data["balance"] = await self.svc.balance(zr, ctx.account)
+        return data
+
+    # -- the payment integration -----------------------------------------------------------
+
+    async def deposit(self, zone: str, account: str, amount: int, reference: str) -> dict[str, Any]:
+        """Credit a deposit (or coin purchase) confirmed by the payment provider, and grant
+        the zone's deposit-match offers the player has not had yet.
+
+        Checks the deposit limits and exclusions first (RG-1, RG-3, RG-4). Idempotent per
+        `reference`.
+
+        Raises:
+            RequestError: 404 `policy_refused` (limit, time-out, exclusion).
+        """
+        zr = self.svc.zones[zone]
+        async with self.svc.locked(account):
+            key = f"deposit:{zone}:{reference}"
+            now = self.svc.now()
+            if await self.svc.stores.wallet.get_txn(key) is None:
+                state = await self.svc.responsible.state(zr, account)
+                decision = check_deposit(zr.casino.policy, state, now, amount)
+                if not decision.allowed:
+                    raise RequestError(ErrorCode.POLICY_REFUSED, f"refused by policy: {decision.reason}")
+            entries = transfer(payments_account(zone), account, zr.currency, amount, PostingKind.DEPOSIT)
+            result = await self.svc.move(zr, key, entries, account)
+            if result.duplicate:
+                return {"deposit": reference, "duplicate": True}
+            await self.svc.responsible.record_deposit(zr, account, Activity(at=now, deposit=amount))
+            await self.svc.referrals.on_deposit(zr, account, amount, now)
+            granted = []
+            for template in zr.cfg.bonuses:
+                if template.type != "deposit_match":
+                    continue
+                try:
+                    grant, _ = await self._grant(zr, template, account, now, deposit=amount)
+                except RequestError:
+                    continue  # already had it, or another bonus is being wagered
+                if grant.amount > 0:
+                    await self._fund(zr, grant, grant.amount)
+                granted.append({"bonus": template.id, "grant": grant.grant_id, "amount": grant.amount})
+            return {"deposit": reference, "amount": amount, "granted": granted}

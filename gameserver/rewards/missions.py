@@ -1,0 +1,150 @@
+"""Missions: progress from settled rounds, per-period instances, each reward once (TRN-5).
+
+The consumer of `RoundSettled` applies each round to every mission of the zone
+(`games.missions.apply_event`: idempotent per round id, counted by settlement time).
+Progress is a document `m:<mission>:<account>:<period>` (store table `missions`, owner =
+account) whose status is `active`, then `rewarded` once the reward is posted under the
+key `mission:<mission>:<account>:<period>`. The progress that reaches the target is
+written (with `rewarded = true`) *before* the reward is posted; a crash in between is
+healed the next time the mission is read or progressed (the key makes it once).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from games.bonus import SettledRound
+from games.missions import Mission, MissionProgress, apply_event, period_key
+from persistence import Conflict, Document, PostingKind, transfer
+from protocol import rewards_messages as rm
+from protocol.codes import ErrorCode
+from protocol.errors import RequestError
+
+from ..domain import RoundSettled
+from .service import Ctx, ZoneRewards
+
+if TYPE_CHECKING:
+    from .service import Rewards
+
+_enc = msgspec.msgpack.encode
+
+
+def reward_key(mission: Mission, account: str, period: str) -> str:
+    return f"mission:{mission.id}:{account}:{period}"
+
+
+class Missions:
+    def __init__(self, svc: Rewards) -> None:
+        self.svc = svc
+        self.docs = svc.stores.missions
+
+    def handlers(self) -> dict[type, Any]:
+        return {rm.MissionList: self.listing, rm.MissionProgress: self.progress}
+
+    async def _load(
+        self, mission: Mission, account: str, period: str
+    ) -> tuple[MissionProgress | None, Document | None]:
+        doc = await self.docs.get(f"m:{mission.id}:{account}:{period}")
+        if doc is None:
+            return None, None
+        return msgspec.msgpack.decode(doc.body, type=MissionProgress), doc
+
+    async def _reward(
+        self, zr: ZoneRewards, mission: Mission, account: str, progress: MissionProgress, doc: Document
+    ) -> Document:
+        """Post the reward of a completed instance (once, by key) and mark it rewarded."""
+        key = reward_key(mission, account, progress.period)
+        if mission.reward > 0:
+            entries = transfer(zr.house, account, zr.currency, mission.reward, PostingKind.BONUS)
+            await self.svc.move(zr, key, entries, account)
+        try:
+            return await self.docs.put(
+                msgspec.structs.replace(doc, status="rewarded"), expected_version=doc.version
+            )
+        except Conflict:
+            return doc
+
+    async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
+        if not zr.cfg.missions:
+            return
+        settled = SettledRound(
+            round_id=event.event_id,
+            player=account,
+            game_id=event.game,
+            category="slots" if event.game in zr.casino.games else "minigames",
+            stake=event.stake,
+            win=event.win,
+            settled_at=event.at_ms,
+        )
+        for mission in zr.cfg.missions:
+            period = period_key(mission, event.at_ms)
+            if period is None:
+                continue
+            progress, doc = await self._load(mission, account, period)
+            new, key = apply_event(mission, progress, settled)
+            if new is None or new == progress:
+                if (
+                    progress is not None
+                    and doc is not None
+                    and progress.rewarded
+                    and doc.status != "rewarded"
+                ):
+                    await self._reward(zr, mission, account, progress, doc)
+                continue
+            stored = await self.docs.put(
+                Document(
+                    id=f"m:{mission.id}:{account}:{period}",
+                    owner=account,
+                    status="rewarded" if doc is not None and doc.status == "rewarded" else "active",
+                    body=_enc(new),
+                ),
+                expected_version=0 if doc is None else doc.version,
+            )
+            if new.rewarded and stored.status != "rewarded":
+                await self._reward(zr, mission, account, new, stored)
+
+    def _find(self, zr: ZoneRewards, name: str) -> Mission:
+        mission = next((x for x in zr.cfg.missions if x.id == name), None)
+        if mission is None:
+            raise RequestError(ErrorCode.MISSION_NOT_FOUND, f"no mission {name!r} in this zone")
+        return mission
+
+    async def _view(self, zr: ZoneRewards, mission: Mission, account: str, now: int) -> dict[str, Any]:
+        period = period_key(mission, now)
+        value, status = 0, "inactive" if period is None else "active"
+        if period is not None:
+            progress, doc = await self._load(mission, account, period)
+            if progress is not None and doc is not None:
+                value = progress.value
+                if progress.rewarded and doc.status != "rewarded":
+                    async with self.svc.locked(account):
+                        doc = await self._reward(zr, mission, account, progress, doc)
+                status = "rewarded" if doc.status == "rewarded" else "active"
+        ends = mission.ends_at
+        if period is not None and mission.period_ms is not None:
+            ends = min(ends, mission.starts_at + (int(period) + 1) * mission.period_ms)
+        return {
+            "mission": mission.id,
+            "metric": mission.metric,
+            "target": mission.target,
+            "reward": mission.reward,
+            "games": list(mission.games),
+            "repeatable": mission.period_ms is not None,
+            "period": period,
+            "period_ends_at": ends if period is not None else None,
+            "starts_at": mission.starts_at,
+            "ends_at": mission.ends_at,
+            "value": value,
+            "status": status,
+        }
+
+    async def listing(self, zr: ZoneRewards, ctx: Ctx, req: rm.MissionList) -> dict[str, Any]:
+        now = self.svc.now()
+        views = [await self._view(zr, m, ctx.account, now) for m in zr.cfg.missions]
+        return {"missions": [v for v in views if v["status"] != "inactive"]}
+
+    async def progress(self, zr: ZoneRewards, ctx: Ctx, req: rm.MissionProgress) -> dict[str, Any]:
+        mission = self._find(zr, req.mission)
+        return await self._view(zr, mission, ctx.account, self.svc.now())

@@ -1,0 +1,215 @@
+"""The player's responsible-gaming settings over the protocol (RG-1 to RG-4).
+
+The rules are `games.policy` (decrease now, increase after the cooling-off period and, by
+policy, a confirmation; time-outs of the offered lengths; self-exclusion of at least the
+minimum, ended only by an explicit re-activation after expiry). The settings are stored
+as a user variable `rg` of owner `rg:<account>` (written before the reply), together
+with the deposits of the last 30 days (for deposit limits). The casino applies them to
+every bet: the rewards service installs `merge_persisted` as the casino's
+`policy_loader`, and updates the cached state of an online player on every change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from games.policy import (
+    DAY,
+    PERIODS,
+    Activity,
+    LimitSetting,
+    PlayerState,
+    confirm_limit_increase,
+    effective_limit,
+    is_self_excluded,
+    reactivate,
+    request_limit,
+    self_exclude,
+    start_timeout,
+)
+from persistence import Variable, VarScope
+from protocol import rewards_messages as rm
+from protocol.codes import ErrorCode
+from protocol.errors import RequestError
+
+from .service import Ctx, ZoneRewards
+
+if TYPE_CHECKING:
+    from .service import Rewards
+
+_MONTH = 30 * DAY
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    """What is persisted of a player's policy state."""
+
+    limits: tuple[LimitSetting, ...] = ()
+    timeout_until: int | None = None
+    excluded_until: int | None = None
+    reactivated: bool = False
+    deposits: tuple[Activity, ...] = ()
+
+
+def _owner(account: str) -> str:
+    return f"rg:{account}"
+
+
+class Responsible:
+    def __init__(self, svc: Rewards) -> None:
+        self.svc = svc
+        self._cache: dict[str, Settings] = {}
+
+    def handlers(self) -> dict[type, Any]:
+        return {
+            rm.RgStatus: self.status,
+            rm.RgLimit: self.limit,
+            rm.RgConfirm: self.confirm,
+            rm.RgTimeout: self.timeout,
+            rm.RgExclude: self.exclude,
+            rm.RgReactivate: self.reactivate,
+        }
+
+    async def settings(self, account: str) -> Settings:
+        cached = self._cache.get(account)
+        if cached is not None:
+            return cached
+        rows = await self.svc.stores.variables.load_variables(VarScope.USER, _owner(account))
+        found = next((v for v in rows if v.name == "rg"), None)
+        settings = Settings() if found is None else msgspec.msgpack.decode(found.value, type=Settings)
+        self._cache[account] = settings
+        return settings
+
+    async def _save(self, account: str, settings: Settings) -> None:
+        horizon = self.svc.now() - _MONTH
+        settings.deposits = tuple(a for a in settings.deposits if a.at > horizon)
+        var = Variable(
+            scope=VarScope.USER, owner=_owner(account), name="rg", value=msgspec.msgpack.encode(settings)
+        )
+        await self.svc.stores.variables.put_variables([var])
+        self._cache[account] = settings
+        wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
+        if wallet is not None:
+            wallet.policy = _merge(wallet.policy, settings)
+
+    async def merge_persisted(self, account: str, state: PlayerState) -> PlayerState:
+        """The casino's `policy_loader`: the cached state with the stored settings."""
+        return _merge(state, await self.settings(account))
+
+    async def state(self, zr: ZoneRewards, account: str) -> PlayerState:
+        """The player's policy state for entry checks (deposits included)."""
+        wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
+        base = wallet.policy if wallet is not None else PlayerState()
+        settings = await self.settings(account)
+        state = _merge(base, settings)
+        return msgspec.structs.replace(state, activity=(*state.activity, *settings.deposits))
+
+    async def record_deposit(self, zr: ZoneRewards, account: str, activity: Activity) -> None:
+        settings = await self.settings(account)
+        await self._save(account, msgspec.structs.replace(settings, deposits=(*settings.deposits, activity)))
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _view(self, zr: ZoneRewards, account: str) -> dict[str, Any]:
+        now = self.svc.now()
+        policy = zr.casino.policy
+        state = await self.state(zr, account)
+        limits = []
+        for s in sorted(state.limits, key=lambda s: (s.kind, PERIODS[s.period])):
+            limits.append(
+                {
+                    "kind": s.kind,
+                    "period": s.period,
+                    "amount": effective_limit(s, now, policy),
+                    "pending": s.pending,
+                    "pending_at": s.pending_at,
+                    "needs_confirmation": s.pending_at is not None and policy.confirm_limit_increase,
+                }
+            )
+        used = {}
+        for period, span in PERIODS.items():
+            window = [a for a in state.activity if now - span < a.at <= now]
+            used[period] = {
+                "deposited": sum(a.deposit for a in window),
+                "wagered": sum(a.stake for a in window),
+                "lost": max(0, sum(a.stake - a.win for a in window)),
+            }
+        return {
+            "limits": limits,
+            "timeout_until": state.timeout_until
+            if state.timeout_until and state.timeout_until > now
+            else None,
+            "excluded_until": state.excluded_until,
+            "self_excluded": is_self_excluded(state, now),
+            "activity": used,
+            "policy": {
+                "timeout_options_s": [t // 1000 for t in policy.timeout_options_ms],
+                "self_exclusion_min_s": policy.self_exclusion_min_ms // 1000,
+                "limit_increase_cooling_s": policy.limit_increase_cooling_ms // 1000,
+                "confirm_limit_increase": policy.confirm_limit_increase,
+            },
+        }
+
+    async def status(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgStatus) -> dict[str, Any]:
+        return await self._view(zr, ctx.account)
+
+    async def _change(self, zr: ZoneRewards, ctx: Ctx, change: Any) -> dict[str, Any]:
+        async with self.svc.locked(ctx.account):
+            settings = await self.settings(ctx.account)
+            state = _merge(PlayerState(), settings)
+            try:
+                state = change(state, self.svc.now())
+            except ValueError as exc:
+                raise RequestError(ErrorCode.LIMIT_INVALID, str(exc)) from None
+            await self._save(ctx.account, _settings(state, settings.deposits))
+            return await self._view(zr, ctx.account)
+
+    async def limit(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgLimit) -> dict[str, Any]:
+        policy = zr.casino.policy
+        return await self._change(
+            zr, ctx, lambda s, now: request_limit(policy, s, now, req.kind, req.period, req.amount)
+        )
+
+    async def confirm(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgConfirm) -> dict[str, Any]:
+        return await self._change(
+            zr, ctx, lambda s, now: confirm_limit_increase(s, now, req.kind, req.period)
+        )
+
+    async def timeout(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgTimeout) -> dict[str, Any]:
+        policy = zr.casino.policy
+        return await self._change(zr, ctx, lambda s, now: start_timeout(policy, s, now, req.seconds * 1000))
+
+    async def exclude(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgExclude) -> dict[str, Any]:
+        policy = zr.casino.policy
+        return await self._change(
+            zr, ctx, lambda s, now: self_exclude(policy, s, now, req.seconds * 1000, confirmed=req.confirm)
+        )
+
+    async def reactivate(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgReactivate) -> dict[str, Any]:
+        settings = await self.settings(ctx.account)
+        if settings.excluded_until is None or settings.reactivated:
+            raise RequestError(ErrorCode.NOT_EXCLUDED, "no self-exclusion to end")
+        if self.svc.now() < settings.excluded_until:
+            raise RequestError(ErrorCode.NOT_EXCLUDED, "the self-exclusion has not expired")
+        return await self._change(zr, ctx, reactivate)
+
+
+def _merge(state: PlayerState, settings: Settings) -> PlayerState:
+    return msgspec.structs.replace(
+        state,
+        limits=settings.limits,
+        timeout_until=settings.timeout_until,
+        excluded_until=settings.excluded_until,
+        reactivated=settings.reactivated,
+    )
+
+
+def _settings(state: PlayerState, deposits: tuple[Activity, ...]) -> Settings:
+    return Settings(
+        limits=state.limits,
+        timeout_until=state.timeout_until,
+        excluded_until=state.excluded_until,
+        reactivated=state.reactivated,
+        deposits=deposits,
+    )

@@ -1,0 +1,397 @@
+"""The rewards service: request dispatch, money moves, locks, the scheduler and events.
+
+Every feature (lotteries, bonuses, missions, referrals, responsible gaming) is a class
+holding a reference to this service; this module owns what they share:
+
+- **money**: `move()` commits one `Txn` through `stores.commit` (group commit, durable
+  before it returns) under an idempotency key, while holding the casino wallet's lock of
+  a player who is online here, and then updates that cached balance;
+- **order**: one asyncio lock per account (`locked`), taken before the casino wallet lock,
+  never after it, so a player's rewards requests and events run one at a time;
+- **retries**: a money request's reply is stored with its transaction; the same `id` (or
+  `key`) returns it again;
+- **time**: `now()` reads the hub's injected clock (epoch ms); `tick()` runs the schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from games.lottery import LotteryConfig, LotteryError, validate_lottery
+from games.policy import PlayerState, check_entry
+from games.rng import Rng, SystemRng
+from persistence import (
+    InsufficientFunds,
+    RoundConflict,
+    RoundRecord,
+    StoreBusy,
+    StoreClosed,
+    Stores,
+    StoreUnavailable,
+    Txn,
+    TxnResult,
+)
+from persistence.records import Entry
+from protocol import rewards_messages as rm
+from protocol.codes import ErrorCode
+from protocol.errors import RequestError
+from rooms.roles import Role
+
+from ..casino import Casino, Wallet, ZoneCasino, account_id, txn_key
+from ..config import LotterySchedule, RewardsZone
+from ..domain import DomainEvent, RoundSettled
+
+if TYPE_CHECKING:
+    from ..hub import Hub
+    from ..player import Player
+
+logger = logging.getLogger("croupier.rewards")
+
+#: Request types handled here (the hub sends them to `Rewards.handle`).
+REWARDS_TYPES: frozenset[type] = frozenset(rm.REWARDS_MESSAGES)
+
+_enc = msgspec.msgpack.Encoder()
+_dec_reply = msgspec.msgpack.Decoder(dict[str, Any])
+
+Handler = Callable[["ZoneRewards", "Ctx", Any], Awaitable[Any]]
+
+
+@dataclass
+class ZoneRewards:
+    """A zone's rewards configuration with its casino (currency, house, policy, games)."""
+
+    zone: str
+    casino: ZoneCasino
+    cfg: RewardsZone
+    lotteries: dict[str, tuple[LotterySchedule, LotteryConfig]] = field(default_factory=dict)
+
+    @property
+    def currency(self) -> str:
+        return self.casino.currency
+
+    @property
+    def house(self) -> str:
+        return self.casino.house
+
+
+@dataclass
+class Ctx:
+    """One request's player, account and idempotency key parts."""
+
+    player: Player
+    account: str
+    req: Any
+
+    def key(self, kind: str) -> str:
+        """The request's idempotency key: the client `key` if any, else session and id."""
+        client_key = getattr(self.req, "key", None)
+        if client_key is not None:
+            return txn_key(kind, self.account, "k", client_key)
+        return txn_key(kind, self.account, self.player.session_id, self.req.id)
+
+
+def bonus_account_of(account: str) -> str:
+    """The player's bonus balance, apart from cash (BON-3)."""
+    return f"{account}:bonus"
+
+
+def payments_account(zone: str) -> str:
+    """The zone's payment-provider account deposits come from (may go negative)."""
+    return f"payments:{zone}"
+
+
+def short_hash(*parts: str, n: int = 16) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:n]
+
+
+def build_rewards_zone(zone: str, zc: ZoneCasino) -> ZoneRewards:
+    """Load a zone's lotteries from the catalogue and check its offers.
+
+    Raises:
+        ValueError: a lottery not in the catalogue, a bad schedule, or an offer the zone's
+            policy forbids (wagering cap, mixed products).
+    """
+    from games.bonus import BonusError, validate_template
+    from games.catalog import read_catalog
+
+    cfg = zc.config.rewards
+    zr = ZoneRewards(zone, zc, cfg)
+    where = f"casino.zones.{zone}.rewards"
+    for sched in cfg.lotteries:
+        try:
+            lottery = msgspec.json.decode(read_catalog(sched.game), type=LotteryConfig)
+            validate_lottery(lottery)
+        except FileNotFoundError:
+            raise ValueError(f"{where}.lotteries: no lottery {sched.game!r} in the catalogue") from None
+        except (msgspec.ValidationError, LotteryError) as exc:
+            raise ValueError(f"{where}.lotteries.{sched.game}: {exc}") from None
+        if sched.period_s <= 0 or not 1 <= sched.cutoff_s < sched.period_s:
+            raise ValueError(f"{where}.lotteries.{sched.game}: need period_s > cutoff_s >= 1")
+        zr.lotteries[lottery.id] = (sched, lottery)
+    for template in cfg.bonuses:
+        try:
+            validate_template(zc.policy, template)
+        except BonusError as exc:
+            raise ValueError(f"{where}.bonuses.{template.id}: {exc}") from None
+    return zr
+
+
+class Rewards:
+    """Handles rewards requests for the hub's players and runs the reward schedules."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        stores: Stores,
+        casino: Casino,
+        *,
+        rng: Rng | None = None,
+        now_ms: Callable[[], int] | None = None,
+        tick: bool = True,
+    ) -> None:
+        from .bonuses import Bonuses
+        from .lotteries import Lotteries
+        from .missions import Missions
+        from .referrals import Referrals
+        from .responsible import Responsible
+
+        self.hub = hub
+        self.stores = stores
+        self.casino = casino
+        self.rng: Rng = rng or SystemRng()
+        self._now_ms = now_ms or (lambda: int(hub.clock.wall() * 1000))
+        self.zones = {z: build_rewards_zone(z, zc) for z, zc in casino.zones.items()}
+        self.timeout = casino.timeout
+        self.request_types = REWARDS_TYPES
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._tick_enabled = tick
+        self.lotteries = Lotteries(self)
+        self.bonuses = Bonuses(self)
+        self.missions = Missions(self)
+        self.referrals = Referrals(self)
+        self.responsible = Responsible(self)
+        self._handlers: dict[type, Handler] = {}
+        for part in (self.lotteries, self.bonuses, self.missions, self.referrals, self.responsible):
+            self._handlers.update(part.handlers())
+        assert set(self._handlers) == REWARDS_TYPES, set(REWARDS_TYPES) - set(self._handlers)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the payment accounts, hook into the casino and the events, start ticking."""
+        for zr in self.zones.values():
+            await self.stores.wallet.open_wallet(payments_account(zr.zone), zr.currency, allow_negative=True)
+        self.casino.policy_loader = self.responsible.merge_persisted
+        self.hub.events.subscribe("rewards", self._on_event)
+        await self.tick()
+        if self._tick_enabled and self.zones:
+            period = min(zr.cfg.tick_s for zr in self.zones.values())
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(period), name="rewards")
+
+    async def _tick_loop(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("rewards tick failed")
+
+    async def tick(self) -> None:
+        """Run due schedules once: open and draw lotteries, release held referrals,
+        expire bonuses. Safe to run twice or on several workers (idempotent)."""
+        now = self.now()
+        for zr in self.zones.values():
+            await self.lotteries.tick(zr, now)
+        await self.referrals.tick(now)
+        await self.bonuses.tick(now)
+
+    async def drain(self) -> None:
+        """Stop the scheduler and wait for requests and event handlers in flight."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def drain_tasks(self) -> None:
+        """Wait for requests and event handlers in flight (the scheduler keeps running)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    def now(self) -> int:
+        return self._now_ms()
+
+    # -- hub hooks -----------------------------------------------------------------------
+
+    def player_joined(self, player: Player) -> None:
+        zr = self.zones.get(player.zone)
+        if zr is not None:
+            peer = player.conn.link.peer if player.conn is not None else ""
+            self.spawn(self.referrals.joined(zr, self.account(player), peer))
+
+    def player_left(self, player: Player) -> None:
+        self.bonuses.forget(self.account(player))
+
+    def handle(self, player: Player, req: Any) -> None:
+        zr = self.zones.get(player.zone)
+        if zr is None:
+            raise RequestError(ErrorCode.NO_CASINO, f"zone {player.zone!r} has no casino")
+        self.spawn(self._run(zr, player, req))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, zr: ZoneRewards, player: Player, req: Any) -> None:
+        error: RequestError | None = None
+        data: Any = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                ctx = Ctx(player, self.account(player), req)
+                data = await self._handlers[type(req)](zr, ctx, req)
+        except RequestError as exc:
+            error = exc
+        except InsufficientFunds:
+            error = RequestError(ErrorCode.INSUFFICIENT_FUNDS, "balance too low")
+        except StoreBusy:
+            error = RequestError(ErrorCode.BUSY, "the store is busy: retry with the same id")
+        except (StoreUnavailable, StoreClosed, TimeoutError):
+            error = RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry with the same id")
+        except RoundConflict:
+            error = RequestError(ErrorCode.ROUND_COMPLETE, "the round is already settled")
+        except Exception:
+            logger.exception("%s failed", type(req).__name__)
+            error = RequestError(ErrorCode.INTERNAL, "internal error")
+        self.hub.reply_to(player, req.id, data, error)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_event(self, event: DomainEvent) -> None:
+        if isinstance(event, RoundSettled) and event.zone in self.zones:
+            self.spawn(self._on_round(self.zones[event.zone], event))
+
+    async def _on_round(self, zr: ZoneRewards, event: RoundSettled) -> None:
+        account = self.account_of(zr.zone, event.user_id)
+        try:
+            async with self.locked(account):
+                await self.missions.on_round(zr, account, event)
+                await self.bonuses.on_round(zr, account, event)
+                await self.referrals.on_round(zr, account, event)
+        except Exception:
+            logger.exception("rewards: round %s of %s not applied", event.event_id, account)
+
+    # -- accounts, locks, money ----------------------------------------------------------
+
+    def account(self, player: Player) -> str:
+        run = self.casino.run_id if player.role is Role.GUEST else None
+        return account_id(player.zone, player.user_id, run)
+
+    def account_of(self, zone: str, user_id: int) -> str:
+        """The account of a user who settled a round here (a guest's names this run)."""
+        wallet = self.casino.wallets.get((zone, user_id))
+        return wallet.account if wallet is not None else account_id(zone, user_id)
+
+    def _wallet_of_account(self, account: str) -> Wallet | None:
+        for wallet in self.casino.wallets.values():
+            if wallet.account == account:
+                return wallet
+        return None
+
+    @contextlib.asynccontextmanager
+    async def locked(self, account: str) -> AsyncIterator[None]:
+        """Run one rewards operation of `account` at a time (before any casino lock)."""
+        lock = self._locks.get(account)
+        if lock is None:
+            lock = self._locks[account] = asyncio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                self._locks.pop(account, None)
+
+    async def move(
+        self,
+        zr: ZoneRewards,
+        key: str,
+        entries: tuple[Entry, ...],
+        account: str,
+        reply: bytes = b"",
+        round: RoundRecord | None = None,
+    ) -> TxnResult:
+        """Commit one money transaction, keeping the casino's cached balance of `account` true."""
+        txn = Txn(key=key, entries=entries, reply=reply, round=round)
+        wallet = self._wallet_of_account(account)
+        if wallet is None:
+            return await self.stores.commit(txn)
+        async with wallet.lock:
+            try:
+                result = await self.stores.commit(txn)
+            except BaseException:
+                wallet.balance = None  # outcome unknown: the casino reloads the truth
+                raise
+            after = result.balance(account, zr.currency)
+            if result.duplicate or after is None:
+                wallet.balance = None
+            else:
+                wallet.balance = after
+            return result
+
+    async def balance(self, zr: ZoneRewards, account: str) -> int:
+        wb = await self.stores.wallet.get_balance(account, zr.currency)
+        return 0 if wb is None else wb.balance
+
+    async def stored(self, key: str, check: list[Any]) -> dict[str, Any] | None:
+        """The reply of an already committed key (a retry), or None."""
+        result = await self.stores.wallet.get_txn(key)
+        return None if result is None else self.replay(result, check)
+
+    @staticmethod
+    def replay(result: TxnResult, check: list[Any]) -> dict[str, Any]:
+        data = _dec_reply.decode(result.reply) if result.reply else {}
+        if data.pop("_req", None) != check:
+            raise RequestError(ErrorCode.REQUEST_ID_REUSED, "this request id was used for another request")
+        return data
+
+    @staticmethod
+    def encode_reply(check: list[Any], data: Mapping[str, Any]) -> bytes:
+        return _enc.encode({"_req": check, **data})
+
+    async def entry_allowed(self, zr: ZoneRewards, account: str, entry: Any) -> None:
+        """Refuse an entry point (lottery ticket, bonus claim, referral) by the player's
+        policy state: self-exclusion, time-out, blacklist (RG-4, RG-7).
+
+        Raises:
+            RequestError: 404 `policy_refused` naming the reason.
+        """
+        state = await self.responsible.state(zr, account)
+        decision = check_entry(zr.casino.policy, state, self.now(), entry)
+        if not decision.allowed:
+            raise RequestError(ErrorCode.POLICY_REFUSED, f"refused by policy: {decision.reason}")
+
+    async def policy_state(self, zr: ZoneRewards, account: str) -> PlayerState:
+        return await self.responsible.state(zr, account)
+
+
+__all__ = [
+    "REWARDS_TYPES",
+    "Ctx",
+    "Rewards",
+    "ZoneRewards",
+    "bonus_account_of",
+    "payments_account",
+    "short_hash",
+]
