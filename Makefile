@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-load soak clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-load bench-peer bench-peer-install soak clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,24 @@ DURATION    ?= 300
 bench-load: $(STAMP)
 	$(PY) -m bench.loadgen --scenario bench/scenarios/casino.toml --connections 2000 --duration 30 --allow-unsupported --out bench/out/bench-load
 
+# Croupier vs the Colyseus peer (bench/peers/colyseus), same sessions and rate, each server
+# on one core; about 1.5 minutes per round. node_modules is installed from the lockfile.
+PEER_DIR   := bench/peers/colyseus
+PEER_ARGS  ?= --connections 2000 --duration 30 --rounds 1
+
+$(PEER_DIR)/node_modules/.package-lock.json: $(PEER_DIR)/package-lock.json
+	npm ci --prefix $(PEER_DIR) --no-audit --no-fund
+
+bench-peer-install: $(PEER_DIR)/node_modules/.package-lock.json
+
+bench-peer: $(STAMP) bench-peer-install
+	$(PY) -m bench.peer $(PEER_ARGS) --out bench/out/peer
+
 soak: $(STAMP)
 	$(PY) -m bench.loadgen --scenario bench/scenarios/soak.toml --connections $(CONNECTIONS) --duration $(DURATION) --out bench/out/soak
+
+bench-bus: $(STAMP)
+	$(PY) -m bench.bus
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec
