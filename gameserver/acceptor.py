@@ -42,7 +42,7 @@ logger = logging.getLogger("croupier.acceptor")
 
 #: Largest HTTP upgrade request head we read (picows also stops at 16 KiB).
 MAX_HEAD = 16 * 1024
-_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 @dataclass(frozen=True, slots=True)

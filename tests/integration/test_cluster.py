@@ -1,0 +1,604 @@
+"""Cluster mode with real processes and sockets: a supervisor, its workers, fd hand-off.
+
+Each cluster is `python -m gameserver run --workers N` on 127.0.0.1 (ports picked by the
+kernel, read from its start-up lines). Only processes this file started are signalled,
+by PID: the supervisor (SIGTERM at the end) and its workers (SIGKILL / SIGSTOP / SIGCONT
+in the tests about them, PIDs from `GET /admin/workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from gameserver import auth
+from gameserver.casino import account_id, txn_key
+from gameserver.hub import GUEST_ID_BASE
+from gameserver.ring import HashRing, user_key
+from gameserver.worker import all_members
+from persistence import open_stores
+
+from .client import TcpClient, WsClient
+
+SECRET = "cluster-secret"
+ROOT = Path(__file__).resolve().parents[2]
+START = 1_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(
+    tmp: Path,
+    *,
+    casino: bool = True,
+    transport: str = "picows",
+    cluster: str = "",
+    ports: tuple[int, int] = (0, 0),
+    name: str = "croupier",
+) -> Path:
+    store = f'[store]\nurl = "sqlite:///{tmp}/{name}.db"\n' if casino else ""
+    casino_zone = (
+        f'[casino.zones.demo]\ncurrency = "FUN"\nstarting_balance = {START}\ngames = {{ fruit_slot = "96.5" }}\n'
+        if casino
+        else ""
+    )
+    path = tmp / f"{name}.toml"
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+ws_port = {ports[0]}
+tcp_port = {ports[1]}
+admin_port = 0
+transport = "{transport}"
+sweep_interval = 0.2
+
+[limits]
+close_timeout = 0.5
+resume_grace = 30.0
+
+[auth]
+secret = "{SECRET}"
+
+[cluster]
+heartbeat_interval = 0.2
+lease_timeout = 1.5
+drain_timeout = 5.0
+{cluster}
+
+{store}
+{casino_zone}
+[[zones]]
+name = "demo"
+guests = true
+flood = {{ rate = 100000.0, burst = 100000 }}
+
+[[zones.rooms]]
+name = "Lobby"
+max_users = 1000
+"""
+    )
+    return path
+
+
+@dataclass
+class Cluster:
+    proc: subprocess.Popen[str]
+    ws_url: str
+    tcp_port: int
+    admin_url: str
+    workers: int
+    nodes: int = 1
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.admin_url + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str) -> Any:
+        req = urllib.request.Request(self.admin_url + path, data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    async def aget(self, path: str) -> Any:
+        return await asyncio.to_thread(self.get, path)
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        """member -> its current process (pid, generation...)."""
+        return {w["worker"]: w for w in self.get("/admin/workers")["workers"] if w["current"]}
+
+    @property
+    def ring(self) -> HashRing:
+        return HashRing(all_members(self.nodes, self.workers))
+
+
+@contextlib.contextmanager
+def cluster(config: Path, workers: int, nodes: int = 1) -> Iterator[Cluster]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gameserver", "run", "--config", str(config), "--workers", str(workers)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        urls: dict[str, str] = {}
+        deadline = time.monotonic() + 40
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().strip()
+            if not line:
+                break
+            for scheme in ("ws://", "tcp://", "http://"):
+                if line.startswith(scheme):
+                    urls[scheme] = line.split()[0]
+            if line.startswith("workers:"):
+                break
+        assert {"ws://", "tcp://", "http://"} <= set(urls), f"the cluster did not start: {urls}"
+        admin = urls["http://"].rsplit("/", 1)[0]
+        yield Cluster(proc, urls["ws://"], int(urls["tcp://"].rsplit(":", 1)[1]), admin, workers, nodes)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def token(user: int, zone: str = "demo") -> str:
+    return auth.mint(SECRET, user, zone, expires=int(time.time()) + 3600)
+
+
+def owner_of(c: Cluster, user: int) -> str:
+    return c.ring.owner(user_key("demo", user))
+
+
+async def ws_login(c: Cluster, user: int, codec: str = "json") -> tuple[WsClient, dict[str, Any]]:
+    client = await WsClient.connect(f"{c.ws_url}?token={token(user)}", codec)
+    reply = await client.request("login", token=token(user))
+    assert reply["type"] == "ok", reply
+    return client, reply["data"]
+
+
+@pytest.fixture(scope="module")
+def main_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("cluster")
+    with cluster(write_config(tmp), 3) as c:
+        yield c
+
+
+# -- routing --------------------------------------------------------------------------------
+
+
+def test_guests_spread_over_workers_with_unique_ring_owned_ids(main_cluster: Cluster) -> None:
+    """Guests (no routing key) go to the least-loaded worker; their ids never collide and
+    each id is owned (on the ring) by the worker that allocated it."""
+    c = main_cluster
+
+    async def run() -> None:
+        clients, seen = [], []
+        for i in range(9):
+            client = await WsClient.connect(c.ws_url, "msgpack" if i % 2 else "json")
+            reply = await client.request("login", guest=True, zone="demo")
+            assert reply["type"] == "ok", reply
+            data = reply["data"]
+            holder = auth.resume_owner(data["resume_token"])
+            uid = data["user"]["id"]
+            assert uid >= GUEST_ID_BASE
+            assert c.ring.owner(user_key("demo", uid)) == holder
+            seen.append((uid, holder))
+            clients.append(client)
+        ids = [uid for uid, _ in seen]
+        assert len(set(ids)) == len(ids)
+        holders = {h for _, h in seen}
+        assert len(holders) == 3, seen  # spread over every worker
+        stats = await c.aget("/stats")
+        assert stats["players"] >= 9
+        assert sum(1 for w in stats["workers"] if w["players"] > 0) == 3
+        for client in clients:
+            await client.close()
+
+    asyncio.run(run())
+
+
+def test_token_users_reach_their_owner_and_resume_there(main_cluster: Cluster) -> None:
+    """`?token=` routes a WebSocket to the user's ring owner; `?resume=` back to the same
+    worker, where the session (and its missed events) still is."""
+    c = main_cluster
+
+    async def run() -> None:
+        owners = set()
+        for user in range(11, 23):
+            client, data = await ws_login(c, user)
+            assert auth.resume_owner(data["resume_token"]) == owner_of(c, user)
+            owners.add(owner_of(c, user))
+            if user % 3 == 0:  # drop, then resume through the acceptor
+                client.ws.transport.abort()
+                await asyncio.sleep(0.1)
+                again = await WsClient.connect(f"{c.ws_url}?resume={data['resume_token']}")
+                reply = await again.request("resume", token=data["resume_token"])
+                assert reply["type"] == "ok", reply
+                assert reply["data"]["user"] == user
+                await again.close()
+            else:
+                await client.close()
+        assert len(owners) >= 2
+
+    asyncio.run(run())
+
+
+def test_tcp_first_frame_routes_login_and_resume(main_cluster: Cluster) -> None:
+    """Raw TCP: the first frame (login with a token, or resume) is the routing key."""
+    c = main_cluster
+
+    async def run() -> None:
+        for user in (31, 32, 33, 34):
+            t = await TcpClient.connect(c.tcp_port)
+            reply = await t.request("login", token=token(user))
+            assert reply["type"] == "ok", reply
+            rt = reply["data"]["resume_token"]
+            assert auth.resume_owner(rt) == owner_of(c, user)
+            assert (await t.request("ping"))["type"] == "ok"
+            t.writer.transport.abort()
+            await asyncio.sleep(0.1)
+            t2 = await TcpClient.connect(c.tcp_port)
+            reply = await t2.request("resume", token=rt)
+            assert reply["type"] == "ok", reply
+            await t2.close()
+
+    asyncio.run(run())
+
+
+def test_token_login_at_a_non_owner_worker_is_refused(main_cluster: Cluster) -> None:
+    """Without a key in the URL the socket lands anywhere; a token login there for a user
+    owned by another worker gets 110 wrong_worker and creates no second session."""
+    c = main_cluster
+
+    async def run() -> None:
+        refused = 0
+        for _ in range(6):
+            user = random.randrange(1000, 100_000)
+            client = await WsClient.connect(c.ws_url)  # no ?token=
+            reply = await client.request("login", token=token(user))
+            if reply["type"] == "error":
+                assert reply["code"] == 110 and reply["name"] == "wrong_worker", reply
+                assert "?token=" in reply["message"]
+                assert (await client.request("list_rooms"))["code"] == 4  # still not logged in
+                refused += 1
+            else:
+                assert auth.resume_owner(reply["data"]["resume_token"]) == owner_of(c, user)
+            await client.close()
+        assert refused >= 2  # 6 tries at 2/3 each: fails with probability < 2%
+
+    asyncio.run(run())
+
+
+def test_bad_token_in_url_is_answered_by_the_worker(main_cluster: Cluster) -> None:
+    """A forged token carries no key: the worker answers the login with bad_token."""
+    c = main_cluster
+
+    async def run() -> None:
+        forged = token(5)[:-2] + "xx"
+        client = await WsClient.connect(f"{c.ws_url}?token={forged}")
+        reply = await client.request("login", token=forged)
+        assert reply["type"] == "error" and reply["code"] == 100, reply
+        await client.close()
+
+    asyncio.run(run())
+
+
+def test_metrics_sum_counters_and_label_gauges(main_cluster: Cluster) -> None:
+    c = main_cluster
+    with urllib.request.urlopen(c.admin_url + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    lines = text.splitlines()
+    login = [ln for ln in lines if ln.startswith('croupier_requests_total{type="Login"}')]
+    assert len(login) == 1, login  # one summed series
+    stats = c.get("/stats")
+    assert float(login[0].split()[-1]) >= stats["requests"]["Login"]
+    players = [ln for ln in lines if ln.startswith("croupier_players{")]
+    assert sorted(ln.split('"')[1] for ln in players) == ["0.0", "0.1", "0.2"]
+    with urllib.request.urlopen(c.admin_url + "/readyz", timeout=5) as r:
+        assert r.status == 200
+
+
+def test_sigkill_of_a_worker_restarts_it_and_spares_the_others(main_cluster: Cluster) -> None:
+    """SIGKILL one worker: its clients drop (sessions were in its memory: they log in
+    again), the supervisor starts a new process for it, the other workers' clients go on."""
+    c = main_cluster
+
+    async def run() -> None:
+        before = c.current()
+        victim = "0.1"
+        users = {owner_of(c, u): u for u in range(40, 80)}
+        assert set(users) == {"0.0", "0.1", "0.2"}
+        clients = {m: await ws_login(c, u) for m, u in users.items()}
+        os.kill(before[victim]["pid"], signal.SIGKILL)
+        with pytest.raises(websockets.ConnectionClosed):
+            await clients[victim][0].request("ping")
+        for m in ("0.0", "0.2"):
+            assert (await clients[m][0].request("ping"))["type"] == "ok"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = await asyncio.to_thread(c.current)
+            if victim in now and now[victim]["pid"] != before[victim]["pid"] and now[victim]["ready"]:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the killed worker was not restarted")
+        assert now[victim]["generation"] > before[victim]["generation"]
+        assert {m: now[m]["pid"] for m in ("0.0", "0.2")} == {m: before[m]["pid"] for m in ("0.0", "0.2")}
+        rt = clients[victim][1]["resume_token"]
+        again = await WsClient.connect(f"{c.ws_url}?resume={rt}")
+        assert (await again.request("resume", token=rt))["code"] == 106  # the session died with it
+        await again.close()
+        client, data = await ws_login(c, users[victim])  # log in again: served by the new process
+        assert auth.resume_owner(data["resume_token"]) == victim
+        assert (await client.request("balance"))["type"] == "ok"
+        for m in ("0.0", "0.2"):
+            assert (await clients[m][0].request("ping"))["type"] == "ok"
+            await clients[m][0].close()
+        await client.close()
+
+    asyncio.run(run())
+
+
+# -- the WebSocket stacks -------------------------------------------------------------------
+
+
+def test_websockets_stack_adopts_handed_sockets(tmp_path: Path) -> None:
+    """The same routing with the websockets stack (its sans-I/O protocol adopts the socket)."""
+    with cluster(write_config(tmp_path, casino=False, transport="websockets"), 2) as c:
+
+        async def run() -> None:
+            for user in (1, 2, 3, 4, 5):
+                client, data = await ws_login(c, user, "msgpack")
+                assert auth.resume_owner(data["resume_token"]) == owner_of(c, user)
+                client.ws.transport.abort()
+                await asyncio.sleep(0.05)
+                again = await WsClient.connect(f"{c.ws_url}?resume={data['resume_token']}")
+                assert (await again.request("resume", token=data["resume_token"]))["type"] == "ok"
+                await again.close()
+            guest = await WsClient.connect(c.ws_url)
+            assert (await guest.request("login", guest=True, zone="demo"))["type"] == "ok"
+            await guest.close()
+
+        asyncio.run(run())
+
+
+# -- rolling restart ------------------------------------------------------------------------
+
+
+class Spins:
+    def __init__(self) -> None:
+        self.acked: dict[tuple[int, str], Any] = {}
+        self.failed: list[Any] = []
+        self.closes: list[int] = []
+        self.resumed = 0
+        self.relogged = 0
+
+
+async def spin_player(c: Cluster, user: int, spins: Spins, stop: asyncio.Event) -> None:
+    """Spin until `stop`; on 4009/1001 reconnect with ?resume= (or log in again) and retry
+    the request that was in flight with the same key."""
+    n = 0
+    resume: str | None = None
+    while not stop.is_set():
+        url = f"{c.ws_url}?resume={resume}" if resume else f"{c.ws_url}?token={token(user)}"
+        client = await WsClient.connect(url)
+        try:
+            if resume:
+                reply = await client.request("resume", token=resume)
+                if reply["type"] == "ok":
+                    spins.resumed += 1
+                else:
+                    assert reply["code"] == 106, reply
+                    await client.close()
+                    resume = None
+                    spins.relogged += 1
+                    continue
+            else:
+                reply = await client.request("login", token=token(user))
+                assert reply["type"] == "ok", reply
+                resume = reply["data"]["resume_token"]
+            while not stop.is_set():
+                key = f"u{user}-{n}"
+                reply = await client.request("spin", game="fruit_slot", coin=1, key=key)
+                if reply["type"] != "ok":
+                    spins.failed.append(reply)
+                else:
+                    spins.acked[(user, key)] = reply["data"]
+                n += 1
+                await asyncio.sleep(0.01)
+            await client.close()
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            spins.closes.append(code)
+            assert code in (1001, 4009), code  # only the drain closes connections here
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+async def reconcile(store_url: str, spins: Spins) -> None:
+    stores = await open_stores(store_url)
+    try:
+        assert await stores.wallet.ledger_totals() == {"FUN": 0}
+        assert await stores.wallet.balance_mismatches() == []
+        for (user, key), data in spins.acked.items():
+            acct = account_id("demo", user)
+            result = await stores.wallet.get_txn(txn_key("spin", acct, "k", key))
+            assert result is not None, f"acknowledged spin {key} is not in the ledger"
+            assert result.round_id == data["round"]
+    finally:
+        await stores.close()
+
+
+def test_rolling_restart_under_load_loses_nothing(tmp_path: Path) -> None:
+    """POST /admin/rolling-restart while players spin: every worker is replaced one at a
+    time, clients get 4009 and come back, 0 failed requests, 0 acknowledged spins lost."""
+    config = write_config(tmp_path)
+    spins = Spins()
+    with cluster(config, 2) as c:
+        before = c.current()
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            users = list(range(200, 208))
+            tasks = [asyncio.create_task(spin_player(c, u, spins, stop)) for u in users]
+            await asyncio.sleep(1.0)
+            assert (await asyncio.to_thread(c.post, "/admin/rolling-restart"))["started"]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                view = await c.aget("/admin/workers")
+                now = {w["worker"]: w for w in view["workers"] if w["current"]}
+                if not view["rolling_restart"] and all(now[m]["pid"] != before[m]["pid"] for m in before):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail("the rolling restart did not finish")
+            acked_at_end = len(spins.acked)
+            await asyncio.sleep(1.0)  # everyone is back and spinning on the new workers
+            assert len(spins.acked) > acked_at_end
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 20)
+
+        asyncio.run(run())
+        after = c.current()
+        assert all(after[m]["generation"] > before[m]["generation"] for m in before)
+    assert spins.failed == []
+    assert spins.closes and set(spins.closes) <= {1001, 4009}
+    assert 4009 in spins.closes
+    assert len(spins.acked) > 50
+    asyncio.run(reconcile(f"sqlite:///{tmp_path}/croupier.db", spins))
+
+
+# -- fencing --------------------------------------------------------------------------------
+
+
+def test_stalled_worker_that_wakes_up_acts_for_nobody(tmp_path: Path) -> None:
+    """SIGSTOP a worker past its lease: the supervisor replaces it. On SIGCONT the old
+    process finds its lease expired, handles nothing (the spin its client sent while it
+    was stopped is never played) and exits by itself."""
+    config = write_config(tmp_path, cluster="kill_superseded = false")
+    with cluster(config, 2) as c:
+
+        async def run() -> None:
+            before = c.current()
+            user = next(u for u in range(300, 400) if owner_of(c, u) == "0.0")
+            old_client, _ = await ws_login(c, user)
+            bal = (await old_client.request("balance"))["data"]["balance"]
+            old_pid = before["0.0"]["pid"]
+            os.kill(old_pid, signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:
+                    now = await asyncio.to_thread(c.current)
+                    if "0.0" in now and now["0.0"]["pid"] != old_pid and now["0.0"]["ready"]:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    pytest.fail("the stalled worker was not replaced")
+                # the stale connection: a spin sent while its worker sleeps
+                await old_client.send(
+                    {"type": "spin", "id": 99, "game": "fruit_slot", "coin": 1, "key": "stale"}
+                )
+                new_client, _ = await ws_login(c, user)  # the user moved to the new process
+            finally:
+                os.kill(old_pid, signal.SIGCONT)
+            with pytest.raises((websockets.ConnectionClosed, TimeoutError)):
+                while True:  # no reply to the stale spin: the connection is dropped
+                    msg = await old_client.recv(timeout=5)
+                    assert msg.get("id") != 99, msg
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and Path(f"/proc/{old_pid}").exists():
+                await asyncio.sleep(0.1)
+            assert not Path(f"/proc/{old_pid}").exists(), "the superseded worker did not exit"
+            reply = await new_client.request("balance")
+            assert reply["data"]["balance"] == bal  # the stale spin was never played
+            spin = await new_client.request("spin", game="fruit_slot", coin=1, key="stale")
+            assert spin["type"] == "ok", spin  # the key was never used: played now, once
+            await new_client.close()
+
+        asyncio.run(run())
+
+
+# -- several nodes --------------------------------------------------------------------------
+
+
+def test_two_nodes_share_one_ring_and_redirect(tmp_path: Path) -> None:
+    """Two supervisors with the same [cluster] nodes list form one ring of 4 workers; a
+    client at the wrong node gets close 4010 with the right node's address."""
+    ports = [(free_port(), free_port()), (free_port(), free_port())]
+    nodes = "\n".join(
+        f'[[cluster.nodes]]\nhost = "127.0.0.1"\nws_port = {ws}\ntcp_port = {tcp}\n' for ws, tcp in ports
+    )
+    configs = [
+        write_config(
+            tmp_path, casino=False, cluster=f"node_index = {i}\n{nodes}", ports=ports[i], name=f"n{i}"
+        )
+        for i in range(2)
+    ]
+    with cluster(configs[0], 2, nodes=2) as a, cluster(configs[1], 2, nodes=2) as b:
+
+        async def run() -> None:
+            ring = a.ring
+            remote = next(u for u in range(1, 200) if ring.owner(user_key("demo", u)).startswith("1."))
+            local = next(u for u in range(1, 200) if ring.owner(user_key("demo", u)).startswith("0."))
+            # WebSocket: 101, then close 4010 with the owner node's URL as the reason
+            ws = await websockets.connect(f"{a.ws_url}?token={token(remote)}")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4010
+            assert closed.value.rcvd.reason == b.ws_url
+            client = await WsClient.connect(f"{closed.value.rcvd.reason}?token={token(remote)}")
+            reply = await client.request("login", token=token(remote))
+            assert reply["type"] == "ok" and auth.resume_owner(reply["data"]["resume_token"]).startswith("1.")
+            await client.close()
+            # raw TCP: a `closing` message with code 4010 and the tcp:// address
+            t = await TcpClient.connect(a.tcp_port)
+            await t.send({"type": "login", "id": 1, "token": token(remote)})
+            closing = await t.recv()
+            assert closing == {"type": "closing", "code": 4010, "reason": f"tcp://127.0.0.1:{b.tcp_port}"}
+            with pytest.raises(ConnectionError):
+                await t.recv()
+            await t.close()
+            # the local user is served here; guests of both nodes never share an id
+            client, data = await ws_login(a, local)
+            assert auth.resume_owner(data["resume_token"]).startswith("0.")
+            await client.close()
+            ids = set()
+            for node in (a, b, a, b, a, b):
+                g = await WsClient.connect(node.ws_url)
+                reply = await g.request("login", guest=True, zone="demo")
+                holder = auth.resume_owner(reply["data"]["resume_token"])
+                assert ring.owner(user_key("demo", reply["data"]["user"]["id"])) == holder
+                ids.add(reply["data"]["user"]["id"])
+                await g.close()
+            assert len(ids) == 6
+
+        asyncio.run(run())
