@@ -67,12 +67,8 @@ def with_bus(kind: str, body: Callable[[Bus], Awaitable[None]], subscribe: Calla
             await body(bus)
         finally:
             if isinstance(bus, RedisStreamEvents):
-                r = bus._r
+                await bus._r.delete(stream)
                 await bus.close()
-                cleanup = redis_bus(stream)
-                await cleanup._r.delete(stream)
-                await cleanup._r.aclose()
-                del r
 
     run(go())
 
@@ -254,6 +250,10 @@ def test_a_restarted_node_gets_its_own_pending_entries_at_once() -> None:
     run(go())
 
 
+def recorder(into: list[str]) -> Callable[[DomainEvent], None]:
+    return lambda e: into.append(e.event_id)
+
+
 @pytest.mark.redis
 def test_nodes_in_one_group_share_the_events() -> None:
     require("Redis", REDIS_URL)
@@ -264,7 +264,7 @@ def test_nodes_in_one_group_share_the_events() -> None:
         buses = []
         for node in ("n1", "n2"):
             b = redis_bus(stream, node=node, batch=5)
-            b.subscribe("lb", lambda e, node=node: got[node].append(e.event_id))
+            b.subscribe("lb", recorder(got[node]))
             await b.start()
             buses.append(b)
         try:
