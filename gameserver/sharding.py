@@ -484,14 +484,14 @@ class ShardedRouter:
 
 
 async def join_ring(
-    hub: Hub, me: str, members: list[str], bus_url: str, timeout: float = 2.0
+    hub: Hub, me: str, members: list[str], bus_url: str, timeout: float = 2.0, prefix: str = "croupier:bus:"
 ) -> ShardedRouter:
     """Make `hub` the worker `me` of the ring `members`, talking over the bus at `bus_url`
     (``unix:///dir`` for the workers of one node, ``redis://...`` across nodes).
 
     Call it before the worker accepts sessions; `ShardedRouter.close()` when it stops.
     """
-    bus = open_bus(me, bus_url)
+    bus = open_bus(me, bus_url, prefix)
     await bus.start()
     router = ShardedRouter(hub, me, members, bus, timeout)
     hub.router = router

@@ -7,12 +7,13 @@ from .local import UnixBus, socket_path
 from .redis import RedisBus
 
 
-def open_bus(me: str, url: str) -> Bus:
-    """A bus for member `me`: ``unix:///a/directory`` or ``redis://host:port/db``."""
+def open_bus(me: str, url: str, prefix: str = "croupier:bus:") -> Bus:
+    """A bus for member `me`: ``unix:///a/directory`` or ``redis://host:port/db``
+    (`prefix` names the cluster's channels on a shared Redis)."""
     if url.startswith("unix://"):
         return UnixBus(me, url.removeprefix("unix://"))
     if url.startswith(("redis://", "rediss://", "unix+redis://")):
-        return RedisBus(me, url.replace("unix+redis://", "unix://", 1))
+        return RedisBus(me, url.replace("unix+redis://", "unix://", 1), prefix=prefix)
     raise ValueError(f"unknown bus URL {url!r} (unix:///dir or redis://host:port)")
 
 

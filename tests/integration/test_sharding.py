@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import tempfile
 import threading
 import time
@@ -27,6 +28,7 @@ from protocol.codes import CloseCode, ErrorCode
 from rooms.config import RoomConfig, ZoneConfig
 from rooms.zone import Zone
 
+from ..contract.conftest import REDIS_URL, require
 from .client import WsClient
 
 SECRET = "sharding-secret"
@@ -92,10 +94,13 @@ class Ring:
 
 
 @contextlib.contextmanager
-def ring() -> Iterator[Ring]:
-    """Two workers on one uvloop thread (separate hubs, ports and bus sockets)."""
+def ring(bus: str = "unix") -> Iterator[Ring]:
+    """Two workers on one uvloop thread (separate hubs, ports and bus connections).
+
+    `bus="redis"`: the workers talk through the Redis server, as two nodes would."""
     loop = uvloop.new_event_loop()
-    bus_dir = tempfile.mkdtemp(prefix="croupier-bus-")
+    prefix = f"croupier-test:{secrets.token_hex(4)}:"  # this ring's channels only
+    bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-bus-')}" if bus == "unix" else REDIS_URL
     box: dict[str, Any] = {}
     ready = threading.Event()
 
@@ -104,7 +109,7 @@ def ring() -> Iterator[Ring]:
             servers, routers = {}, {}
             for me in MEMBERS:
                 hub = Hub(config())
-                routers[me] = await join_ring(hub, me, MEMBERS, f"unix://{bus_dir}")
+                routers[me] = await join_ring(hub, me, MEMBERS, bus_url, prefix=prefix)
                 servers[me] = await start(hub.config, hub=hub)
             box["ring"] = Ring(servers, routers)
         except BaseException as exc:
@@ -137,8 +142,16 @@ def ring() -> Iterator[Ring]:
         loop.close()
 
 
-def run(body: Any) -> None:
-    with ring() as r:
+@pytest.fixture(params=["unix", pytest.param("redis", marks=pytest.mark.redis)])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The bus: Unix sockets (workers of one node) or Redis (nodes)."""
+    if request.param == "redis":
+        require("Redis", REDIS_URL)
+    return str(request.param)
+
+
+def run(body: Any, kind: str) -> None:
+    with ring(kind) as r:
         asyncio.run(asyncio.wait_for(body(r), 30))
 
 
@@ -146,7 +159,7 @@ def test_both_hosts_have_rooms() -> None:
     assert {host_of(r) for r in ROOMS} == set(MEMBERS)  # the scenarios below need it
 
 
-def test_every_worker_lists_every_room_with_the_same_ids() -> None:
+def test_every_worker_lists_every_room_with_the_same_ids(kind: str) -> None:
     async def body(r: Ring) -> None:
         a, da = await r.guest("w0", "ann")
         b, db = await r.guest("w1", "bob")
@@ -159,10 +172,10 @@ def test_every_worker_lists_every_room_with_the_same_ids() -> None:
         await a.close()
         await b.close()
 
-    run(body)
+    run(body, kind)
 
 
-def test_members_on_two_workers_share_a_room() -> None:
+def test_members_on_two_workers_share_a_room(kind: str) -> None:
     async def body(r: Ring) -> None:
         room = room_on("w1")  # hosted on w1; ann lives on w0
         a, da = await r.guest("w0", "ann")
@@ -192,10 +205,10 @@ def test_members_on_two_workers_share_a_room() -> None:
         await a.close()
         await b.close()
 
-    run(body)
+    run(body, kind)
 
 
-def test_private_message_to_a_user_on_another_worker() -> None:
+def test_private_message_to_a_user_on_another_worker(kind: str) -> None:
     async def body(r: Ring) -> None:
         a, _ = await r.guest("w0", "ann")
         b, db = await r.guest("w1", "bob")
@@ -210,10 +223,10 @@ def test_private_message_to_a_user_on_another_worker() -> None:
         await a.close()
         await b.close()
 
-    run(body)
+    run(body, kind)
 
 
-def test_created_rooms_are_announced_everywhere_and_removed_when_empty() -> None:
+def test_created_rooms_are_announced_everywhere_and_removed_when_empty(kind: str) -> None:
     async def body(r: Ring) -> None:
         name = next(f"table-{i}" for i in range(100) if host_of(f"table-{i}") == "w1")
         a, _ = await r.guest("w0", "ann")  # creator on w0, room hosted on w1
@@ -242,10 +255,10 @@ def test_created_rooms_are_announced_everywhere_and_removed_when_empty() -> None
         for x in (a, b, c):
             await x.close()
 
-    run(body)
+    run(body, kind)
 
 
-def test_moderator_kicks_a_user_on_another_worker_and_admin_speaks_to_the_zone() -> None:
+def test_moderator_kicks_a_user_on_another_worker_and_admin_speaks_to_the_zone(kind: str) -> None:
     async def body(r: Ring) -> None:
         mod_id, victim_id = user_on("w0"), user_on("w1")
         admin_id = user_on("w0", 5000)
@@ -267,10 +280,10 @@ def test_moderator_kicks_a_user_on_another_worker_and_admin_speaks_to_the_zone()
         for c in (mod, admin, other):
             await c.close()
 
-    run(body)
+    run(body, kind)
 
 
-def test_a_worker_that_restarts_drops_the_proxies_of_its_users() -> None:
+def test_a_worker_that_restarts_drops_the_proxies_of_its_users(kind: str) -> None:
     async def body(r: Ring) -> None:
         room = room_on("w0")
         a, _ = await r.guest("w0", "ann")
@@ -286,4 +299,4 @@ def test_a_worker_that_restarts_drops_the_proxies_of_its_users() -> None:
         await a.close()
         await b.close()
 
-    run(body)
+    run(body, kind)
