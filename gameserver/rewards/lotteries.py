@@ -391,15 +391,7 @@ class Lotteries:
         result = dd.result
         assert result is not None
         return {
-            "lottery": {
-                "id": config.id,
-                "version": config.version,
-                "numbers": config.numbers,
-                "picks": config.picks,
-                "ticket_price": config.ticket_price,
-                "pool_bp": config.pool_bp,
-                "tiers": [msgspec.to_builtins(t) for t in config.tiers],
-            },
+            "lottery": msgspec.to_builtins(config),
             "draw": msgspec.to_builtins(dd.draw),
             "result": msgspec.to_builtins(result),
             "tickets": [msgspec.to_builtins(t) for t in dd.tickets],

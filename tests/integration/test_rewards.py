@@ -1,0 +1,194 @@
+"""Rewards over real sockets against a SQLite file: a scheduled lottery draw (commit-reveal,
+verified by the client), prizes once across a restart, the daily bonus, a mission, a
+referral held for review, and responsible-gaming settings that survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from games.bonus import DailyLogin
+from games.lottery import Draw, DrawResult, LotteryConfig, Ticket, verify_draw
+from games.missions import Mission
+from games.referral import ReferralRule
+from gameserver.casino import account_id
+from gameserver.config import CasinoSection, CasinoZone, Config, LotterySchedule, RewardsZone, StoreSection
+from protocol.codes import ErrorCode
+
+from .client import WsClient
+from .conftest import Running, running_server, server_config
+from .test_casino import FAST, login, on_server, stores_of
+
+START = 10_000
+TICKETS = [[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 5, 10]]  # every number is on some ticket
+
+
+def rewards_server_config(url: str) -> Config:
+    base = server_config("picows", flood=FAST)
+    rewards = RewardsZone(
+        lotteries=[LotterySchedule(game="quick_3of10", period_s=3, cutoff_s=1)],
+        daily_login=DailyLogin(rewards=(50, 100)),
+        missions=[Mission(id="spin2", metric="rounds", target=2, reward=75, starts_at=0, ends_at=10**13)],
+        referral=ReferralRule(
+            min_deposit=0,
+            min_wagered=1,
+            within_days=30,
+            hold_days=1,
+            reward_referrer=300,
+            reward_referee=100,
+            cap_per_period=5,
+            require_kyc=False,
+        ),
+        tick_s=0.1,
+    )
+    zone = CasinoZone(games={"fruit_slot": "96.5"}, currency="FUN", starting_balance=START, rewards=rewards)
+    return msgspec.structs.replace(
+        base, store=StoreSection(url=url, commit_timeout=3.0), casino=CasinoSection(zones={"demo": zone})
+    )
+
+
+def ledger_ok(r: Running) -> None:
+    async def check() -> None:
+        assert set((await stores_of(r).wallet.ledger_totals()).values()) <= {0}
+        assert await stores_of(r).wallet.balance_mismatches() == []
+
+    on_server(r, check())
+
+
+def prize_postings(r: Running, accounts: list[str]) -> int:
+    async def count() -> int:
+        n = 0
+        for a in accounts:
+            n += sum(1 for p in await stores_of(r).wallet.postings(a, "FUN", limit=1000) if p.kind == "prize")
+        return n
+
+    return on_server(r, count())
+
+
+async def open_draw(c: WsClient) -> dict[str, Any]:
+    """The draw on sale with at least 0.8 s of sales left."""
+    for _ in range(100):
+        lot = (await c.request("lottery_list"))["data"]["lotteries"][0]
+        draw = lot["draw"]
+        if draw is not None and draw["cutoff_at"] - time.time() * 1000 > 800:
+            return draw  # type: ignore[no-any-return]
+        await asyncio.sleep(0.1)
+    raise AssertionError("no draw on sale")
+
+
+async def results(c: WsClient, draw_id: str) -> dict[str, Any]:
+    for _ in range(100):
+        r = await c.request("lottery_results", lottery="quick_3of10", draw=draw_id)
+        if r["type"] == "ok":
+            return r["data"]  # type: ignore[no-any-return]
+        assert r["code"] == ErrorCode.DRAW_PENDING, r
+        await asyncio.sleep(0.1)
+    raise AssertionError("the draw did not happen")
+
+
+def test_lottery_draw_verified_by_the_client_and_paid_once_across_a_restart(tmp_path: Path) -> None:
+    config = rewards_server_config(f"sqlite:///{tmp_path}/r.db")
+    a7 = account_id("demo", 7)
+    with running_server(config) as r:
+
+        async def play() -> dict[str, Any]:
+            c, _ = await login(r.ws_url, 7)
+            try:
+                draw = await open_draw(c)
+                bought = await c.request("lottery_buy", lottery="quick_3of10", tickets=TICKETS, key="buy-1")
+                assert bought["type"] == "ok", bought
+                assert bought["data"]["balance"] == START - 400
+                again = await c.request("lottery_buy", lottery="quick_3of10", tickets=TICKETS, key="buy-1")
+                assert again == {**bought, "id": again["id"]}
+                res = await results(c, draw["draw"])
+                assert hashlib.sha256(bytes.fromhex(res["seed"])).hexdigest() == draw["commitment"]
+                ver = (await c.request("lottery_verify", draw=draw["draw"]))["data"]
+                # the client checks the draw itself from what was published
+                config = msgspec.convert(ver["lottery"], LotteryConfig)
+                ok = verify_draw(
+                    config,
+                    msgspec.convert(ver["draw"], Draw),
+                    msgspec.convert(ver["result"], DrawResult),
+                    [msgspec.convert(t, Ticket) for t in ver["tickets"]],
+                )
+                assert ok and ver["verified"]
+                assert res["my_prize"] > 0  # one of the tickets holds each number
+                bal = (await c.request("balance"))["data"]["balance"]
+                assert bal == START - 400 + res["my_prize"]
+                return res
+            finally:
+                await c.close()
+
+        res = asyncio.run(play())
+        ledger_ok(r)
+        paid = prize_postings(r, [a7])
+        assert paid == sum(1 for t in res["my_tickets"] if t["prize"] > 0)
+    with running_server(config) as r2:
+
+        async def after() -> None:
+            c, _ = await login(r2.ws_url, 7)
+            try:
+                again = await c.request("lottery_results", lottery="quick_3of10", draw=res["draw"])
+                assert again["data"]["numbers"] == res["numbers"]
+                assert (await c.request("balance"))["data"]["balance"] == START - 400 + res["my_prize"]
+            finally:
+                await c.close()
+
+        asyncio.run(after())
+        time.sleep(0.3)  # a few scheduler ticks
+        assert prize_postings(r2, [a7]) == paid
+        ledger_ok(r2)
+
+
+def test_bonus_mission_referral_and_limits_over_sockets(tmp_path: Path) -> None:
+    config = rewards_server_config(f"sqlite:///{tmp_path}/r.db")
+    with running_server(config) as r:
+
+        async def body() -> None:
+            a, _ = await login(r.ws_url, 21)
+            b, _ = await login(r.ws_url, 22)
+            try:
+                daily = await a.request("bonus_claim", bonus="daily")
+                assert daily["data"]["amount"] == 50 and daily["data"]["balance"] == START + 50
+                assert (await a.request("bonus_claim", bonus="daily"))["code"] == ErrorCode.BONUS_CLAIMED
+                for _ in range(2):
+                    assert (await a.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
+                view = {}
+                for _ in range(50):
+                    view = (await a.request("mission_progress", mission="spin2"))["data"]
+                    if view["status"] == "rewarded":
+                        break
+                    await asyncio.sleep(0.05)
+                assert view["value"] == 2 and view["status"] == "rewarded"
+                code = (await a.request("referral_code"))["data"]["code"]
+                # both players connect from 127.0.0.1: linked accounts are held for review
+                held = await b.request("referral_apply", code=code)
+                assert held["data"]["status"] == "held_for_review" and held["data"]["reason"] == "shared_ip"
+                lim = await b.request("rg_limit", kind="loss", period="day", amount=0)
+                assert lim["data"]["limits"][0]["amount"] == 0
+                refused = await b.request("spin", game="fruit_slot", coin=1)
+                assert refused["code"] == ErrorCode.POLICY_REFUSED and "loss_limit" in refused["message"]
+            finally:
+                await a.close()
+                await b.close()
+
+        asyncio.run(body())
+        ledger_ok(r)
+    with running_server(config) as r2:
+
+        async def after() -> None:
+            b, _ = await login(r2.ws_url, 22)
+            try:
+                status = (await b.request("rg_status"))["data"]
+                assert status["limits"][0]["kind"] == "loss" and status["limits"][0]["amount"] == 0
+                refused = await b.request("spin", game="fruit_slot", coin=1)
+                assert refused["code"] == ErrorCode.POLICY_REFUSED
+            finally:
+                await b.close()
+
+        asyncio.run(after())
