@@ -18,6 +18,9 @@ from typing import Any, Literal
 import msgspec
 from msgspec import Struct, field
 
+from games.bonus import BonusTemplate, DailyLogin
+from games.missions import Mission
+from games.referral import ReferralRule
 from protocol.limits import SessionLimits
 from rooms.config import ZoneConfig
 
@@ -130,6 +133,36 @@ class StoreSection(Struct, frozen=True, forbid_unknown_fields=True):
     zone_state: bool = False
 
 
+class LotterySchedule(Struct, frozen=True, forbid_unknown_fields=True):
+    """A recurring lottery (docs/casino.md, "Lotteries"): draw `n` sells tickets in
+    `[start + n*period, start + (n+1)*period - cutoff)` and is drawn at `start + (n+1)*period`."""
+
+    #: a lottery file of the catalogue (e.g. "lottery_6of49")
+    game: str
+    period_s: int = 86_400
+    #: ticket sales close this long before the draw
+    cutoff_s: int = 300
+    #: epoch second the schedule is aligned to (the first draw opens then)
+    start_s: int = 0
+    #: epoch second after which no new draw opens (None = open-ended)
+    end_s: int | None = None
+
+
+class RewardsZone(Struct, frozen=True, forbid_unknown_fields=True):
+    """A zone's lotteries, bonuses, missions and referral programme (gameserver/rewards)."""
+
+    lotteries: list[LotterySchedule] = []
+    #: daily login coins by streak day (the last repeats), days in `timezone`; none = off
+    daily_login: DailyLogin | None = None
+    #: offers: `no_deposit` and `free_spins` are claimed with `bonus_claim`; `deposit_match`
+    #: is granted by the payment integration (`Rewards.deposit`)
+    bonuses: list[BonusTemplate] = []
+    missions: list[Mission] = []
+    referral: ReferralRule | None = None
+    #: seconds between scheduler ticks (draws, referral releases, bonus expiry)
+    tick_s: float = 1.0
+
+
 class CasinoZone(Struct, frozen=True, forbid_unknown_fields=True):
     """One zone's casino: the partner's game catalogue, its currency and its policy."""
 
@@ -149,6 +182,8 @@ class CasinoZone(Struct, frozen=True, forbid_unknown_fields=True):
     minigame_coin_values: tuple[int, ...] = (1, 5, 10, 25, 100)
     #: The house account the zone's bets go to and wins come from (may go negative).
     house_account: str = ""
+    #: Lotteries, bonuses, missions and referrals (gameserver/rewards).
+    rewards: RewardsZone = field(default_factory=RewardsZone)
 
     def house(self, zone: str) -> str:
         return self.house_account or f"house:{zone}"

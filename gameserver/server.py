@@ -15,6 +15,7 @@ from .clock import Clock
 from .config import Config
 from .hub import Hub
 from .metrics import watch_loop_lag
+from .rewards import Rewards
 from .transports.picows_ws import serve_picows
 from .transports.sfs2x_tcp import serve_sfs_tcp
 from .transports.tcp import serve_tcp
@@ -119,6 +120,9 @@ async def start(
                 await casino.start()
                 hub.casino = casino
                 hub.register(casino)
+                rewards = Rewards(hub, stores, casino)
+                await rewards.start()
+                hub.register(rewards)
             if config.store.zone_state:
                 zone_state = ZoneState(hub, stores)
                 await zone_state.load()

@@ -71,6 +71,20 @@ class ErrorCode(IntEnum):
     ROUND_IN_PROGRESS = 406  # finish the open round of this game first (round_continue)
     ROUND_COMPLETE = 407  # every step of the round has been revealed
     REQUEST_ID_REUSED = 408  # this request id was used by another money request
+    # Rewards: lotteries, bonuses, missions, referrals, responsible gaming (409-429)
+    LOTTERY_NOT_FOUND = 409  # no such lottery (or draw) in this zone
+    SALES_CLOSED = 410  # no draw on sale now (before opening, after the cutoff)
+    BAD_TICKET = 411  # numbers out of range, repeated, or the wrong count
+    TICKET_LIMIT = 412  # max_tickets_per_player for this draw reached
+    DRAW_PENDING = 413  # the draw has not happened yet: no result to show or verify
+    BONUS_NOT_FOUND = 414  # no such offer, or not active now
+    BONUS_CLAIMED = 415  # already claimed (today, for the daily reward)
+    BONUS_ACTIVE = 416  # a bonus is still being wagered: finish it first
+    MISSION_NOT_FOUND = 417  # no such mission, or not active now
+    REFERRAL_INVALID = 418  # unknown code, or the player's own code
+    REFERRAL_EXISTS = 419  # the player was already referred
+    LIMIT_INVALID = 420  # duration not offered, no pending increase, still cooling off
+    NOT_EXCLUDED = 421  # rg_reactivate: no self-exclusion, or it has not expired
 
 
 class CloseCode(IntEnum):

@@ -29,6 +29,24 @@ from .msgbase import (  # re-exported: callers import them from here
     Variable as Variable,
     VarValue as VarValue,
 )
+from .rewards_messages import (  # the rewards requests, in the union below
+    BonusClaim,
+    BonusList,
+    LotteryBuy,
+    LotteryList,
+    LotteryResults,
+    LotteryVerify,
+    MissionList,
+    MissionProgress,
+    ReferralApply,
+    ReferralCode,
+    RgConfirm,
+    RgExclude,
+    RgLimit,
+    RgReactivate,
+    RgStatus,
+    RgTimeout,
+)
 
 _Request = Request
 
@@ -257,6 +275,22 @@ ClientMessage = (
     | Balance
     | History
     | MinigamePlay
+    | LotteryList
+    | LotteryBuy
+    | LotteryResults
+    | LotteryVerify
+    | BonusList
+    | BonusClaim
+    | MissionList
+    | MissionProgress
+    | ReferralCode
+    | ReferralApply
+    | RgStatus
+    | RgLimit
+    | RgConfirm
+    | RgTimeout
+    | RgExclude
+    | RgReactivate
 )
 
 #: Every client message type, by its wire tag.
