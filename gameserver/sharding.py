@@ -483,17 +483,23 @@ class ShardedRouter:
         task.add_done_callback(self._tasks.discard)
 
 
-async def join_ring(
-    hub: Hub, me: str, members: list[str], bus_url: str, timeout: float = 2.0, prefix: str = "croupier:bus:"
+async def attach_router(
+    hub: Hub, me: str, members: list[str], bus: Bus, timeout: float = 2.0
 ) -> ShardedRouter:
-    """Make `hub` the worker `me` of the ring `members`, talking over the bus at `bus_url`
-    (``unix:///dir`` for the workers of one node, ``redis://...`` across nodes).
+    """Start `bus` and make `hub` the worker `me` of the ring `members`.
 
     Call it before the worker accepts sessions; `ShardedRouter.close()` when it stops.
     """
-    bus = open_bus(me, bus_url, prefix)
     await bus.start()
     router = ShardedRouter(hub, me, members, bus, timeout)
     hub.router = router
     await router.start()
     return router
+
+
+async def join_ring(
+    hub: Hub, me: str, members: list[str], bus_url: str, timeout: float = 2.0, prefix: str = "croupier:bus:"
+) -> ShardedRouter:
+    """`attach_router` with a bus opened from a URL: ``unix:///dir`` (the workers of one
+    node) or ``redis://...`` (across nodes)."""
+    return await attach_router(hub, me, members, open_bus(me, bus_url, prefix), timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Bus, BusBusy, BusError, BusStats, BusTimeout, BusUnreachable, Handler, RemoteError
+from .hybrid import HybridBus
 from .local import UnixBus, socket_path
 from .redis import RedisBus
 
@@ -25,6 +26,7 @@ __all__ = [
     "BusTimeout",
     "BusUnreachable",
     "Handler",
+    "HybridBus",
     "RedisBus",
     "RemoteError",
     "UnixBus",
