@@ -200,3 +200,30 @@ def test_garbage_on_the_wire_is_dropped_not_fatal(make_bus: Factory) -> None:
             assert await a.call("w1", "ping", None) == "pong"
 
     run(body())
+
+
+@pytest.mark.redis
+def test_hybrid_bus_uses_unix_within_a_node_and_redis_between_nodes(tmp_path: Path) -> None:
+    require("Redis", REDIS_URL)
+    prefix = f"croupier-test:{secrets.token_hex(4)}:"
+
+    async def body() -> None:
+        from gameserver.bus import HybridBus
+
+        names = ["0.0", "0.1", "1.0"]
+        buses = [HybridBus(n, tmp_path / f"node{n[0]}", REDIS_URL, prefix=prefix) for n in names]
+        for b in buses:
+            b.on("who", lambda src, _, me=b.me: [me, src])
+            await b.start()
+        try:
+            a = buses[0]
+            assert await a.call("0.1", "who", None) == ["0.1", "0.0"]
+            assert await a.call("1.0", "who", None) == ["1.0", "0.0"]
+            assert await buses[2].call("0.1", "who", None) == ["0.1", "1.0"]
+            assert a.unix._outbound.keys() == {"0.1"}  # same node: a Unix socket
+            assert buses[2].unix._outbound == {}  # other node: Redis only
+        finally:
+            for b in buses:
+                await b.close()
+
+    run(body())
