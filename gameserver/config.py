@@ -159,7 +159,12 @@ class RewardsZone(Struct, frozen=True, forbid_unknown_fields=True):
     bonuses: list[BonusTemplate] = []
     missions: list[Mission] = []
     referral: ReferralRule | None = None
-    #: seconds between scheduler ticks (draws, referral releases, bonus expiry)
+    #: pick-a-box games (catalogue names, cash prizes only) played with `pick_start` / `pick_open`
+    pick_games: list[str] = []
+    #: INT-4: a pick round left without a decision this long is finished by the documented
+    #: default (the lowest unopened boxes are opened until the round ends)
+    pick_timeout_s: int = 86_400
+    #: seconds between scheduler ticks (draws, referral releases, bonus expiry, pick time-outs)
     tick_s: float = 1.0
 
 

@@ -38,6 +38,9 @@ from .rewards_messages import (  # the rewards requests, in the union below
     LotteryVerify,
     MissionList,
     MissionProgress,
+    PickInfo,
+    PickOpen,
+    PickStart,
     ReferralApply,
     ReferralCode,
     RgConfirm,
@@ -291,6 +294,9 @@ ClientMessage = (
     | RgTimeout
     | RgExclude
     | RgReactivate
+    | PickInfo
+    | PickStart
+    | PickOpen
 )
 
 #: Every client message type, by its wire tag.

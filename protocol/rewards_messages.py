@@ -22,6 +22,9 @@ __all__ = [
     "LotteryVerify",
     "MissionList",
     "MissionProgress",
+    "PickInfo",
+    "PickOpen",
+    "PickStart",
     "ReferralApply",
     "ReferralCode",
     "RgConfirm",
@@ -151,6 +154,28 @@ class RgReactivate(Request, tag="rg_reactivate", frozen=True):
     """Re-activate the account after an expired self-exclusion (never automatic)."""
 
 
+# -- pick-a-box ----------------------------------------------------------------------------
+
+
+class PickInfo(Request, tag="pick_info", frozen=True):
+    """The zone's pick-a-box games: boxes, picks, prizes, cost and exact expected return."""
+
+
+class PickStart(Request, tag="pick_start", frozen=True):
+    """Buy a pick-a-box round: the stake is debited and the whole layout drawn and stored."""
+
+    game: Ref
+    coin: Annotated[int, Meta(ge=1, le=2**53)] | None = None
+    key: ClientKey | None = None
+
+
+class PickOpen(Request, tag="pick_open", frozen=True):
+    """Open box `box` (0-based) of an open pick round; the last pick settles the round."""
+
+    round: Ref
+    box: Annotated[int, Meta(ge=0, le=1000)]
+
+
 #: Every rewards request, for the `ClientMessage` union and the service's request types.
 REWARDS_MESSAGES: tuple[type[Request], ...] = (
     LotteryList,
@@ -169,4 +194,7 @@ REWARDS_MESSAGES: tuple[type[Request], ...] = (
     RgTimeout,
     RgExclude,
     RgReactivate,
+    PickInfo,
+    PickStart,
+    PickOpen,
 )

@@ -71,6 +71,9 @@ class Responsible:
             rm.RgReactivate: self.reactivate,
         }
 
+    def forget(self, account: str) -> None:
+        self._cache.pop(account, None)
+
     async def settings(self, account: str) -> Settings:
         cached = self._cache.get(account)
         if cached is not None:

@@ -160,6 +160,7 @@ class Rewards:
         from .bonuses import Bonuses
         from .lotteries import Lotteries
         from .missions import Missions
+        from .picks import Picks
         from .referrals import Referrals
         from .responsible import Responsible
 
@@ -180,8 +181,10 @@ class Rewards:
         self.missions = Missions(self)
         self.referrals = Referrals(self)
         self.responsible = Responsible(self)
+        self.picks = Picks(self)
         self._handlers: dict[type, Handler] = {}
-        for part in (self.lotteries, self.bonuses, self.missions, self.referrals, self.responsible):
+        parts = (self.lotteries, self.bonuses, self.missions, self.referrals, self.responsible, self.picks)
+        for part in parts:
             self._handlers.update(part.handlers())
         assert set(self._handlers) == REWARDS_TYPES, set(REWARDS_TYPES) - set(self._handlers)
 
@@ -208,12 +211,13 @@ class Rewards:
 
     async def tick(self) -> None:
         """Run due schedules once: open and draw lotteries, release held referrals,
-        expire bonuses. Safe to run twice or on several workers (idempotent)."""
+        expire bonuses, finish overdue pick rounds. Safe to run twice or on several workers (idempotent)."""
         now = self.now()
         for zr in self.zones.values():
             await self.lotteries.tick(zr, now)
         await self.referrals.tick(now)
         await self.bonuses.tick(now)
+        await self.picks.tick(now)
 
     async def drain(self) -> None:
         """Stop the scheduler and wait for requests and event handlers in flight."""
@@ -240,9 +244,12 @@ class Rewards:
         if zr is not None:
             peer = player.conn.link.peer if player.conn is not None else ""
             self.spawn(self.referrals.joined(zr, self.account(player), peer))
+            self.spawn(self.picks.joined(zr, self.account(player)))
 
     def player_left(self, player: Player) -> None:
-        self.bonuses.forget(self.account(player))
+        account = self.account(player)
+        self.bonuses.forget(account)
+        self.responsible.forget(account)
 
     def handle(self, player: Player, req: Any) -> None:
         zr = self.zones.get(player.zone)
