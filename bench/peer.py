@@ -334,6 +334,20 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write(out: Path, params: dict[str, Any], rounds: list[dict[str, Any]]) -> str:
+    """peer.json and peer.md for the rounds so far; returns the markdown."""
+    keys = rounds[0]["ratio"].keys() if rounds else []
+    result = {
+        "params": params,
+        "rounds": rounds,
+        "ratio_median": {k: median([r["ratio"].get(k) for r in rounds]) for k in keys},
+    }
+    (out / "peer.json").write_text(json.dumps(result, indent=1))
+    md = markdown(result)
+    (out / "peer.md").write_text(md)
+    return md
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default=str(REPO / "bench" / "scenarios" / "peer.toml"))
@@ -429,22 +443,14 @@ def main(argv: list[str] | None = None) -> int:
                     rnd[s.name] = measure(s, sc, args, rdir / s.name)
                 rnd["ratio"] = ratios(rnd["croupier"], rnd["colyseus"])
                 rounds.append(rnd)
+                write(out, params, rounds)  # what is done so far, if a later round fails
             finally:
                 for s in servers:
                     s.stop()
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"peer: {exc}", file=sys.stderr)
         return 2
-    keys = rounds[0]["ratio"].keys() if rounds else []
-    result = {
-        "params": params,
-        "rounds": rounds,
-        "ratio_median": {k: median([r["ratio"].get(k) for r in rounds]) for k in keys},
-    }
-    (out / "peer.json").write_text(json.dumps(result, indent=1))
-    md = markdown(result)
-    (out / "peer.md").write_text(md)
-    print(md)
+    print(write(out, params, rounds))
     print(f"report: {out / 'peer.json'}  summary: {out / 'peer.md'}")
     ok = all(r[s].get("errors") == 0 for r in rounds for s in ("croupier", "colyseus"))
     return 0 if ok else 1
