@@ -16,6 +16,18 @@ class EventLog:
         self._seq = 0
         self._buffer: deque[tuple[int, OutEvent]] = deque(maxlen=capacity)
 
+    @classmethod
+    def restore(cls, capacity: int, last_seq: int, events: list[tuple[int, OutEvent]]) -> EventLog:
+        """A log that continues from `last_seq`, holding `events` (a handed-over session)."""
+        log = cls(capacity)
+        log._seq = last_seq
+        log._buffer.extend(events)
+        return log
+
+    def buffered(self) -> list[tuple[int, OutEvent]]:
+        """The events kept for replay, oldest first."""
+        return list(self._buffer)
+
     @property
     def last_seq(self) -> int:
         """The seq of the newest event (0 before any)."""
