@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-load bench-peer bench-peer-install soak clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-load bench-cluster bench-peer bench-peer-install soak clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ soak: $(STAMP)
 
 bench-bus: $(STAMP)
 	$(PY) -m bench.bus
+
+# Cluster: sessions held by N workers (load generator), then a rolling restart under spins.
+bench-cluster: $(STAMP)
+	$(PY) -m bench.cluster held --workers 3 --connections 30000 --duration 20
+	$(PY) -m bench.cluster rolling --workers 2 --players 100 --idle 1000
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec

@@ -356,6 +356,10 @@ class Supervisor:
         while not self._stopping:
             await asyncio.sleep(cl.heartbeat_interval)
             now = time.monotonic()
+            for slot in self.slots:  # clients waiting for a worker that is not back in time
+                while slot.waiting and now - slot.waiting[0][3] > self.config.limits.auth_timeout:
+                    close_quietly(slot.waiting.popleft()[1])
+                    self.counters["refused"] += 1
             for wp in list(self.processes):
                 if wp.superseded or wp.exited.done():
                     continue

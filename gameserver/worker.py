@@ -34,6 +34,7 @@ from protocol.codes import CloseCode, ErrorCode
 
 from . import auth, logs
 from .admin import worker_stats
+from .bus import Bus, HybridBus, UnixBus
 from .config import Config
 from .connection import Connection
 from .handoff import Channel, close_quietly, recv_blocking
@@ -41,6 +42,7 @@ from .hub import GUEST_ID_BASE, Hub
 from .metrics import registry_for
 from .ring import HashRing, user_key
 from .server import Server, start
+from .sharding import ShardedRouter, attach_router
 from .transports.picows_ws import adopted_protocol
 from .transports.sfs2x_tcp import SfsTcpLink
 from .transports.tcp import TcpLink
@@ -248,6 +250,7 @@ class Worker:
         self.done = asyncio.Event()
         self.exit_code = 0
         self._stopping = False
+        self.router: ShardedRouter | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> int:
@@ -262,7 +265,7 @@ class Worker:
         await self._start_bus()
         loop = asyncio.get_running_loop()
         self.channel = Channel(self.channel_sock, self._message, self._channel_closed)
-        loop.add_signal_handler(signal.SIGTERM, self._spawn, self._stop(CloseCode.GOING_AWAY))
+        loop.add_signal_handler(signal.SIGTERM, lambda: self._spawn(self._stop(CloseCode.GOING_AWAY)))
         self._spawn(self._watch_lease())
         self.channel.send({"t": "ready", "gen": info.generation, "pid": os.getpid()})
         logger.info("worker %s (generation %d) ready", info.member, info.generation)
@@ -270,9 +273,19 @@ class Worker:
         return self.exit_code
 
     async def _start_bus(self) -> None:
-        """Start the cross-worker bus here (gameserver/bus/): before `ready`, no client is
-        handed to this worker. `self.info` has the ring, the peers and their socket paths;
-        `self.server.hub` is the hub (set `hub.router` here)."""
+        """Join the ring's bus (gameserver/bus/, gameserver/sharding.py) before `ready`:
+        rooms live on the worker their name hashes to, members anywhere."""
+        info, cl = self.info, self.config.cluster
+        directory = os.path.join(info.run_dir, "bus")
+        nodes = {node_of(m) for m in info.members}
+        if len(nodes) > 1 and not cl.bus_url:
+            logger.warning("several nodes but no cluster.bus_url: other nodes' rooms are unreachable")
+        bus: Bus = (
+            HybridBus(info.member, directory, cl.bus_url, default_timeout=cl.bus_timeout)
+            if len(nodes) > 1 and cl.bus_url
+            else UnixBus(info.member, directory, default_timeout=cl.bus_timeout)
+        )
+        self.router = await attach_router(self._hub(), info.member, list(info.members), bus, cl.bus_timeout)
 
     # -- channel messages ------------------------------------------------------------------
 
@@ -379,6 +392,8 @@ class Worker:
         reason = "worker restarting: reconnect and resume" if code is CloseCode.RESUME_ELSEWHERE else ""
         hub.shutdown(code, reason or "server shutting down")
         await server.stop(drain_seconds=self.config.limits.close_timeout)
+        if self.router is not None:
+            await self.router.close()
         self._send({"t": "drained", "metrics": self._metrics()})
         await asyncio.sleep(0.05)  # let the channel write
         self.done.set()
