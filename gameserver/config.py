@@ -73,6 +73,12 @@ class ClusterSection(Struct, frozen=True, forbid_unknown_fields=True):
     nodes: list[NodeAddress] = []
     #: Directory for the workers' Unix sockets (bus); empty = a fresh temporary directory.
     run_dir: str = ""
+    #: Redis for the bus between nodes (`redis://host:6379/0`). Without it, with several
+    #: nodes, rooms and users on other nodes cannot be reached (a warning at start-up).
+    #: The workers of one node always talk over Unix sockets in `run_dir`.
+    bus_url: str | None = None
+    #: Seconds a request between workers (a room operation, a delivery) may take.
+    bus_timeout: float = 2.0
     #: Seconds between the supervisor's lease renewals (heartbeats) to each worker.
     heartbeat_interval: float = 0.5
     #: A worker that has not answered for this long is replaced (and fenced: its lease,
