@@ -226,13 +226,17 @@ class RedisStreamEvents:
         if self._acks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait(list(self._acks), timeout=max(0.0, deadline - loop.time()))
-        for task in [*self._tasks, *self._acks]:  # unacknowledged entries stay pending
+        tasks = [*self._tasks, *self._acks]
+        for task in tasks:  # unacknowledged entries stay pending
             task.cancel()
-        for task in [*self._tasks, *self._acks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # bounded: a command cancelled inside the driver may not return before its socket closes
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
         self._tasks.clear()
-        await self._r.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._r.aclose(), 1.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
 
     # -- writer ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from gameserver.domain import DomainEvent, LocalEvents, RedisStreamEvents, RoundSettled
 
@@ -38,6 +39,12 @@ def settled(n: int, user: int = 1) -> RoundSettled:
 
 def redis_bus(stream: str, node: str = "n1", **kw: Any) -> RedisStreamEvents:
     return RedisStreamEvents(REDIS_URL, stream=stream, node=node, block=0.05, start_id="0", **kw)
+
+
+async def drop(stream: str) -> None:
+    r = aioredis.Redis.from_url(REDIS_URL)
+    await r.delete(stream)
+    await r.aclose()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -67,8 +74,8 @@ def with_bus(kind: str, body: Callable[[Bus], Awaitable[None]], subscribe: Calla
             await body(bus)
         finally:
             if isinstance(bus, RedisStreamEvents):
-                await bus._r.delete(stream)
                 await bus.close()
+                await drop(stream)
 
     run(go())
 
@@ -175,8 +182,8 @@ def test_a_failed_event_is_delivered_again_until_it_succeeds() -> None:
             pending = await bus._r.xpending(stream, "a")
             assert pending["pending"] == 0
         finally:
-            await bus._r.delete(stream)
             await bus.close()
+            await drop(stream)
 
     run(go())
 
@@ -213,8 +220,8 @@ def test_a_node_that_dies_before_acknowledging_is_taken_over() -> None:
             await asyncio.sleep(0.8)  # claimed and acknowledged: never again
             assert len(second) == 5
         finally:
-            await two._r.delete(stream)
             await two.close()
+            await drop(stream)
 
     run(go())
 
@@ -244,8 +251,8 @@ def test_a_restarted_node_gets_its_own_pending_entries_at_once() -> None:
         try:
             await eventually(lambda: again == ["round-1"], timeout=3)
         finally:
-            await back._r.delete(stream)
             await back.close()
+            await drop(stream)
 
     run(go())
 
@@ -275,9 +282,9 @@ def test_nodes_in_one_group_share_the_events() -> None:
             every = got["n1"] + got["n2"]
             assert sorted(every) == sorted(f"round-{n}" for n in range(200))  # each once
         finally:
-            await buses[0]._r.delete(stream)
             for b in buses:
                 await b.close()
+            await drop(stream)
 
     run(go())
 
