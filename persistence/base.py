@@ -11,7 +11,7 @@ the group-commit writer (:mod:`persistence.writer`), never directly by game code
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from persistence.errors import PersistenceError
@@ -89,8 +89,15 @@ class WalletStore(Protocol):
 
     async def list_balances(self, account: str) -> list[WalletBalance]: ...
 
-    async def commit_batch(self, txns: Sequence[Txn], now: int) -> list[TxnOutcome]:
+    async def commit_batch(
+        self, txns: Sequence[Txn], now: int, on_locked: Callable[[], None] | None = None
+    ) -> list[TxnOutcome]:
         """Apply ``txns`` in order in ONE database transaction and commit it.
+
+        ``on_locked`` is called once the rows the batch's rules read (player balances,
+        rounds) are locked: a batch started after that point queues behind this one
+        on every account they share, so the writer may pipeline batches and still
+        apply each account's transactions in submission order.
 
         Returns one outcome per transaction: a :class:`TxnResult` (``duplicate=True``
         when the key was already committed) or a :class:`~persistence.errors.TxnRejected`

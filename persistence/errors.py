@@ -6,6 +6,7 @@ see an ``aiomysql``, ``sqlite3`` or ``redis`` exception::
     PersistenceError
     ├── StoreBusy           retryable: queue full, lock contention, deadlock
     ├── StoreUnavailable    retryable: database down, connection lost, timeout
+    │   └── StaleConnection a pooled connection was dead before anything ran (retried inside)
     ├── CacheUnavailable    the Redis cache is down (cache-only features)
     ├── NotFound
     ├── StoreError          the database refused a statement (constraint, data too long)
@@ -28,6 +29,7 @@ __all__ = [
     "CacheUnavailable",
     "Conflict",
     "InsufficientFunds",
+    "StaleConnection",
     "InvalidTxn",
     "NotFound",
     "PersistenceError",
@@ -64,6 +66,12 @@ class StoreUnavailable(PersistenceError):
 
     def __str__(self) -> str:
         return f"store unavailable: {self.reason}"
+
+
+class StaleConnection(StoreUnavailable):
+    """A pooled connection was found dead by a transaction's first statements, before
+    anything of the transaction ran: it may be run again at once on a new connection.
+    Backends retry it themselves; callers only ever see :class:`StoreUnavailable`."""
 
 
 class CacheUnavailable(PersistenceError):

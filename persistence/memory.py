@@ -134,7 +134,11 @@ class MemoryWallet(_Part):
     async def list_balances(self, account: str) -> list[WalletBalance]:
         return sorted((b for (a, _), b in self._s.balances.items() if a == account), key=lambda b: b.currency)
 
-    async def commit_batch(self, txns: Sequence[Txn], now: int) -> list[TxnOutcome]:
+    async def commit_batch(
+        self, txns: Sequence[Txn], now: int, on_locked: Callable[[], None] | None = None
+    ) -> list[TxnOutcome]:
+        if on_locked is not None:
+            on_locked()  # nothing awaits below: batches apply whole, in call order
         s = self._s
         touched = {(e.account, e.currency) for t in txns for e in t.entries}
         plan = plan_batch(

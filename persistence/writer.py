@@ -25,12 +25,20 @@ Outcomes of one transaction:
   (the batch is bisected to find the offender).
 
 Memory is bounded by ``max_queue`` transactions; nothing is ever acknowledged
-before it is committed. Up to ``max_inflight`` batches commit at once; transactions
-of one account that are submitted without waiting for each other may then be
-applied in either order (each is still atomic, checked and idempotent, and the
-database serialises them with row locks). Submit a dependent transaction after the
-previous one resolved (the game server does: one spin in flight per player), or
-set ``max_inflight=1`` for strict submission order. Two submissions of the same key while the first is still
+before it is committed.
+
+Pipelining: up to ``max_inflight`` batches commit at once, each on its own
+connection. A batch is started only after the previous one reported that it holds
+the row locks its rules read (``on_locked`` of ``WalletStore.commit_batch``), so the
+database makes a later batch wait on every account the two share: transactions are
+still applied in submission order per account, while batches of different players
+overlap (one prepares and sends its statements while the other waits for its
+COMMIT). Rows that do not exist yet cannot be locked, so a batch that creates an
+account reports "locked" only when it is done, and a batch is held back while an
+earlier one in flight has a transaction of the same round. The exceptions are a batch that had to be retried (a deadlock or a
+concurrent writer's key) or bisected (a row the database refused): its transactions
+may then land after those of the next batch. Each transaction is always atomic,
+checked and idempotent. Two submissions of the same key while the first is still
 queued or in flight share its outcome (the second gets ``duplicate=True``).
 """
 
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -59,7 +68,8 @@ __all__ = ["CommitFn", "GroupCommitWriter", "PingFn", "WriterConfig", "WriterSta
 
 log = logging.getLogger(__name__)
 
-CommitFn = Callable[[Sequence[Txn], int], Awaitable[Sequence[TxnResult | PersistenceError]]]
+CommitFn = Callable[..., Awaitable[Sequence[TxnResult | PersistenceError]]]
+"""``commit(txns, now)``, or ``commit(txns, now, on_locked)`` (see ``WalletStore.commit_batch``)."""
 PingFn = Callable[[], Awaitable[None]]
 
 
@@ -141,6 +151,12 @@ class GroupCommitWriter:
         on_commit: Callable[[Sequence[TxnResult]], None] | None = None,
     ) -> None:
         self._commit = commit
+        try:
+            self._signals_lock = "on_locked" in inspect.signature(commit).parameters
+        except (TypeError, ValueError):
+            self._signals_lock = False
+        self._locked: asyncio.Event | None = None  # set once the latest batch holds its locks
+        self._rounds_inflight: dict[str, int] = {}  # round ids of the batches committing
         self._ping = ping
         self.config = config or WriterConfig()
         self._clock = clock
@@ -264,28 +280,64 @@ class GroupCommitWriter:
                         await self._signal.wait()
                 continue
             await self._slots.acquire()
+            if self._locked is not None and not self._locked.is_set():
+                # pipelining: start the next batch only once the previous one holds its
+                # row locks, so that the database queues ours behind it on shared accounts
+                await self._locked.wait()
             if not self._queue:  # failed meanwhile by a database error
                 self._slots.release()
                 continue
             n = min(cfg.max_batch, len(self._queue))
+            if self._rounds_inflight and self._shares_a_round(n):
+                # a round not inserted yet has no row to lock: let its batch finish first
+                self._slots.release()
+                if self._flushing:
+                    await asyncio.wait(list(self._flushing))
+                continue
             batch = [self._queue.popleft() for _ in range(n)]
-            task = loop.create_task(self._flush_in_slot(batch))
+            rounds = [p.txn.round.round_id for p in batch if p.txn.round is not None]
+            for rid in rounds:
+                self._rounds_inflight[rid] = self._rounds_inflight.get(rid, 0) + 1
+            locked = self._locked = asyncio.Event()
+            if not self._signals_lock:
+                locked.set()
+            task = loop.create_task(self._flush_in_slot(batch, locked, rounds))
             self._flushing.add(task)
             task.add_done_callback(self._flushing.discard)
 
-    async def _flush_in_slot(self, batch: list[_Pending]) -> None:
+    def _shares_a_round(self, n: int) -> bool:
+        inflight = self._rounds_inflight
+        for i in range(n):
+            rec = self._queue[i].txn.round
+            if rec is not None and rec.round_id in inflight:
+                return True
+        return False
+
+    async def _flush_in_slot(self, batch: list[_Pending], locked: asyncio.Event, rounds: list[str]) -> None:
         try:
-            await self._flush(batch)
+            await self._flush(batch, locked)
         except Exception as exc:  # a bug below: never leave a caller waiting
             log.exception("writer batch failed unexpectedly")
             self._finish([p for p in batch if not p.future.done()], StoreError(f"writer error: {exc}"))
         finally:
+            inflight = self._rounds_inflight
+            for rid in rounds:
+                left = inflight[rid] - 1
+                if left:
+                    inflight[rid] = left
+                else:
+                    del inflight[rid]
+            locked.set()
             self._slots.release()
 
-    async def _flush(self, batch: list[_Pending]) -> None:
+    async def _flush(self, batch: list[_Pending], locked: asyncio.Event) -> None:
         try:
             async with asyncio.timeout(self.config.commit_timeout_s):
-                outcomes = await self._commit([p.txn for p in batch], self._clock())
+                txns = [p.txn for p in batch]
+                if self._signals_lock:
+                    outcomes = await self._commit(txns, self._clock(), locked.set)
+                else:
+                    outcomes = await self._commit(txns, self._clock())
         except (StoreUnavailable, TimeoutError) as exc:
             err = (
                 exc
@@ -305,8 +357,8 @@ class GroupCommitWriter:
                 self._finish(batch, refused)
                 return
             mid = len(batch) // 2
-            await self._flush(batch[:mid])
-            await self._flush(batch[mid:])
+            await self._flush(batch[:mid], locked)
+            await self._flush(batch[mid:], locked)
             return
         if len(outcomes) != len(batch):
             raise StoreError(f"backend returned {len(outcomes)} outcomes for {len(batch)} txns")

@@ -97,8 +97,14 @@ class SqlConn(Protocol):
 class SqlEngine(Protocol):
     dialect: Dialect
 
-    def transaction(self) -> AbstractAsyncContextManager[SqlConn]:
-        """BEGIN (taking the write lock on SQLite); COMMIT on exit, ROLLBACK on error."""
+    def transaction(self, *, merge_begin: bool = False) -> AbstractAsyncContextManager[SqlConn]:
+        """BEGIN (taking the write lock on SQLite); COMMIT on exit, ROLLBACK on error.
+
+        ``merge_begin``: MySQL sends the BEGIN with the first pipelined group
+        (:meth:`SqlConn.fetch_all` / :meth:`SqlConn.write_all`), saving a round trip; a
+        pooled connection found dead by that group raises :class:`StaleConnection`
+        (nothing ran: the caller may run the transaction again).
+        """
         ...
 
     def read(self) -> AbstractAsyncContextManager[SqlConn]:

@@ -29,6 +29,7 @@ import aiomysql
 from persistence.errors import (
     Conflict,
     PersistenceError,
+    StaleConnection,
     StoreBusy,
     StoreClosed,
     StoreError,
@@ -180,8 +181,13 @@ class _Conn:
         self._cur: Any = None
         self.broken = False
         self.committed = False
+        self.begin_pending = False  # START TRANSACTION goes out with the next statements
+        self.reused = False  # taken from the idle pool (may have died while idle)
 
     async def _query(self, sql: str) -> Any:
+        if self.begin_pending:
+            self.begin_pending = False
+            await self._query("START TRANSACTION")
         try:
             async with asyncio.timeout(self._timeout):
                 cur = self._cur
@@ -199,6 +205,10 @@ class _Conn:
 
     async def _results(self, sql: str, n: int) -> list[tuple[int, list[Row]]]:
         """Send ``n`` statements joined by ``;`` in one round trip; (rowcount, rows) of each."""
+        begin = self.begin_pending
+        if begin:  # the transaction's START rides along with its first statements
+            self.begin_pending = False
+            sql, n = "START TRANSACTION;" + sql, n + 1
         try:
             async with asyncio.timeout(self._timeout):
                 cur = await self._query(sql)
@@ -207,11 +217,13 @@ class _Conn:
                     if not await cur.nextset():
                         raise StoreError(f"expected {n} results, got {len(out)}")
                     out.append((int(cur.rowcount), list(cur._rows or ())))
-                return out
+                return out[1:] if begin else out
         except BaseException as exc:
             err = _map_error(exc)
             if isinstance(exc, asyncio.CancelledError) or not _keeps_connection(err):
                 self.broken = True
+            if begin and self.reused and type(err) is StoreUnavailable and not isinstance(exc, TimeoutError):
+                raise StaleConnection(err.reason) from exc
             if isinstance(exc, asyncio.CancelledError | PersistenceError):
                 raise
             raise err from exc
@@ -359,9 +371,12 @@ class MysqlEngine:
             while self._idle:
                 conn = self._idle.pop()
                 if _alive(conn):
+                    conn.reused = True
                     return conn
                 conn.raw.close()
-            return await self._connect(self.db)
+            conn = await self._connect(self.db)
+            conn.reused = False
+            return conn
         except BaseException:
             self._slots.release()
             raise
@@ -401,14 +416,23 @@ class MysqlEngine:
         raise AssertionError("unreachable")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlConn]:
-        conn = await self._begin()
+    async def transaction(self, *, merge_begin: bool = False) -> AsyncIterator[SqlConn]:
+        if merge_begin:
+            conn = await self._acquire()
+            conn.committed = False
+            conn.begin_pending = True
+        else:
+            conn = await self._begin()
         try:
             yield conn
-            if not conn.committed:
+            if conn.begin_pending:  # nothing was sent: no transaction to end
+                conn.begin_pending = False
+            elif not conn.committed:
                 await conn.execute("COMMIT")
         except BaseException:
-            if not conn.broken:
+            if conn.begin_pending:  # nothing was sent
+                conn.begin_pending = False
+            elif not conn.broken:
                 try:
                     await conn.execute("ROLLBACK")
                 except BaseException:

@@ -193,7 +193,7 @@ class SqliteEngine:
             raise StoreClosed("sqlite engine is closed")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlConn]:
+    async def transaction(self, *, merge_begin: bool = False) -> AsyncIterator[SqlConn]:
         self._check()
         async with self._write_lock:
             conn = _Conn(self._writer, self.timeout)

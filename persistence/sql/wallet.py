@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from persistence.base import TxnOutcome
-from persistence.errors import Conflict, StoreBusy, StoreError
+from persistence.errors import Conflict, StaleConnection, StoreBusy, StoreError
 from persistence.ledger import AccountState, BatchPlan, RoundState, decode_result, encode_result, plan_batch
 from persistence.records import (
     LedgerPosting,
@@ -171,16 +171,28 @@ class SqlWallet:
             )
         return [_balance(r) for r in rows]
 
-    async def commit_batch(self, txns: Sequence[Txn], now: int) -> list[TxnOutcome]:
+    async def commit_batch(
+        self, txns: Sequence[Txn], now: int, on_locked: Callable[[], None] | None = None
+    ) -> list[TxnOutcome]:
         if not txns:
+            if on_locked is not None:
+                on_locked()
             return []
         attempt = 0
+        stale = 0
         while True:
             try:
-                async with self._e.transaction() as c:
-                    plan = await self._plan(c, txns, now)
+                async with self._e.transaction(merge_begin=True) as c:
+                    plan, all_locked = await self._plan(c, txns, now)
+                    if on_locked is not None and all_locked:
+                        on_locked()  # the balances it reads are ours until COMMIT
                     await self._write(c, plan, now)
                 return plan.outcomes
+            except StaleConnection:
+                # a pooled connection had died while idle; nothing ran: once more on a new one
+                stale += 1
+                if stale > 1:
+                    raise
             except (Conflict, StoreBusy):
                 # A concurrent writer committed one of our keys or rounds first, or a
                 # deadlock: run the batch again, which now sees those rows.
@@ -189,8 +201,11 @@ class SqlWallet:
                     raise
                 await asyncio.sleep(0.002 * attempt)
 
-    async def _plan(self, c: SqlConn, txns: Sequence[Txn], now: int) -> BatchPlan:
-        """Read (and lock) everything the batch needs, in one round trip, then decide."""
+    async def _plan(self, c: SqlConn, txns: Sequence[Txn], now: int) -> tuple[BatchPlan, bool]:
+        """Read (and lock) everything the batch needs, in one round trip, then decide.
+
+        Also returns whether every account the batch touches exists (so is now locked).
+        """
         lock = self._d.for_update
         house = self._house
         keys = list(dict.fromkeys(t.key for t in txns))
@@ -235,7 +250,10 @@ class SqlWallet:
                         house.add((r[0], r[1]))
             else:
                 rounds.update((r[0], RoundState(r[1], RoundStatus(r[2]))) for r in rows)
-        return plan_batch(txns, stored=stored, balances=balances, rounds=rounds, now=now)
+        plan = plan_batch(txns, stored=stored, balances=balances, rounds=rounds, now=now)
+        # An account without a row has nothing to lock: a batch started now would not
+        # queue behind this one on it. Only a batch whose accounts all exist is "locked".
+        return plan, len(balances) == len(touched)
 
     async def _write(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
         """Every write of the batch in one round trip (the COMMIT follows)."""

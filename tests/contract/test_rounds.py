@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from persistence import (
@@ -15,6 +17,7 @@ from persistence import (
     transfer,
 )
 from persistence.base import Backend
+from persistence.factory import Stores
 from persistence.records import PostingKind
 from tests.contract.conftest import Harness
 
@@ -223,3 +226,35 @@ def test_history_is_newest_first_and_pages_by_time(harness: Harness) -> None:
         assert await b.rounds.history("nobody") == []
 
     harness.run(body)
+
+
+def test_pipelined_steps_of_one_round_apply_in_order(harness: Harness) -> None:
+    """Steps of one round submitted without waiting, with two batches in flight, land in
+    order: the open steps rewrite the round, the last one settles it (no RoundConflict)."""
+    from persistence import WriterConfig
+
+    cfg = WriterConfig(max_delay_ms=0, max_batch=1, max_inflight=2, max_queue=1000, commit_timeout_s=20.0)
+
+    async def body(s: Stores) -> None:
+        await setup_wallet(s.backend, 10_000)
+        txns = []
+        for r in range(10):
+            for step, status in enumerate((OPEN, OPEN, SETTLED)):
+                txns.append(
+                    spin_txn(
+                        f"r{r}:{step}",
+                        player="u1",
+                        house="house",
+                        currency="EUR",
+                        bet=10 if step == 0 else 0,
+                        win=5,
+                        round=rnd(f"r{r}", status=status, win=5 * (step + 1)),
+                    )
+                )
+        outs = await asyncio.gather(*(s.writer.submit(t) for t in txns), return_exceptions=True)
+        assert all(isinstance(o, TxnResult) for o in outs), [o for o in outs if not isinstance(o, TxnResult)]
+        for r in range(10):
+            got = await s.rounds.get_round(f"r{r}")
+            assert got is not None and got.status is SETTLED and got.win == 15
+
+    harness.run_stores(body, writer=cfg)

@@ -400,3 +400,42 @@ def test_two_writers_on_one_database_never_post_a_key_twice(harness: Harness) ->
             await b.close()
 
     run(body())
+
+
+@pytest.mark.parametrize("max_batch", [1, 3])
+def test_pipelined_batches_keep_each_accounts_order(harness: Harness, max_batch: int) -> None:
+    """With two batches in flight, one account's transactions submitted without waiting
+    still apply in submission order: outcomes and balances match a sequential model."""
+    from persistence import WriterConfig
+
+    cfg = WriterConfig(
+        max_delay_ms=0, max_batch=max_batch, max_inflight=2, max_queue=1000, commit_timeout_s=20.0
+    )
+    rng = random.Random(7)
+
+    async def body(s: Stores) -> None:
+        await s.wallet.open_wallet("house", "EUR", allow_negative=True)
+        txns: list[Txn] = []
+        for i in range(120):
+            user = f"p{i % 3}"
+            if rng.random() < 0.3:
+                txns.append(Txn(key=f"d{i}", entries=transfer("house", user, "EUR", 70, DEP)))
+            else:
+                txns.append(spin_txn(f"s{i}", player=user, house="house", currency="EUR", bet=50, win=0))
+        outs = await asyncio.gather(*(s.writer.submit(t) for t in txns), return_exceptions=True)
+        model: dict[str, int] = {}
+        for t, out in zip(txns, outs, strict=True):
+            user = next(e.account for e in t.entries if e.account != "house")
+            have = model.get(user, 0)
+            want = have + sum(e.amount for e in t.entries if e.account == user)
+            if want < 0:
+                assert isinstance(out, InsufficientFunds), (t.key, out)
+            else:
+                assert isinstance(out, TxnResult), (t.key, out)
+                assert out.balance(user, "EUR") == want, t.key
+                model[user] = want
+        for user, want in model.items():
+            assert await balance(s.backend, user) == want
+        assert await s.wallet.balance_mismatches() == []
+
+    harness.run_stores(body, writer=cfg)
