@@ -78,6 +78,8 @@ class Hub:
         #: schedules the end-of-tick flush; the running loop's call_soon by default
         self._call_soon = call_soon
         self.accepting = True
+        #: set while this worker hands its sessions over: requests get a retryable `busy`
+        self.frozen = False
         self.counters = Counters()  # read by the metrics collector (gameserver/metrics.py)
         self.zone_state: ZoneState | None = None  # bans and persistent variables, if a store is open
         #: casino requests (spin, balance...); None = not offered (no store)
@@ -159,6 +161,11 @@ class Hub:
     def handle(self, conn: Connection, requests: Iterable[Any]) -> None:
         """Dispatch decoded requests from one connection, in order."""
         counters = self.counters
+        if self.frozen:
+            for req in requests:
+                conn.session.fail(req.id, ErrorCode.BUSY, "this worker is moving its sessions: retry shortly")
+            self.schedule_flush(conn)
+            return
         for req in requests:
             counters.requests[type(req).__name__] += 1
             started = perf_counter()

@@ -37,6 +37,7 @@ from protocol.errors import RequestError
 from protocol.events import OutEvent
 from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
+from rooms.snapshot import ZoneSnapshot
 from rooms.user import User
 from rooms.zone import Zone
 
@@ -137,16 +138,45 @@ class ShardedRouter:
             ("dir_full", self._on_dir_full),
             ("hello", self._on_hello),
             ("staff", self._on_staff),
+            ("adopt", self._on_adopt),
         ):
             bus.on(kind, fn)
+        #: set once this worker serves its member: at start, or after a takeover
+        self.serving = asyncio.Event()
 
     # -- start-up ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Announce this (re)started worker and read the other workers' room lists."""
-        for peer in self._peers():
-            self.bus.cast(peer, "hello", None)
+    async def start(self, takeover: float = 0.0) -> None:
+        """Announce this (re)started worker and read the other workers' room lists.
+
+        `takeover` > 0: this process replaces a draining one of the same member (a rolling
+        restart): it waits up to that many seconds for the predecessor's sessions and
+        rooms (`adopt`) before serving; without them it starts fresh.
+        """
+        if takeover > 0:
+            self._spawn(self._fresh_after(takeover))
+            return
+        await self._serve(announce=True)
+
+    async def _serve(self, announce: bool) -> None:
+        if announce:
+            for peer in self._peers():
+                self.bus.cast(peer, "hello", None)
         await asyncio.gather(*(self._read_directory(p) for p in self._peers()))
+        self.serving.set()
+
+    async def _fresh_after(self, delay: float) -> None:
+        try:
+            await asyncio.wait_for(self.serving.wait(), delay)
+        except TimeoutError:
+            logger.warning("no handover from the predecessor of %s: starting fresh", self.me)
+            await self._rebind()
+            await self._serve(announce=True)
+
+    async def _rebind(self) -> None:
+        rebind = getattr(self.bus, "rebind", None)
+        if rebind is not None:
+            await rebind()
 
     async def _read_directory(self, peer: str) -> None:
         try:
@@ -164,6 +194,70 @@ class ShardedRouter:
         for task in list(self._tasks):
             task.cancel()
         await self.bus.close()
+
+    # -- handover (rolling restart: gameserver/handover.py) -------------------------------
+
+    async def hand_over(self, directory: str, timeout: float = 10.0) -> int:
+        """Give this worker's sessions and rooms to its successor (listening as
+        ``<me>.next`` in `directory`); stop talking on the bus. Returns sessions moved.
+
+        Raises `BusError` if the successor did not take them (nothing is lost then: the
+        sessions stay here and the clients log in again)."""
+        from .bus import UnixBus
+        from .handover import RoutingState, chunks, export_sessions, export_zones
+
+        hub = self.hub
+        hub.frozen = True  # nothing changes after the copy
+        routing = RoutingState(
+            [(z, u, h) for (z, u), h in self.homes.items()],
+            [
+                (z, u, host, sorted(ids))
+                for (z, u), hosts in self.remote_rooms.items()
+                for host, ids in hosts.items()
+            ],
+            dict(self._guest_seq),
+        )
+        zones = export_zones(hub)
+        sessions = export_sessions(hub)
+        await self.bus.close()  # from here on peers reach the successor (or retry)
+        client = UnixBus(f"{self.me}.handover", directory, default_timeout=timeout)
+        await client.start()
+        try:
+            target = f"{self.me}.next"
+            await client.call(target, "adopt", ["zones", _enc.encode([zones, routing])], timeout)
+            for part in chunks(sessions):
+                await client.call(target, "adopt", ["sessions", _enc.encode(part)], timeout)
+            await client.call(target, "adopt", ["done", b""], timeout)
+        finally:
+            await client.close()
+        return len(sessions)
+
+    async def _on_adopt(self, src: str, body: list[Any]) -> int:
+        from .handover import RoutingState, SessionState, import_sessions, import_zones
+
+        step, payload = body
+        if step == "zones":
+            zones, routing = msgspec.msgpack.decode(payload, type=tuple[list[ZoneSnapshot], RoutingState])
+            import_zones(self.hub, zones)
+            self.homes = {(z, u): h for z, u, h in routing.homes}
+            self.remote_rooms = {}
+            for z, u, host, ids in routing.remote_rooms:
+                self.remote_rooms.setdefault((z, u), {})[host] = set(ids)
+            self._guest_seq.update(routing.guest_seq)
+            for zone in self.hub.zones.values():
+                top = max((rid for rid in zone.rooms if rid >= DYNAMIC_BASE), default=0)
+                zone.use_room_ids(i for i in room_ids_for(self.shards.index) if i > top)
+            return len(zones)
+        if step == "sessions":
+            return import_sessions(self.hub, msgspec.msgpack.decode(payload, type=list[SessionState]))
+        await self._rebind()  # "done": take over the member's bus socket
+        await self._serve(announce=False)  # the peers keep our users' proxies and rooms
+        for zname, zone in self.hub.zones.items():  # refresh the others' listings of our rooms
+            for room in zone.rooms.values():
+                if not room.hidden:
+                    self._announce(zname, OutEvent("room_count", {"room": room.id}))
+        logger.info("took over %s: %d sessions", self.me, len(self.hub.players))
+        return len(self.hub.players)
 
     def new_guest_id(self, zone: str) -> int:
         """The next guest id of `zone` whose home is this worker (unique in the ring)."""
@@ -484,16 +578,17 @@ class ShardedRouter:
 
 
 async def attach_router(
-    hub: Hub, me: str, members: list[str], bus: Bus, timeout: float = 2.0
+    hub: Hub, me: str, members: list[str], bus: Bus, timeout: float = 2.0, takeover: float = 0.0
 ) -> ShardedRouter:
     """Start `bus` and make `hub` the worker `me` of the ring `members`.
 
-    Call it before the worker accepts sessions; `ShardedRouter.close()` when it stops.
+    Call it before the worker accepts sessions (with `takeover`, wait for
+    `router.serving`: see `ShardedRouter.start`); `ShardedRouter.close()` when it stops.
     """
     await bus.start()
     router = ShardedRouter(hub, me, members, bus, timeout)
     hub.router = router
-    await router.start()
+    await router.start(takeover)
     return router
 
 

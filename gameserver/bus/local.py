@@ -110,24 +110,42 @@ class UnixBus(Bus):
         *,
         max_queued_bytes: int = 8 << 20,
         default_timeout: float = 2.0,
+        listen_as: str | None = None,
     ) -> None:
+        """`listen_as`: listen under another name for now (a successor waiting to take
+        over `me`); `rebind()` then takes `me`'s socket."""
         super().__init__(me, max_queued_bytes=max_queued_bytes, default_timeout=default_timeout)
         self.directory = str(directory)
+        self.listen_as = listen_as
         self._server: asyncio.AbstractServer | None = None
         self._outbound: dict[str, _Outbound] = {}
         self._inbound: set[_Inbound] = set()
 
     @property
     def path(self) -> str:
-        return socket_path(self.directory, self.me)
+        return socket_path(self.directory, self.listen_as or self.me)
 
     async def start(self) -> None:
         await super().start()
         os.makedirs(self.directory, exist_ok=True)
+        await self._listen()
+
+    async def _listen(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)  # a stale socket of a previous run of this member
+            os.unlink(self.path)  # a stale socket of a previous run (or the predecessor's)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: _Inbound(self), self.path)
+
+    async def rebind(self) -> None:
+        """Stop listening as `listen_as` and take over `me`'s socket path."""
+        if self.listen_as is None:
+            return
+        if self._server is not None:
+            self._server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self.listen_as = None
+        await self._listen()
 
     async def close(self) -> None:
         await super().close()

@@ -20,10 +20,11 @@ import uvloop
 import websockets
 
 from gameserver import auth
+from gameserver.bus import UnixBus
 from gameserver.config import AuthSection, Config, LimitsSection, ServerSection
 from gameserver.hub import Hub
 from gameserver.server import Server, start
-from gameserver.sharding import DYNAMIC_BASE, ShardedRouter, Shards, join_ring
+from gameserver.sharding import DYNAMIC_BASE, ShardedRouter, Shards, attach_router, join_ring
 from protocol.codes import CloseCode, ErrorCode
 from rooms.config import RoomConfig, ZoneConfig
 from rooms.zone import Zone
@@ -73,9 +74,17 @@ def token(user: int, role: str = "user") -> str:
 
 
 class Ring:
-    def __init__(self, servers: dict[str, Server], routers: dict[str, ShardedRouter]) -> None:
+    def __init__(
+        self, servers: dict[str, Server], routers: dict[str, ShardedRouter], loop: Any, bus_url: str
+    ) -> None:
         self.servers = servers
         self.routers = routers
+        self.loop = loop  # the servers' loop (another thread)
+        self.bus_url = bus_url
+
+    async def on_servers(self, coro: Any) -> Any:
+        """Run `coro` on the servers' loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def url(self, worker: str) -> str:
         return f"ws://127.0.0.1:{self.servers[worker].ws_port}/ws"
@@ -111,7 +120,7 @@ def ring(bus: str = "unix") -> Iterator[Ring]:
                 hub = Hub(config())
                 routers[me] = await join_ring(hub, me, MEMBERS, bus_url, prefix=prefix)
                 servers[me] = await start(hub.config, hub=hub)
-            box["ring"] = Ring(servers, routers)
+            box["ring"] = Ring(servers, routers, loop, bus_url)
         except BaseException as exc:
             box["error"] = exc
         ready.set()
@@ -129,7 +138,7 @@ def ring(bus: str = "unix") -> Iterator[Ring]:
     r: Ring = box["ring"]
 
     async def stop() -> None:
-        for me in MEMBERS:
+        for me in r.servers:
             await r.servers[me].stop(drain_seconds=0.3)
             await r.routers[me].close()
 
@@ -300,3 +309,64 @@ def test_a_worker_that_restarts_drops_the_proxies_of_its_users(kind: str) -> Non
         await b.close()
 
     run(body, kind)
+
+
+def test_a_rolling_restart_hands_sessions_and_rooms_to_the_successor() -> None:
+    """w1 is replaced: its successor adopts w1's sessions and hosted rooms, clients resume
+    on it (close 4009 + resume token) and see the same rooms, members and variables."""
+
+    async def body(r: Ring) -> None:
+        room_w1, room_w0 = room_on("w1"), room_on("w0")
+        ann, da = await r.guest("w0", "ann")
+        bob, db = await r.guest("w1", "bob")
+        rid1 = (await bob.request("join_room", room=room_w1))["data"]["room"]["id"]
+        await ann.request("join_room", room=rid1)
+        rid0 = (await bob.request("join_room", room=room_w0))["data"]["room"]["id"]
+        await bob.request("set_room_variables", room=rid1, variables=[{"name": "pot", "value": 40}])
+        await bob.request("public_message", room=rid1, text="before the move")
+        await ann.event("public_message")
+        last = (await bob.event("public_message"))["seq"]
+        directory = r.bus_url.removeprefix("unix://")
+
+        async def successor() -> tuple[Server, ShardedRouter]:
+            hub = Hub(config())
+            bus = UnixBus("w1", directory, listen_as="w1.next")
+            router = await attach_router(hub, "w1", MEMBERS, bus, takeover=10)
+            server = await start(hub.config, hub=hub)
+            return server, router
+
+        new_server, new_router = await r.on_servers(successor())
+        moved = await r.on_servers(r.routers["w1"].hand_over(directory))
+        assert moved == 1
+        assert new_router.serving.is_set()
+        old_server = r.servers["w1"]
+        r.servers["w1.old"], r.routers["w1.old"] = old_server, r.routers["w1"]
+        r.servers["w1"], r.routers["w1"] = new_server, new_router
+        old_server.hub.shutdown(CloseCode.RESUME_ELSEWHERE, "worker restarting: reconnect and resume")
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await bob.recv(2)
+        assert bob.ws.close_code == CloseCode.RESUME_ELSEWHERE
+        bob2 = await WsClient.connect(r.url("w1"))
+        resumed = await bob2.request("resume", token=db["resume_token"], last_seq=last)
+        assert resumed["type"] == "ok", resumed
+        assert resumed["data"]["user"] == db["user"]["id"]
+        # the room hosted by the replaced worker, with its member on w0 and its variable
+        said = await ann.request("public_message", room=rid1, text="after the move")
+        assert said["type"] == "ok", said
+        assert (await bob2.event("public_message"))["data"]["text"] == "after the move"
+        assert (await ann.event("public_message"))["data"]["text"] == "after the move"
+        for _ in range(100):  # the directory on w0 follows within a sweep or two
+            listing = await ann.request("list_rooms")
+            hall = next(x for x in listing["data"]["rooms"] if x["id"] == rid1)
+            if hall["users"] == 2 and hall.get("variables"):
+                break
+            await asyncio.sleep(0.02)
+        assert hall["users"] == 2 and hall["variables"] == [{"name": "pot", "value": 40}], hall
+        # bob's membership in the room on w0 survived too
+        said = await bob2.request("public_message", room=rid0, text="still in w0's room")
+        assert said["type"] == "ok", said
+        for c in (ann, bob2):
+            await c.close()
+
+    run(body, "unix")
