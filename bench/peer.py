@@ -156,7 +156,7 @@ def pin_prefix(cpu: int | None) -> list[str]:
     return [exe, "-c", str(cpu)] if exe else []
 
 
-def croupier_server(port: int, cpu: int | None, out: Path, store: str) -> Server:
+def croupier_server(port: int, cpu: int | None, out: Path, store: str, config: str = "") -> Server:
     env = dict(os.environ)
     env.update(other_listeners_off())
     env.update(
@@ -173,6 +173,9 @@ def croupier_server(port: int, cpu: int | None, out: Path, store: str) -> Server
     )
     env.pop("PYTHONASYNCIODEBUG", None)  # any non-empty value turns asyncio's debug mode on
     cmd = [*pin_prefix(cpu), sys.executable, "-m", "gameserver", "run", "--log-level", "WARNING"]
+    if config:
+        path = Path(config) if Path(config).is_absolute() or Path(config).exists() else REPO / config
+        cmd += ["--config", str(path.resolve())]
     return Server("croupier", "croupier", port, cmd, env, REPO, out / "croupier.log", admin_port=port + 100)
 
 
@@ -303,7 +306,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"- {p['connections']} sessions, ramp {p['rate']}/s, hold {p['duration']} s, scenario `{p['scenario']}`,"
         f" {p['rounds']} round(s); each server pinned to CPU {p['server_cpu']} (generators on {p['generator_cpus']})",
-        f"- Croupier: one worker, store `{p['store']}`; Colyseus {p['colyseus_version']} on Node {p['node']},"
+        f"- Croupier: one worker, config `{p['croupier_config']}`, store `{p['store']}`; Colyseus {p['colyseus_version']} on Node {p['node']},"
         f" WebSocket ping every {p['colyseus_ping_ms']} ms",
         "",
         "| round | server | msgs/s | server CPU % | **msgs per CPU-s** | ping p99 ms | chat p99 ms | spin p99 ms"
@@ -357,6 +360,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1, choices=range(1, 4), help="interleaved rounds (1-3)")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
     p.add_argument("--store", choices=["memory", "sqlite"], default="memory", help="Croupier's money store")
+    p.add_argument(
+        "--server-config",
+        default="",
+        help="Croupier's config file (default: config/croupier.toml; bench/scenarios/servers/peer.toml: no rewards)",
+    )
     p.add_argument(
         "--mix",
         choices=["casino", "requests"],
@@ -415,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "mix": args.mix,
         "store": "memory://" if args.store == "memory" else "sqlite",
+        "croupier_config": args.server_config or "config/croupier.toml",
         "server_cpu": server_cpu,
         "generator_cpus": generator_cpus,
         "pinned_with": "taskset" if server_cpu is not None and shutil.which("taskset") else None,
@@ -430,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             rdir = out / f"round-{i + 1}"
             rdir.mkdir(parents=True, exist_ok=True)
             servers = [
-                croupier_server(args.croupier_port, server_cpu, rdir, args.store),
+                croupier_server(args.croupier_port, server_cpu, rdir, args.store, args.server_config),
                 colyseus_server(args.colyseus_port, server_cpu, rdir, args.colyseus_ping_ms),
             ]
             try:
