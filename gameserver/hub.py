@@ -78,7 +78,8 @@ class Hub:
         #: schedules the end-of-tick flush; the running loop's call_soon by default
         self._call_soon = call_soon
         self.accepting = True
-        #: set while this worker hands its sessions over: requests get a retryable `busy`
+        #: set while this worker hands its sessions over: requests are not executed (the
+        #: connection closes with 4009 next; the client resends what got no reply)
         self.frozen = False
         self.counters = Counters()  # read by the metrics collector (gameserver/metrics.py)
         self.zone_state: ZoneState | None = None  # bans and persistent variables, if a store is open
@@ -161,10 +162,8 @@ class Hub:
     def handle(self, conn: Connection, requests: Iterable[Any]) -> None:
         """Dispatch decoded requests from one connection, in order."""
         counters = self.counters
-        if self.frozen:
-            for req in requests:
-                conn.session.fail(req.id, ErrorCode.BUSY, "this worker is moving its sessions: retry shortly")
-            self.schedule_flush(conn)
+        if self.frozen:  # not executed: the client resends after its resume (close 4009)
+            self.counters.errors["moving"] += sum(1 for _ in requests)
             return
         for req in requests:
             counters.requests[type(req).__name__] += 1

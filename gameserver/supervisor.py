@@ -256,6 +256,7 @@ class Supervisor:
                 "members": list(self.members),
                 "run_dir": self.run_dir,
                 "lease_until": wp.granted_until + BOOT_TIMEOUT,  # the lease starts after boot
+                "takeover": not make_current,  # a rolling restart: adopt the old one's sessions
                 "log_level": self.log_level,
                 "log_format": self.log_format,
             }

@@ -80,7 +80,7 @@ class ClusterInfo:
         return tuple(x for x in self.members if x.startswith(prefix) and x != self.member)
 
     def bus_path(self, member: str) -> str:
-        return os.path.join(self.run_dir, f"bus-{member}.sock")
+        return os.path.join(self.run_dir, f"{member}.sock")  # = bus.local.socket_path
 
     def owner(self, key: str) -> str:
         return self.ring.owner(key)
@@ -244,6 +244,8 @@ class Worker:
             ring=HashRing(members),
         )
         self.lease = Lease(hello["lease_until"])
+        #: this process replaces a draining one (rolling restart): it adopts its sessions
+        self.takeover = bool(hello.get("takeover"))
         self.channel_sock = channel_sock
         self.channel: Channel | None = None
         self.server: Server | None = None
@@ -280,12 +282,14 @@ class Worker:
         nodes = {node_of(m) for m in info.members}
         if len(nodes) > 1 and not cl.bus_url:
             logger.warning("several nodes but no cluster.bus_url: other nodes' rooms are unreachable")
+        listen_as = f"{info.member}.next" if self.takeover else None  # until handed over
         bus: Bus = (
-            HybridBus(info.member, directory, cl.bus_url, default_timeout=cl.bus_timeout)
+            HybridBus(info.member, directory, cl.bus_url, default_timeout=cl.bus_timeout, listen_as=listen_as)
             if len(nodes) > 1 and cl.bus_url
-            else UnixBus(info.member, directory, default_timeout=cl.bus_timeout)
+            else UnixBus(info.member, directory, default_timeout=cl.bus_timeout, listen_as=listen_as)
         )
-        self.router = await attach_router(self._hub(), info.member, list(info.members), bus, cl.bus_timeout)
+        wait = cl.drain_timeout + self.config.limits.close_timeout + 10 if self.takeover else 0.0
+        self.router = await attach_router(self._hub(), info.member, list(info.members), bus, cl.bus_timeout, wait)
 
     # -- channel messages ------------------------------------------------------------------
 
@@ -335,6 +339,8 @@ class Worker:
 
         async def adopt() -> None:
             try:
+                if self.router is not None and not self.router.serving.is_set():
+                    await self.router.serving.wait()  # a successor serves after the handover
                 await loop.connect_accepted_socket(lambda: protocol_for(hub, kind, preread), sock)
             except Exception:
                 logger.exception("could not adopt a %s socket", kind)
@@ -389,6 +395,12 @@ class Worker:
             async with asyncio.timeout(self.config.cluster.drain_timeout):
                 for service in hub.service_list:
                     await service.drain()
+        if code is CloseCode.RESUME_ELSEWHERE and self.router is not None:
+            try:  # a rolling restart: the successor takes the sessions and rooms
+                moved = await self.router.hand_over(os.path.join(self.info.run_dir, "bus"))
+                logger.info("handed %d sessions to the successor of %s", moved, self.info.member)
+            except Exception as exc:  # the clients log in again; money is in the store
+                logger.warning("handover of %s failed: %s", self.info.member, exc)
         reason = "worker restarting: reconnect and resume" if code is CloseCode.RESUME_ELSEWHERE else ""
         hub.shutdown(code, reason or "server shutting down")
         await server.stop(drain_seconds=self.config.limits.close_timeout)

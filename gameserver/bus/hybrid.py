@@ -24,10 +24,11 @@ class HybridBus(Bus):
         prefix: str = "croupier:bus:",
         max_queued_bytes: int = 8 << 20,
         default_timeout: float = 2.0,
+        listen_as: str | None = None,
     ) -> None:
         super().__init__(me, max_queued_bytes=max_queued_bytes, default_timeout=default_timeout)
         self.node = me.split(".", 1)[0]
-        self.unix = UnixBus(me, directory)
+        self.unix = UnixBus(me, directory, listen_as=listen_as)
         self.redis = RedisBus(me, redis_url, prefix=prefix)
         for carrier in (self.unix, self.redis):  # frames and failures come to us
             carrier._received = self._received  # type: ignore[method-assign]
@@ -43,6 +44,9 @@ class HybridBus(Bus):
         await super().close()
         await self.unix.close()
         await self.redis.close()
+
+    async def rebind(self) -> None:
+        await self.unix.rebind()
 
     def _transmit(self, dst: str, frames: list[bytes]) -> None:
         if dst.split(".", 1)[0] == self.node:

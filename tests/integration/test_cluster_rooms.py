@@ -1,0 +1,95 @@
+"""Rooms in a real cluster (supervisor, acceptor, worker processes): members on different
+workers share a room, and keep it through a rolling restart (handover + resume)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from gameserver.ring import room_key
+from protocol.codes import CloseCode
+
+from .client import WsClient
+from .test_cluster import Cluster, cluster, owner_of, token, write_config
+
+
+def users_on_two_workers(c: Cluster) -> tuple[int, int]:
+    """Two token users whose owners differ, and whose room 'Lobby' is hosted by one of them."""
+    host = c.ring.owner(room_key("demo", "Lobby"))
+    a = next(u for u in range(300, 400) if owner_of(c, u) == host)
+    b = next(u for u in range(300, 400) if owner_of(c, u) != host)
+    return a, b
+
+
+async def connect(c: Cluster, user: int) -> tuple[WsClient, dict[str, Any]]:
+    client = await WsClient.connect(f"{c.ws_url}?token={token(user)}")
+    reply = await client.request("login", token=token(user))
+    assert reply["type"] == "ok", reply
+    return client, reply["data"]
+
+
+async def resume(c: Cluster, old: WsClient, resume_token: str, last_seq: int) -> WsClient:
+    """Wait for the move (4009), reconnect with ?resume=, resume."""
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await old.recv(15)
+    assert old.ws.close_code in (CloseCode.RESUME_ELSEWHERE, CloseCode.GOING_AWAY), old.ws.close_code
+    new = await WsClient.connect(f"{c.ws_url}?resume={resume_token}")
+    reply = await new.request("resume", token=resume_token, last_seq=last_seq)
+    assert reply["type"] == "ok", reply
+    return new
+
+
+def test_room_members_on_two_workers_keep_their_room_through_a_rolling_restart(tmp_path: Path) -> None:
+    with cluster(write_config(tmp_path, casino=False), 2) as c:
+        before = c.current()
+
+        async def run() -> None:
+            ua, ub = users_on_two_workers(c)
+            a, da = await connect(c, ua)
+            b, db = await connect(c, ub)
+            room = (await a.request("join_room", room="Lobby"))["data"]["room"]["id"]
+            joined = await b.request("join_room", room="Lobby")
+            assert [u["id"] for u in joined["data"]["users"]] == [ua, ub]
+            await b.request("set_user_variables", variables=[{"name": "seat", "value": 3}])
+            await a.event("user_variables")
+            await b.request("public_message", room=room, text="before")
+            seq_a = (await a.event("public_message"))["seq"]
+            seq_b = (await b.event("public_message"))["seq"]
+
+            assert (await asyncio.to_thread(c.post, "/admin/rolling-restart"))["started"]
+            a, b = await asyncio.gather(
+                resume(c, a, da["resume_token"], seq_a), resume(c, b, db["resume_token"], seq_b)
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # both workers replaced
+                now = c.current()
+                if (
+                    all(now[m]["pid"] != before[m]["pid"] for m in before)
+                    and not c.get("/admin/workers")["rolling_restart"]
+                ):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail("the rolling restart did not finish")
+            # the second worker's move closes one of them again: follow it
+            for _ in range(2):
+                said = await a.request("public_message", room=room, text="after")
+                if said["type"] == "ok":
+                    break
+                await asyncio.sleep(0.5)
+            assert said["type"] == "ok", said
+            got = await b.event("public_message", timeout=10)
+            assert got["data"]["text"] == "after"
+            listing = await b.request("list_rooms")
+            lobby = next(r for r in listing["data"]["rooms"] if r["name"] == "Lobby")
+            assert lobby["users"] == 2
+            await a.close()
+            await b.close()
+
+        asyncio.run(run())
