@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from .bus import BusStats
     from .casino import Casino
     from .hub import Hub
 
@@ -98,9 +99,12 @@ class HubCollector(Collector):
         yield GaugeMetricFamily(
             "croupier_players_detached", "Sessions waiting for resume", value=stats["detached"]
         )
-        zones = GaugeMetricFamily("croupier_zone_users", "Users logged into a zone", labels=["zone"])
-        for name, zone in sorted(hub.zones.items()):
-            zones.add_metric([name], len(zone.users))
+        zones = GaugeMetricFamily("croupier_zone_users", "Sessions logged into a zone", labels=["zone"])
+        per_zone = dict.fromkeys(hub.zones, 0)
+        for zname, _ in hub.players:  # sessions held here (zone.users also has remote proxies)
+            per_zone[zname] = per_zone.get(zname, 0) + 1
+        for name, n in sorted(per_zone.items()):
+            zones.add_metric([name], n)
         yield zones
         req = CounterMetricFamily("croupier_requests", "Requests handled, by type", labels=["type"])
         for k, v in sorted(c.requests.items()):
@@ -127,6 +131,31 @@ class HubCollector(Collector):
         casino = hub.casino
         if casino is not None:
             yield from _casino_metrics(casino)
+        bus = getattr(hub.router, "bus", None)
+        if bus is not None:
+            yield from _bus_metrics(bus.stats)
+
+
+def _bus_metrics(b: BusStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """The bus between workers (gameserver/bus/): traffic, drops, failures, call latency."""
+    yield CounterMetricFamily("croupier_bus_casts", "Casts sent to other workers", value=b.casts_sent)
+    yield CounterMetricFamily("croupier_bus_calls", "Calls sent to other workers", value=b.calls_sent)
+    yield CounterMetricFamily("croupier_bus_frames_received", "Bus frames received", value=b.frames_received)
+    yield CounterMetricFamily("croupier_bus_bytes_sent", "Bus bytes sent", value=b.bytes_sent)
+    yield CounterMetricFamily(
+        "croupier_bus_dropped", "Casts dropped (queue full, peer away)", value=b.dropped
+    )
+    err = CounterMetricFamily("croupier_bus_errors", "Bus failures, by name", labels=["error"])
+    for k, v in sorted(b.errors.items()):
+        err.add_metric([k], v)
+    yield err
+    lat = sorted(b.call_latency[-1024:])
+    q = GaugeMetricFamily(
+        "croupier_bus_call_seconds", "Bus call round trip, recent calls", labels=["quantile"]
+    )
+    for p in (0.5, 0.99):
+        q.add_metric([str(p)], lat[min(len(lat) - 1, int(len(lat) * p))] if lat else 0.0)
+    yield q
 
 
 def _casino_metrics(

@@ -370,3 +370,21 @@ def test_a_rolling_restart_hands_sessions_and_rooms_to_the_successor() -> None:
             await c.close()
 
     run(body, "unix")
+
+
+def test_bus_traffic_shows_in_the_metrics(kind: str) -> None:
+    async def body(r: Ring) -> None:
+        from prometheus_client import generate_latest
+
+        from gameserver.metrics import registry_for
+
+        a, _ = await r.guest("w0", "ann")
+        await a.request("join_room", room=room_on("w1"))
+        text = generate_latest(registry_for(r.servers["w0"].hub)).decode()
+        calls = next(line for line in text.splitlines() if line.startswith("croupier_bus_calls_total"))
+        assert float(calls.split()[-1]) >= 1
+        assert 'croupier_bus_call_seconds{quantile="0.99"}' in text
+        assert 'croupier_zone_users{zone="demo"} 1.0' in text  # sessions here, not proxies
+        await a.close()
+
+    run(body, kind)
