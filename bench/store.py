@@ -73,6 +73,50 @@ class Run:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     batches: int = 0
+    cpu: float = 0.0
+    """CPU seconds of this process during the measured window."""
+    db_cpu: float = -1.0
+    """CPU seconds of the local MariaDB server in the window (worker 0 only; -1 unknown)."""
+
+
+def _db_pid() -> int | None:
+    """The PID of a MariaDB/MySQL server on this host, for CPU accounting (None if not found)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() in ("mariadbd", "mysqld"):
+                        return int(entry)
+            except OSError:
+                continue
+    return None
+
+
+def _cpu_of(pid: int | None) -> float:
+    if pid is None:
+        return -1.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
+class Window:
+    """CPU of this process (and of the database server) between start() and stop()."""
+
+    def __init__(self, run: Run, db_pid: int | None) -> None:
+        self.run, self.db_pid = run, db_pid
+
+    def start(self) -> None:
+        self.cpu0, self.db0 = time.process_time(), _cpu_of(self.db_pid)
+
+    def stop(self) -> None:
+        self.run.cpu = time.process_time() - self.cpu0
+        db1 = _cpu_of(self.db_pid)
+        if self.db0 >= 0 and db1 >= 0:
+            self.run.db_cpu = db1 - self.db0
 
 
 def spin(worker: int, seq: int, user: int) -> Txn:
@@ -158,24 +202,38 @@ class Load:
         fut.add_done_callback(done)
 
 
-async def closed_loop(stores: Stores, worker: int, players: int, seconds: float, seq0: int) -> Run:
+async def closed_loop(
+    stores: Stores, worker: int, players: int, seconds: float, seq0: int, db_pid: int | None = None
+) -> Run:
     load = Load(stores, worker, players, seq0)
+    window = Window(load.run, db_pid)
     for u in range(players):
         load.submit(u, True)
     await asyncio.sleep(min(1.0, seconds / 3))  # warm up
     load.recording = True
+    window.start()
     b0, t0 = stores.writer.stats.batches, time.perf_counter()
     await asyncio.sleep(seconds)
     load.run.seconds = time.perf_counter() - t0
     load.recording = False
+    window.stop()
     load.run.batches = stores.writer.stats.batches - b0
     load.stopping = True
     await load.idle.wait()
     return load.run
 
 
-async def open_loop(stores: Stores, worker: int, players: int, seconds: float, rate: float, seq0: int) -> Run:
+async def open_loop(
+    stores: Stores,
+    worker: int,
+    players: int,
+    seconds: float,
+    rate: float,
+    seq0: int,
+    db_pid: int | None = None,
+) -> Run:
     load = Load(stores, worker, players, seq0)
+    window = Window(load.run, db_pid)
     tick = 0.001
     start = time.perf_counter()
     warm = min(1.0, seconds / 3)
@@ -188,6 +246,7 @@ async def open_loop(stores: Stores, worker: int, players: int, seconds: float, r
             break
         if not load.recording and now >= warm:
             load.recording, b0 = True, stores.writer.stats.batches
+            window.start()
         due = int(now * rate) - sent
         for _ in range(due):
             load.submit(user, False)
@@ -196,6 +255,7 @@ async def open_loop(stores: Stores, worker: int, players: int, seconds: float, r
         await asyncio.sleep(tick)
     load.run.seconds = seconds
     load.recording = False
+    window.stop()
     load.run.batches = stores.writer.stats.batches - b0
     load.stopping = True
     if load.inflight:
@@ -212,11 +272,14 @@ async def one_case(url: str, worker: int, case: str, opts: dict[str, Any]) -> Ru
         commit_timeout_s=10.0,
     )
     stores = await open_stores(url, writer=cfg, migrate=False)
+    db_pid = _db_pid() if url.startswith("mysql") and worker == 0 else None
     try:
         seq0 = opts["seq0"]
         if case == "half":
-            return await open_loop(stores, worker, opts["concurrency"], opts["seconds"], opts["rate"], seq0)
-        return await closed_loop(stores, worker, opts["concurrency"], opts["seconds"], seq0)
+            return await open_loop(
+                stores, worker, opts["concurrency"], opts["seconds"], opts["rate"], seq0, db_pid
+            )
+        return await closed_loop(stores, worker, opts["concurrency"], opts["seconds"], seq0, db_pid)
     finally:
         await stores.close()
 
@@ -254,13 +317,36 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000.0
 
 
-def summarise(runs: list[Run]) -> tuple[float, float, float, int, float]:
+@dataclass
+class Summary:
+    rate: float
+    p50: float
+    p99: float
+    failed: int
+    per_batch: float
+    app_us: float
+    """CPU microseconds per durable spin in the writer processes (load generator included)."""
+    db_us: float
+    """CPU microseconds per durable spin in the database server (-1: not measured)."""
+
+
+def summarise(runs: list[Run]) -> Summary:
     rate = sum(r.committed / r.seconds for r in runs if r.seconds)
     lat = [x for r in runs for x in r.latencies]
     batches = sum(r.batches for r in runs)
     committed = sum(r.committed for r in runs)
     failed = sum(r.failed for r in runs)
-    return rate, pct(lat, 0.5), pct(lat, 0.99), failed, committed / batches if batches else 0.0
+    cpu = sum(r.cpu for r in runs)
+    db = max((r.db_cpu for r in runs), default=-1.0)
+    return Summary(
+        rate,
+        pct(lat, 0.5),
+        pct(lat, 0.99),
+        failed,
+        committed / batches if batches else 0.0,
+        cpu / committed * 1e6 if committed else 0.0,
+        db / committed * 1e6 if committed and db >= 0 else -1.0,
+    )
 
 
 async def setup_db(url: str, workers: int, players: int) -> None:
@@ -284,12 +370,61 @@ async def drop_mysql(url: str) -> None:
         await engine.close()
 
 
+def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, Summary]:
+    """Every case on one backend; returns the reported summary per case."""
+    cases = args.cases.split(",")
+    players = max(args.concurrency, args.single_concurrency)
+    asyncio.run(setup_db(url, args.workers, players))
+    best_group = 0.0
+    seq0 = 0
+    out: dict[str, Summary] = {}
+    for case in cases:
+        got_all: list[Summary] = []
+        for _ in range(args.repeat):
+            seq0 += 10_000_000
+            opts = {
+                "seconds": args.seconds,
+                "concurrency": args.single_concurrency if case == "single" else args.concurrency,
+                "max_delay_ms": args.max_delay_ms,
+                "max_batch": args.max_batch,
+                "max_inflight": args.max_inflight,
+                "single_inflight": args.single_inflight,
+                "rate": best_group / 2 / args.workers,
+                "seq0": seq0,
+            }
+            if case == "half" and not best_group:
+                raise SystemExit("the 'half' case needs the 'group' case first")
+            got_all.append(summarise(run_case(url, args.workers, case, opts)))
+        if case == "half":  # the run with the median p99, not the luckiest one
+            best = sorted(got_all, key=lambda g: g.p99)[len(got_all) // 2]
+        else:  # the best rate
+            best = max(got_all, key=lambda g: g.rate)
+        if len(got_all) > 1:
+            runs = ", ".join(f"{g.rate:,.0f}/s p99={g.p99:.1f}ms" for g in got_all)
+            print(f"#   {backend} {case} runs: {runs}")
+        if case == "group":
+            best_group = best.rate
+        out[case] = best
+        label = {"group": "group commit", "single": "1 txn/spin  ", "half": "half rate   "}[case]
+        extra = f" target={best_group / 2:,.0f}/s" if case == "half" else ""
+        cpu = f" cpu/spin: app={best.app_us:.0f}us" + (f" db={best.db_us:.0f}us" if best.db_us >= 0 else "")
+        print(
+            f"{backend:6} {label} {best.rate:10,.0f} durable spins/s  commit wait p50={best.p50:6.2f} ms "
+            f"p99={best.p99:6.2f} ms  avg batch={best.per_batch:6.1f}  errors={best.failed}{cpu}{extra}",
+            flush=True,
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.store", description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", choices=["sqlite", "mysql"], default="sqlite")
+    ap.add_argument(
+        "--backend", default="sqlite,mysql", help="sqlite, mysql, or both (comma-separated, one run)"
+    )
     ap.add_argument(
         "--url",
-        help="database URL (default: a temp SQLite file / mysql://root@127.0.0.1:3306/croupier_bench)",
+        help="database URL for a single backend (default: a temp SQLite file / "
+        "mysql://root@127.0.0.1:3306/croupier_bench)",
     )
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument(
@@ -298,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-delay-ms", type=float, default=2.0)
     ap.add_argument("--max-batch", type=int, default=512)
-    ap.add_argument("--max-inflight", type=int, default=1, help="batches committing at once per writer")
+    ap.add_argument("--max-inflight", type=int, default=2, help="batches committing at once per writer")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--cases", default="group,single,half")
     ap.add_argument("--single-concurrency", type=int, default=200, help="players in the 'single' case")
@@ -306,66 +441,47 @@ def main(argv: list[str] | None = None) -> None:
         "--single-inflight", type=int, default=8, help="concurrent one-spin transactions in the 'single' case"
     )
     args = ap.parse_args(argv)
-
-    tmp = None
-    if args.url:
-        url = args.url
-    elif args.backend == "mysql":
-        url = "mysql://root@127.0.0.1:3306/croupier_bench"
-    else:
-        tmp = tempfile.mkdtemp(prefix="croupier-bench-")
-        url = f"sqlite:///{tmp}/bench.db"
-    cases = args.cases.split(",")
-    players = max(args.concurrency, args.single_concurrency)
-    asyncio.run(setup_db(url, args.workers, players))
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if any(b not in ("sqlite", "mysql") for b in backends):
+        raise SystemExit(f"unknown backend in {args.backend!r}")
+    if args.url and len(backends) != 1:
+        raise SystemExit("--url needs a single --backend")
     print(
-        f"# bench.store backend={args.backend} workers={args.workers} cpus={os.cpu_count()} "
+        f"# bench.store backends={','.join(backends)} workers={args.workers} cpus={os.cpu_count()} "
         f"max_delay_ms={args.max_delay_ms} max_batch={args.max_batch} max_inflight={args.max_inflight} "
-        f"seconds={args.seconds}"
+        f"seconds={args.seconds} concurrency={args.concurrency}",
+        flush=True,
     )
-    best_group = 0.0
-    seq0 = 0
-    try:
-        for case in cases:
-            got_all: list[tuple[float, float, float, int, float]] = []
-            for _ in range(args.repeat):
-                seq0 += 10_000_000
-                opts = {
-                    "seconds": args.seconds,
-                    "concurrency": args.single_concurrency if case == "single" else args.concurrency,
-                    "max_delay_ms": args.max_delay_ms,
-                    "max_batch": args.max_batch,
-                    "max_inflight": args.max_inflight,
-                    "single_inflight": args.single_inflight,
-                    "rate": best_group / 2 / args.workers,
-                    "seq0": seq0,
-                }
-                if case == "half" and not best_group:
-                    raise SystemExit("the 'half' case needs the 'group' case first")
-                got_all.append(summarise(run_case(url, args.workers, case, opts)))
-            if case == "half":  # the run with the median p99, not the luckiest one
-                best = sorted(got_all, key=lambda g: g[2])[len(got_all) // 2]
-            else:  # the best rate
-                best = max(got_all, key=lambda g: g[0])
-            if len(got_all) > 1:
-                runs = ", ".join(f"{g[0]:,.0f}/s p99={g[2]:.1f}ms" for g in got_all)
-                print(f"#   {case} runs: {runs}")
-            rate, p50, p99, failed, per_batch = best
-            if case == "group":
-                best_group = rate
-            label = {"group": "group commit", "single": "1 txn/spin  ", "half": "half rate   "}[case]
-            extra = f" target={best_group / 2:,.0f}/s" if case == "half" else ""
-            print(
-                f"{args.backend:6} {label} {rate:10,.0f} durable spins/s  commit wait p50={p50:6.2f} ms "
-                f"p99={p99:6.2f} ms  avg batch={per_batch:6.1f}  errors={failed}{extra}"
-            )
-    finally:
-        if args.backend == "mysql" and not args.url:
-            asyncio.run(drop_mysql(url))
-        if tmp is not None:
-            import shutil
+    results: dict[str, dict[str, Summary]] = {}
+    for backend in backends:
+        tmp = None
+        if args.url:
+            url = args.url
+        elif backend == "mysql":
+            url = "mysql://root@127.0.0.1:3306/croupier_bench"
+        else:
+            tmp = tempfile.mkdtemp(prefix="croupier-bench-")
+            url = f"sqlite:///{tmp}/bench.db"
+        try:
+            results[backend] = run_backend(backend, url, args)
+        finally:
+            if backend == "mysql" and not args.url:
+                asyncio.run(drop_mysql(url))
+            if tmp is not None:
+                import shutil
 
-            shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+    print("# ratios")
+    for backend, got in results.items():
+        if "group" in got and "single" in got and got["single"].rate:
+            print(
+                f"{backend:6} group commit / one txn per spin: {got['group'].rate / got['single'].rate:5.1f}x"
+            )
+    if {"sqlite", "mysql"} <= results.keys():
+        for case in ("group", "single"):
+            a, b = results["mysql"].get(case), results["sqlite"].get(case)
+            if a and b and b.rate:
+                print(f"mysql / sqlite ({case}): {a.rate / b.rate:5.2f}x")
 
 
 if __name__ == "__main__":

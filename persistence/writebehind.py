@@ -76,8 +76,10 @@ class WriteBehind:
 
     @property
     def dirty(self) -> int:
-        """Number of keys waiting to be written."""
-        return len(self._dirty)
+        """Number of keys not written yet (those of a flush in progress included)."""
+        if not self._writing:
+            return len(self._dirty)
+        return len(self._dirty) + sum(1 for k in self._writing if k not in self._dirty)
 
     def pending(self, prefix: tuple[str, ...]) -> list[WriteOp]:
         """The writes not yet known to be in the database whose key starts with ``prefix``.

@@ -8,12 +8,23 @@ the :class:`Dialect`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["MYSQL", "SQLITE", "Dialect", "Row", "SqlConn", "SqlEngine", "Write", "placeholders"]
+__all__ = [
+    "MYSQL",
+    "SQLITE",
+    "Dialect",
+    "Row",
+    "SqlConn",
+    "SqlEngine",
+    "Write",
+    "mysql_string",
+    "placeholders",
+]
 
 Row = tuple[Any, ...]
 Param = str | int | bytes | None
@@ -56,6 +67,25 @@ class Write:
     rows: Sequence[Sequence[Param]]
     tail: str = ""
     each: bool = False
+    text: Sequence[str] = ()
+    """MySQL only: the rows already rendered as ``(v1,v2,...)`` literals (then ``rows`` is empty)."""
+
+
+_MYSQL_ESCAPE = {
+    0: "\\0",
+    ord("\\"): "\\\\",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    26: "\\Z",
+    ord("'"): "\\'",
+    ord('"'): '\\"',
+}
+_MYSQL_NEEDS_ESCAPE = re.compile("[\\x00\\\\\n\r\x1a'\"]").search
+
+
+def mysql_string(s: str) -> str:
+    """``s`` as a MySQL string literal (utf8mb4 connection, backslash escapes)."""
+    return "'" + (s.translate(_MYSQL_ESCAPE) if _MYSQL_NEEDS_ESCAPE(s) else s) + "'"
 
 
 def placeholders(n: int) -> str:

@@ -36,7 +36,7 @@ from persistence.records import (
     TxnResult,
     WalletBalance,
 )
-from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, Write, placeholders
+from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, Write, mysql_string, placeholders
 
 __all__ = ["ROUND_COLS", "SqlRounds", "SqlWallet", "round_from_row"]
 
@@ -259,20 +259,25 @@ class SqlWallet:
         """Every write of the batch in one round trip (the COMMIT follows)."""
         if not plan.accepted:
             return
-        txn_rows: list[tuple[Param, ...]] = []
-        ledger_rows: list[tuple[Param, ...]] = []
-        for txn, result in plan.accepted:
-            key, rid = txn.key, result.round_id
-            txn_rows.append((key, rid, now, encode_result(result)))
-            for seq, e in enumerate(txn.entries):
-                ledger_rows.append((key, seq, e.account, e.currency, e.amount, e.kind.value, rid, now))
-        writes = [
-            Write("INSERT INTO txns (txn_key, round_id, created_at, result) VALUES", txn_rows),
-            Write(f"INSERT INTO ledger ({_POSTING_COLS}) VALUES", ledger_rows),
-            Write(
-                f"INSERT INTO rounds ({ROUND_COLS}) VALUES",
-                [round_row(r) for _, r in sorted(plan.round_inserts.items())],
-            ),
+        if self._d.name == "mysql":
+            writes = self._mysql_inserts(plan, now)
+        else:
+            txn_rows: list[tuple[Param, ...]] = []
+            ledger_rows: list[tuple[Param, ...]] = []
+            for txn, result in plan.accepted:
+                key, rid = txn.key, result.round_id
+                txn_rows.append((key, rid, now, encode_result(result)))
+                for seq, e in enumerate(txn.entries):
+                    ledger_rows.append((key, seq, e.account, e.currency, e.amount, e.kind.value, rid, now))
+            writes = [
+                Write("INSERT INTO txns (txn_key, round_id, created_at, result) VALUES", txn_rows),
+                Write(f"INSERT INTO ledger ({_POSTING_COLS}) VALUES", ledger_rows),
+                Write(
+                    f"INSERT INTO rounds ({ROUND_COLS}) VALUES",
+                    [round_row(r) for _, r in sorted(plan.round_inserts.items())],
+                ),
+            ]
+        writes += [
             Write(
                 f"INSERT INTO rounds ({ROUND_COLS}) VALUES",
                 [round_row(r) for _, r in sorted(plan.round_updates.items())],
@@ -287,6 +292,43 @@ class SqlWallet:
             raise StoreError(
                 f"balance update touched {counts[-1]} rows, expected {expected}: an account vanished"
             )
+
+    @staticmethod
+    def _mysql_inserts(plan: BatchPlan, now: int) -> list[Write]:
+        """The txns, ledger and new-round rows rendered straight to MySQL literals.
+
+        The hot path of a batch (about five rows per spin): one f-string per row with
+        memoised string literals, instead of a tuple per row rendered value by value.
+        """
+        memo: dict[str, str] = {}
+
+        def q(s: str) -> str:
+            lit = memo.get(s)
+            if lit is None:
+                lit = memo[s] = mysql_string(s)
+            return lit
+
+        txns: list[str] = []
+        ledger: list[str] = []
+        tail = f",{now})"
+        for txn, result in plan.accepted:
+            k, r = q(txn.key), q(result.round_id)
+            txns.append(f"({k},{r},{now},X'{encode_result(result).hex()}')")
+            for seq, e in enumerate(txn.entries):
+                ledger.append(
+                    f"({k},{seq},{q(e.account)},{q(e.currency)},{e.amount},{q(e.kind.value)},{r}{tail}"
+                )
+        rounds = [
+            f"({q(x.round_id)},{q(x.user_id)},{q(x.game_id)},{q(x.game_version)},{q(x.math_version)},"
+            f"{q(x.currency)},{x.bet},{x.win},{q(x.status.value)},X'{x.state.hex()}',{x.balance_before},"
+            f"{x.balance_after},{q(x.session_id)},{q(x.partner_id)},{x.created_at},{x.updated_at},{x.settled_at})"
+            for _, x in sorted(plan.round_inserts.items())
+        ]
+        return [
+            Write("INSERT INTO txns (txn_key, round_id, created_at, result) VALUES", (), text=txns),
+            Write(f"INSERT INTO ledger ({_POSTING_COLS}) VALUES", (), text=ledger),
+            Write(f"INSERT INTO rounds ({ROUND_COLS}) VALUES", (), text=rounds),
+        ]
 
     def _balance_writes(self, plan: BatchPlan, now: int) -> tuple[Write, Write, int]:
         """Writes applying the net delta per account: INSERT new accounts, add to existing ones.

@@ -190,12 +190,14 @@ def test_pending_includes_a_flush_in_progress_and_newer_puts_win() -> None:
         wb.put(var("b", b"1"))
         flushing = asyncio.ensure_future(wb.flush())
         await asyncio.sleep(0.01)
-        assert wb.dirty == 0  # taken by the flush
+        assert wb.dirty == 2  # taken by the flush, not written yet
         wb.put(var("a", b"2"))
         got = {op.var.name: op.var.value for op in wb.pending(("var", "room", "r")) if isinstance(op, VarPut)}
         assert got == {"a": b"2", "b": b"1"}
         assert wb.pending(("var", "room", "other")) == []
+        assert wb.dirty == 2  # "a" again, "b" still being written
         await flushing
+        assert wb.dirty == 1
         assert [op.coalesce_key for op in wb.pending(("var",))] == [("var", "room", "r", "a")]
         await wb.close()
 
