@@ -23,6 +23,8 @@ from games.missions import Mission
 from games.referral import ReferralRule
 from protocol.limits import SessionLimits
 from rooms.config import ZoneConfig
+from rooms.leaderboards.board import Eligibility, Metric, Operator, TieBreak
+from rooms.leaderboards.periods import Period, PeriodConfig
 
 DEV_SECRET = "croupier-dev-secret-change-me"
 
@@ -207,6 +209,62 @@ class CasinoSection(Struct, frozen=True, forbid_unknown_fields=True):
     max_history: int = 50
 
 
+class LeaderboardBoard(Struct, frozen=True, forbid_unknown_fields=True):
+    """One board of a zone (`[leaderboards.zones.<zone>.<board>]`), fed by settled rounds.
+
+    With `prizes` it is a tournament: at the end of each period (a recurring schedule)
+    the final standings are archived and `prizes[0]` is credited to rank 1, `prizes[1]`
+    to rank 2... once, through the ledger, from the zone's casino house account.
+    """
+
+    title: str = ""
+    metric: Metric = Metric.TOTAL_WIN  # total_win | biggest_win | spins | mission_points
+    operator: Operator = Operator.INCR  # best | set | incr | decr
+    period: PeriodConfig = field(default_factory=PeriodConfig)  # all_time, daily, weekly, monthly, cron
+    eligibility: Eligibility = field(default_factory=Eligibility)  # games, min_bet (minor units)
+    top_n: int = 10  # size of the streamed top
+    tie_break: TieBreak = TieBreak.EARLIEST  # earliest | split (ties share prizes)
+    neighbours: int = 2  # rows above and below a subscriber's own standing in a snapshot
+    #: Prize by rank, in the minor units of the zone's casino currency (empty: no prizes).
+    prizes: list[int] = []
+    #: "auto": every eligible player counts; "required": only players who sent `leaderboard_join`.
+    join: Literal["auto", "required"] = "auto"
+    #: The tournament series runs in [starts_at, ends_at) (epoch seconds; 0 = unbounded).
+    starts_at: int = 0
+    ends_at: int = 0
+
+
+class LeaderboardsSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """Real-time leaderboards and tournaments (docs/leaderboards.md)."""
+
+    #: zone name -> board name -> board.
+    zones: dict[str, dict[str, LeaderboardBoard]] = {}
+    #: Seconds between ticks (deltas are batched per tick).
+    tick_interval: float = 0.25
+    #: Own-rank checks per board per tick (changed users first, then round-robin).
+    rank_budget: int = 1000
+    #: Deltas kept per board for gap recovery.
+    history: int = 64
+    #: Event pushes per loop iteration during a fan-out (session traffic runs in between).
+    fanout_slice: int = 2000
+    #: Boards one session may subscribe to.
+    max_subscriptions: int = 16
+
+
+class EventsSection(Struct, frozen=True, forbid_unknown_fields=True):
+    """The domain event bus (round settled...): in-process, or Redis Streams across nodes."""
+
+    #: None: in-process (LocalEvents); `redis://host:6379/0`: a Redis stream with consumer groups.
+    url: str | None = None
+    stream: str = "croupier:events"
+    #: A pending entry idle this long (its consumer crashed) is claimed by another consumer.
+    claim_idle: float = 30.0
+    #: Approximate length the stream is trimmed to.
+    maxlen: int = 1_000_000
+    #: This node's name (consumer names, leaderboard owner); empty: "node-<pid>".
+    node: str = ""
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSection = field(default_factory=ServerSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
@@ -215,6 +273,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     store: StoreSection = field(default_factory=StoreSection)
     casino: CasinoSection = field(default_factory=CasinoSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
+    leaderboards: LeaderboardsSection = field(default_factory=LeaderboardsSection)
+    events: EventsSection = field(default_factory=EventsSection)
 
     def check(self) -> None:
         """Raise ValueError if settings contradict each other."""
@@ -257,6 +317,32 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("cluster.node_index must index cluster.nodes")
         if cl.heartbeat_interval <= 0 or cl.lease_timeout <= 2 * cl.heartbeat_interval:
             raise ValueError("cluster.lease_timeout must be above twice cluster.heartbeat_interval")
+        self._check_leaderboards(set(names))
+
+    def _check_leaderboards(self, zones: set[str]) -> None:
+        lb = self.leaderboards
+        if lb.tick_interval <= 0 or lb.rank_budget < 0 or lb.history < 1 or lb.fanout_slice < 1:
+            raise ValueError("leaderboards: tick_interval, history and fanout_slice must be positive")
+        unknown = set(lb.zones) - zones
+        if unknown:
+            raise ValueError(f"leaderboards.zones names unknown zones: {sorted(unknown)}")
+        for zname, boards in lb.zones.items():
+            for bname, b in boards.items():
+                where = f"leaderboards.zones.{zname}.{bname}"
+                if b.top_n < 1 or b.neighbours < 0:
+                    raise ValueError(f"{where}: top_n must be at least 1, neighbours not negative")
+                if any(p < 0 for p in b.prizes):
+                    raise ValueError(f"{where}: prizes must not be negative")
+                if b.prizes and zname not in self.casino.zones:
+                    raise ValueError(f"{where}: prizes need a casino in the zone (currency, house account)")
+                if b.ends_at and b.ends_at <= b.starts_at:
+                    raise ValueError(f"{where}: ends_at must be after starts_at")
+                try:
+                    Period(b.period)
+                except (ValueError, KeyError) as exc:
+                    raise ValueError(f"{where}.period: {exc}") from None
+        if self.events.url is not None and not self.events.url.startswith(("redis://", "rediss://")):
+            raise ValueError("events.url must be a redis:// URL (or unset for in-process events)")
 
     @property
     def secret(self) -> Secret:
@@ -271,6 +357,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         "auth": AuthSection,
         "store": StoreSection,
         "cluster": ClusterSection,
+        "events": EventsSection,
     }
     for section, cls in sections.items():
         for name in cls.__struct_fields__:

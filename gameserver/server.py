@@ -13,7 +13,9 @@ from .admin import AdminServer, admin_server
 from .casino import Casino
 from .clock import Clock
 from .config import Config
+from .domain import RedisStreamEvents, open_events
 from .hub import Hub
+from .leaderboards import Leaderboards
 from .metrics import watch_loop_lag
 from .rewards import Rewards
 from .transports.picows_ws import serve_picows
@@ -85,6 +87,8 @@ class Server:
                 await asyncio.wait_for(s.wait_closed(), 1.0)
         for service in self.hub.service_list:
             await service.drain()  # commits in flight finish (retries get them)
+        if isinstance(self.hub.events, RedisStreamEvents):
+            await self.hub.events.close()  # after the consumers' last acknowledgements
         if self.hub.zone_state is not None:
             await self.hub.zone_state.close()
         if self.stores is not None:
@@ -111,6 +115,11 @@ async def start(
     supervisor aggregates every worker's).
     """
     hub = hub if hub is not None else Hub(config, clock)
+    ev = config.events
+    if ev.url is not None:  # domain events across nodes (docs/leaderboards.md, "Event bus")
+        hub.events = open_events(
+            ev.url, stream=ev.stream, node=ev.node, claim_idle=ev.claim_idle, maxlen=ev.maxlen
+        )
     stores: Stores | None = None
     if config.casino.zones or config.store.zone_state:
         stores = await open_stores(config.store.url, config.store.cache_url)
@@ -123,6 +132,10 @@ async def start(
                 rewards = Rewards(hub, stores, casino)
                 await rewards.start()
                 hub.register(rewards)
+            if config.leaderboards.zones:
+                leaderboards = Leaderboards(hub, stores, config)
+                await leaderboards.start()
+                hub.register(leaderboards)
             if config.store.zone_state:
                 zone_state = ZoneState(hub, stores)
                 await zone_state.load()
@@ -131,6 +144,8 @@ async def start(
         except BaseException:
             await stores.close()
             raise
+    if isinstance(hub.events, RedisStreamEvents):
+        await hub.events.start()  # after every consumer subscribed
     cfg = config.server
     if not listen:
         server = Server(hub, 0, None, [], stores=stores)

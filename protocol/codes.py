@@ -86,6 +86,14 @@ class ErrorCode(IntEnum):
     LIMIT_INVALID = 420  # duration not offered, no pending increase, still cooling off
     NOT_EXCLUDED = 421  # rg_reactivate: no self-exclusion, or it has not expired
 
+    # Leaderboards and tournaments (430-449)
+    BOARD_NOT_FOUND = 430  # no such leaderboard in this zone
+    NOT_JOINED = 431  # reserved: the tournament requires `leaderboard_join` (scores are not counted)
+    JOIN_NOT_REQUIRED = 432  # this board counts every eligible player: nothing to join
+    TOURNAMENT_CLOSED = 433  # the tournament has not started yet or has ended
+    TOO_MANY_SUBSCRIPTIONS = 434  # leaderboards.max_subscriptions per session
+    RESULTS_NOT_FOUND = 435  # no archived results for that period
+
 
 class CloseCode(IntEnum):
     """Codes the server closes a connection with (WebSocket close code, or TCP `closing`)."""

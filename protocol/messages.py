@@ -16,6 +16,14 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Raw, Struct
 
+from .leaderboard_messages import (  # the leaderboard requests, in the union below
+    LeaderboardJoin,
+    LeaderboardList,
+    LeaderboardResults,
+    LeaderboardSnapshot,
+    LeaderboardSubscribe,
+    LeaderboardUnsubscribe,
+)
 from .msgbase import (  # re-exported: callers import them from here
     GroupName as GroupName,
     Name as Name,
@@ -297,6 +305,12 @@ ClientMessage = (
     | PickInfo
     | PickStart
     | PickOpen
+    | LeaderboardList
+    | LeaderboardSubscribe
+    | LeaderboardUnsubscribe
+    | LeaderboardSnapshot
+    | LeaderboardJoin
+    | LeaderboardResults
 )
 
 #: Every client message type, by its wire tag.

@@ -11,6 +11,7 @@ Pure: no I/O; every time is an injected epoch-seconds value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from msgspec import Struct, field
@@ -169,11 +170,31 @@ class Leaderboard:
         self.names[event.user_id] = event.name
         if current is not None and score == current[0]:
             return Outcome.UNCHANGED
-        subscore = int(at * 1000) if self.config.tie_break is TieBreak.EARLIEST else 0
+        subscore = self.subscore_of(at)
         self.index.insert(event.user_id, score, subscore)
         self.touched.add(event.user_id)
         self.version += 1
         return Outcome.APPLIED
+
+    def has_seen(self, round_id: str) -> bool:
+        """Whether this round id was already counted in the current window."""
+        return round_id in self._seen
+
+    def mark_seen(self, round_id: str) -> None:
+        """Remember a round id counted before a restart (from the store's dedupe markers)."""
+        self._seen.add(round_id)
+
+    def restore(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
+        """Refill the current window from stored ``(owner_id, name, score, subscore)`` rows
+        (the boot path). Replaces the index; the round ids seen are not restored."""
+        rows = list(rows)
+        self.index.fill((owner, score, sub) for owner, _name, score, sub in rows)
+        self.names = {owner: name for owner, name, _score, _sub in rows}
+        self.version += 1
+
+    def subscore_of(self, settled_at: float) -> int:
+        """The tie-break subscore a round settled at ``settled_at`` gets."""
+        return int(settled_at * 1000) if self.config.tie_break is TieBreak.EARLIEST else 0
 
     # -- queries ---------------------------------------------------------------------
 
