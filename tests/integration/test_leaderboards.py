@@ -1,0 +1,164 @@
+"""Leaderboards over real sockets: subscribe, spin with the casino, see the delta arrive;
+a gap is recovered with `leaderboard_snapshot`; a tournament pays its winner at the reset.
+
+Servers run on their own loop thread (conftest.running_server) over a SQLite file; one test
+runs the event bus over a real Redis stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from gameserver.config import Config, EventsSection, LeaderboardBoard, LeaderboardsSection
+from rooms.leaderboards.board import Metric
+from rooms.leaderboards.periods import PeriodConfig
+from tests.contract.conftest import REDIS_URL, require
+
+from .client import WsClient
+from .conftest import running_server
+from .test_casino import casino_server_config, login
+
+SPINS = LeaderboardBoard(title="Most spins", metric=Metric.SPINS, period=PeriodConfig(kind="daily"), top_n=5)
+
+
+def lb_server_config(
+    tmp_path: Path, *, events: EventsSection | None = None, **boards: LeaderboardBoard
+) -> Config:
+    base = casino_server_config(f"sqlite:///{tmp_path}/lb.db")
+    return msgspec.structs.replace(
+        base,
+        leaderboards=LeaderboardsSection(zones={"demo": boards or {"spins": SPINS}}, tick_interval=0.05),
+        events=events or EventsSection(),
+    )
+
+
+async def next_event(c: WsClient, name: str, timeout: float = 5.0) -> dict[str, Any]:
+    return (await c.event(name, timeout))["data"]  # type: ignore[no-any-return]
+
+
+async def subscribe_spin_see_delta(url: str) -> None:
+    watcher, _ = await login(url, 201)
+    player, _ = await login(url, 202)
+    try:
+        r = await watcher.request("leaderboard_subscribe", board="spins")
+        assert r["type"] == "ok", r
+        snap = r["data"]
+        assert snap["board_id"] == "spins" and snap["top"] == [] and snap["me"] is None
+        assert (await player.request("leaderboard_subscribe", board="spins"))["type"] == "ok"
+        spun = await player.request("spin", game="fruit_slot", coin=1)
+        assert spun["type"] == "ok", spun
+        delta = await next_event(watcher, "leaderboard_delta")
+        assert delta["seq"] == snap["seq"] + 1 and delta["epoch"] == snap["epoch"]
+        assert [(e["user_id"], e["score"], e["name"]) for e in delta["entered"]] == [("202", 1, "u202")]
+        mine = await next_event(player, "leaderboard_rank")
+        assert mine["me"]["position"] == 1 and mine["me"]["score"] == 1
+        # three more spins; the watcher "misses" the deltas and asks from its last seq
+        for _ in range(3):
+            assert (await player.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while True:
+            r = await watcher.request(
+                "leaderboard_snapshot", board="spins", epoch=delta["epoch"], seq=delta["seq"]
+            )
+            got = r["data"]["deltas"]
+            if got and got[-1]["moved"] and got[-1]["moved"][0]["score"] == 4:
+                break
+            assert loop.time() < deadline, r
+            await asyncio.sleep(0.05)
+        assert r["data"]["snapshot"] is None and got[0]["seq"] == delta["seq"] + 1
+        r = await watcher.request("leaderboard_snapshot", board="spins", epoch="stale", seq=1)
+        snap2 = r["data"]["snapshot"]
+        assert (
+            r["data"]["deltas"] is None and snap2["top"][0]["score"] == 4 and snap2["seq"] == got[-1]["seq"]
+        )
+        listed = await watcher.request("leaderboard_list")
+        assert [b["board"] for b in listed["data"]["boards"]] == ["spins"]
+        assert (await watcher.request("leaderboard_subscribe", board="nope"))["code"] == 430
+    finally:
+        await watcher.close()
+        await player.close()
+
+
+@pytest.mark.parametrize("transport", ["picows"])
+def test_subscribe_spin_and_see_the_delta(tmp_path: Path, transport: str) -> None:
+    with running_server(lb_server_config(tmp_path)) as r:
+        asyncio.run(subscribe_spin_see_delta(r.ws_url))
+
+
+@pytest.mark.redis
+def test_the_same_over_the_redis_event_bus(tmp_path: Path) -> None:
+    require("Redis", REDIS_URL)
+    stream = f"croupier_test:{secrets.token_hex(6)}:events"
+    events = EventsSection(url=REDIS_URL, stream=stream, node="it-node", claim_idle=5.0)
+    with running_server(lb_server_config(tmp_path, events=events)) as r:
+        asyncio.run(subscribe_spin_see_delta(r.ws_url))
+        bus = r.server.hub.events
+        assert getattr(bus, "acked", 0) >= 4  # acknowledged after the checkpoints
+
+    async def drop() -> None:
+        import redis.asyncio as aioredis
+
+        cli = aioredis.Redis.from_url(REDIS_URL)
+        await cli.delete(stream)
+        await cli.aclose()
+
+    asyncio.run(drop())
+
+
+def test_scores_survive_a_restart(tmp_path: Path) -> None:
+    config = lb_server_config(tmp_path)
+
+    async def spin(url: str) -> None:
+        c, _ = await login(url, 301)
+        try:
+            for _ in range(2):
+                assert (await c.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
+            await asyncio.sleep(0.3)  # a few ticks: the scores are checkpointed
+        finally:
+            await c.close()
+
+    async def look(url: str) -> None:
+        c, _ = await login(url, 302)
+        try:
+            snap = (await c.request("leaderboard_subscribe", board="spins"))["data"]
+            assert [(e["user_id"], e["score"]) for e in snap["top"]] == [("301", 2)]
+        finally:
+            await c.close()
+
+    with running_server(config) as r:
+        asyncio.run(spin(r.ws_url))
+    with running_server(config) as r:
+        asyncio.run(look(r.ws_url))
+
+
+def test_a_tournament_pays_its_winner_when_it_ends(tmp_path: Path) -> None:
+    now = int(time.time())
+    cup = LeaderboardBoard(
+        title="Sprint", metric=Metric.SPINS, prizes=[777], starts_at=now - 60, ends_at=now + 2
+    )
+
+    async def body(url: str) -> None:
+        c, _ = await login(url, 401)
+        try:
+            bal = (await c.request("spin", game="fruit_slot", coin=1))["data"]["balance"]
+            result = await next_event(c, "tournament_result", timeout=8)
+            assert result["position"] == 1 and result["prize"] == 777 and result["currency"] == "FUN"
+            reward = await next_event(c, "reward_granted")
+            assert reward["amount"] == 777 and reward["key"].startswith("tournament:demo:cup:")
+            after = (await c.request("balance"))["data"]["balance"]
+            assert after == bal + 777
+            res = await c.request("leaderboard_results", board="cup")
+            assert res["data"]["me"]["prize"] == 777, res
+        finally:
+            await c.close()
+
+    with running_server(lb_server_config(tmp_path, cup=cup)) as r:
+        asyncio.run(body(r.ws_url))
