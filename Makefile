@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-load bench-cluster bench-peer bench-peer-install soak clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-cluster bench-peer bench-peer-install soak clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-cluster: $(STAMP)
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec
+
+# durable spins/s, group commit vs one transaction per spin, SQLite and MariaDB side by side
+# (MariaDB at 127.0.0.1:3306; a database croupier_bench is created and dropped)
+bench-store: $(STAMP)
+	$(PY) -m bench.store --backend sqlite,mysql --workers 2 --concurrency 1000 --seconds 5 $(ARGS)
 
 bench-transport: $(STAMP)
 	$(PY) -m bench.transport

@@ -22,15 +22,26 @@ Cases, one line each:
 With ``--workers N`` each case runs in N processes, each with its own writer, its
 own players and its own house account (``house:wK``, so workers never contend on
 one hot row), like N workers of one node; rates are summed, percentiles pooled.
-The load generator runs in the same processes (callbacks, no task per spin).
-Each case reports the best rate of ``--repeat`` runs (``half``: the run with the
-median p99), after listing every run.
+The load generator runs in the same processes (callbacks, no task per spin), on
+uvloop like the game server. Each case reports the best rate of ``--repeat`` runs
+(``half``: the run with the median p99), after listing every run.
+
+Every line also gives the CPU cost of one durable spin: ``app`` is the CPU time of
+the writer processes (load generator included) divided by the spins committed in
+the measured window, ``db`` the same for the MariaDB server process when it runs on
+this host (found by name under /proc). With both on the same cores, the ceiling is
+about ``cores / (app + db)`` spins per second, whatever the batching.
+
+``--backend sqlite,mysql`` (the default) runs both in one go and ends with the
+ratios (group commit / one transaction per spin, MariaDB / SQLite), which are the
+figures to compare between runs on a shared machine.
 
 Run::
 
+    make bench-store                      # both backends, 2 workers
     python -m bench.store --backend sqlite
     python -m bench.store --backend mysql [--url mysql://root@127.0.0.1:3306/croupier_bench]
-    python -m bench.store --backend mysql --workers 2 --seconds 5
+    python -m bench.store --backend mysql --workers 2 --seconds 5 --max-inflight 1
 
 The MySQL database (default ``croupier_bench``) is created and dropped; the SQLite
 file goes to a temporary directory.
@@ -44,8 +55,11 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import uvloop
 
 from persistence import (
     PostingKind,
@@ -59,6 +73,7 @@ from persistence import (
 )
 from persistence.factory import Stores, open_engine
 
+T = TypeVar("T")
 FUNDS = 10**15
 STATE = bytes(range(64))
 REPLY = bytes(range(64, 128))
@@ -284,15 +299,21 @@ async def one_case(url: str, worker: int, case: str, opts: dict[str, Any]) -> Ru
         await stores.close()
 
 
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop, the game server's event loop."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def _child(url: str, worker: int, case: str, opts: dict[str, Any], conn: Any, go: Any) -> None:
     go.wait()
-    conn.send(asyncio.run(one_case(url, worker, case, opts)))
+    conn.send(run_loop(one_case(url, worker, case, opts)))
     conn.close()
 
 
 def run_case(url: str, workers: int, case: str, opts: dict[str, Any]) -> list[Run]:
     if workers == 1:
-        return [asyncio.run(one_case(url, 0, case, opts))]
+        return [run_loop(one_case(url, 0, case, opts))]
     ctx = mp.get_context("spawn")
     go = ctx.Event()
     pipes, procs = [], []
