@@ -85,7 +85,7 @@ class ClusterSection(Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_interval: float = 0.5
     #: A worker that has not answered for this long is replaced (and fenced: its lease,
     #: granted for this long, has run out, so it refuses to act if it wakes up).
-    lease_timeout: float = 3.0
+    lease_timeout: float = 5.0
     #: Seconds a draining worker gets to finish rounds in flight before closing its clients.
     drain_timeout: float = 10.0
     #: SIGKILL a superseded (unresponsive) worker at once; false: only cut it off and let

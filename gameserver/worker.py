@@ -80,7 +80,7 @@ class ClusterInfo:
         return tuple(x for x in self.members if x.startswith(prefix) and x != self.member)
 
     def bus_path(self, member: str) -> str:
-        return os.path.join(self.run_dir, f"{member}.sock")  # = bus.local.socket_path
+        return os.path.join(self.run_dir, "bus", f"{member}.sock")  # = bus.local.socket_path
 
     def owner(self, key: str) -> str:
         return self.ring.owner(key)
@@ -289,7 +289,9 @@ class Worker:
             else UnixBus(info.member, directory, default_timeout=cl.bus_timeout, listen_as=listen_as)
         )
         wait = cl.drain_timeout + self.config.limits.close_timeout + 10 if self.takeover else 0.0
-        self.router = await attach_router(self._hub(), info.member, list(info.members), bus, cl.bus_timeout, wait)
+        self.router = await attach_router(
+            self._hub(), info.member, list(info.members), bus, cl.bus_timeout, wait
+        )
 
     # -- channel messages ------------------------------------------------------------------
 

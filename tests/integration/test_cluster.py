@@ -33,6 +33,8 @@ from gameserver.hub import GUEST_ID_BASE
 from gameserver.ring import HashRing, user_key
 from gameserver.worker import all_members
 from persistence import open_stores
+from protocol.sfs2x import Action, PacketReader, decode_packet_message, encode_frame
+from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 
 from .client import TcpClient, WsClient
 
@@ -53,7 +55,7 @@ def write_config(
     casino: bool = True,
     transport: str = "picows",
     cluster: str = "",
-    ports: tuple[int, int] = (0, 0),
+    ports: tuple[int, ...] = (0, 0),
     name: str = "croupier",
 ) -> Path:
     store = f'[store]\nurl = "sqlite:///{tmp}/{name}.db"\n' if casino else ""
@@ -70,6 +72,7 @@ host = "127.0.0.1"
 ws_port = {ports[0]}
 tcp_port = {ports[1]}
 admin_port = 0
+sfs_tcp_port = {ports[2] if len(ports) > 2 else 0}
 transport = "{transport}"
 sweep_interval = 0.2
 
@@ -82,7 +85,6 @@ secret = "{SECRET}"
 
 [cluster]
 heartbeat_interval = 0.2
-lease_timeout = 1.5
 drain_timeout = 5.0
 {cluster}
 
@@ -109,6 +111,7 @@ class Cluster:
     admin_url: str
     workers: int
     nodes: int = 1
+    sfs_port: int = 0
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.admin_url + path, timeout=5) as r:
@@ -149,14 +152,16 @@ def cluster(config: Path, workers: int, nodes: int = 1) -> Iterator[Cluster]:
             line = proc.stdout.readline().strip()
             if not line:
                 break
-            for scheme in ("ws://", "tcp://", "http://"):
+            for scheme in ("ws://", "tcp://", "http://", "sfs2x tcp://"):
                 if line.startswith(scheme):
-                    urls[scheme] = line.split()[0]
+                    urls[scheme] = line.removeprefix("sfs2x ").split()[0]
             if line.startswith("workers:"):
                 break
         assert {"ws://", "tcp://", "http://"} <= set(urls), f"the cluster did not start: {urls}"
         admin = urls["http://"].rsplit("/", 1)[0]
-        yield Cluster(proc, urls["ws://"], int(urls["tcp://"].rsplit(":", 1)[1]), admin, workers, nodes)
+        sfs = int(urls["sfs2x tcp://"].rsplit(":", 1)[1]) if "sfs2x tcp://" in urls else 0
+        tcp = int(urls["tcp://"].rsplit(":", 1)[1])
+        yield Cluster(proc, urls["ws://"], tcp, admin, workers, nodes, sfs)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -307,6 +312,34 @@ def test_bad_token_in_url_is_answered_by_the_worker(main_cluster: Cluster) -> No
         reply = await client.request("login", token=forged)
         assert reply["type"] == "error" and reply["code"] == 100, reply
         await client.close()
+
+    asyncio.run(run())
+
+
+def test_smartfox_tcp_clients_are_handed_to_a_worker(main_cluster: Cluster) -> None:
+    """SFS2X TCP carries no routing key: the acceptor hands the socket over at once and
+    the worker speaks SFS2X (handshake, guest login, ping)."""
+    c = main_cluster
+
+    async def run() -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", c.sfs_port)
+        reader = PacketReader()
+        w.write(encode_frame(handshake_request()) + encode_frame(login_request("demo", "sfsuser")))
+        got: list[int] = []
+        while len(got) < 2:
+            data = await asyncio.wait_for(r.read(65536), 5)
+            assert data, "closed"
+            reader.receive_data(data)
+            got += [decode_packet_message(p).action for p in reader.packets_received()]
+        assert got[:2] == [Action.HANDSHAKE, Action.LOGIN]
+        w.write(encode_frame(ping_request()))
+        while len(got) < 3:
+            data = await asyncio.wait_for(r.read(65536), 5)
+            assert data, "closed"
+            reader.receive_data(data)
+            got += [decode_packet_message(p).action for p in reader.packets_received()]
+        assert got[2] == Action.PING_PONG
+        w.close()
 
     asyncio.run(run())
 
@@ -490,7 +523,10 @@ def test_rolling_restart_under_load_loses_nothing(tmp_path: Path) -> None:
         asyncio.run(run())
         after = c.current()
         assert all(after[m]["generation"] > before[m]["generation"] for m in before)
-    assert spins.failed == []
+        with urllib.request.urlopen(c.admin_url + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "croupier_supervisor_superseded_total 0.0" in text  # replaced by the roll only
+    assert spins.failed == [], [f.get("message") for f in spins.failed[:3]]
     assert spins.closes and set(spins.closes) <= {1001, 4009}
     assert 4009 in spins.closes
     assert len(spins.acked) > 50
@@ -504,7 +540,7 @@ def test_stalled_worker_that_wakes_up_acts_for_nobody(tmp_path: Path) -> None:
     """SIGSTOP a worker past its lease: the supervisor replaces it. On SIGCONT the old
     process finds its lease expired, handles nothing (the spin its client sent while it
     was stopped is never played) and exits by itself."""
-    config = write_config(tmp_path, cluster="kill_superseded = false")
+    config = write_config(tmp_path, cluster="kill_superseded = false\nlease_timeout = 1.5")
     with cluster(config, 2) as c:
 
         async def run() -> None:
