@@ -367,9 +367,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mix",
-        choices=["casino", "requests"],
+        choices=["casino", "requests", "idle"],
         default="casino",
-        help="casino: the scenario as written; requests: without its chat profiles (no fan-out)",
+        help="casino: the scenario as written; requests: without its chat profiles (no fan-out);"
+        " idle: only the profiles that neither chat nor spin (heartbeats: the cost of holding sessions)",
     )
     p.add_argument("--croupier-port", type=int, default=8890)
     p.add_argument("--colyseus-port", type=int, default=2590)
@@ -396,9 +397,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sc = scenario_mod.load(args.scenario)
     sc = msgspec.structs.replace(sc, reconnect=msgspec.structs.replace(sc.reconnect, enabled=False))
-    if args.mix == "requests":
-        profiles = [pr for pr in sc.profiles if not any(s.op == "chat" for s in pr.steps)]
-        sc = msgspec.structs.replace(sc, name=f"{sc.name}-requests", profiles=profiles)
+    if args.mix != "casino":
+        drop = {"chat"} if args.mix == "requests" else {"chat", "spin"}
+        profiles = [pr for pr in sc.profiles if not any(s.op in drop for s in pr.steps)]
+        if not profiles:
+            print(f"peer: the scenario has no profile for --mix {args.mix}", file=sys.stderr)
+            return 2
+        sc = msgspec.structs.replace(sc, name=f"{sc.name}-{args.mix}", profiles=profiles, criteria=[])
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu: int | None = args.server_cpu if args.server_cpu is not None else cpus[-1]
     generator_cpus = [c for c in cpus if c != server_cpu] or cpus
