@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -404,7 +405,8 @@ def test_sigkill_of_a_worker_restarts_it_and_spares_the_others(main_cluster: Clu
 
 
 def test_websockets_stack_adopts_handed_sockets(tmp_path: Path) -> None:
-    """The same routing with the websockets stack (its sans-I/O protocol adopts the socket)."""
+    """The same routing with the websockets stack (its sans-I/O protocol adopts the socket);
+    then SIGHUP to the supervisor rolls the workers, and a second roll waits for the first."""
     with cluster(write_config(tmp_path, casino=False, transport="websockets"), 2) as c:
 
         async def run() -> None:
@@ -418,7 +420,28 @@ def test_websockets_stack_adopts_handed_sockets(tmp_path: Path) -> None:
                 await again.close()
             guest = await WsClient.connect(c.ws_url)
             assert (await guest.request("login", guest=True, zone="demo"))["type"] == "ok"
+            # SIGHUP to the supervisor: a rolling restart; the guest is moved with 4009
+            before = await asyncio.to_thread(c.current)
+            c.proc.send_signal(signal.SIGHUP)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await guest.recv(15)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4009
             await guest.close()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                view = await c.aget("/admin/workers")
+                now = {w["worker"]: w for w in view["workers"] if w["current"]}
+                if not view["rolling_restart"] and all(now[m]["pid"] != before[m]["pid"] for m in before):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail("SIGHUP did not restart every worker")
+            assert c.post("/admin/rolling-restart")["started"]  # and again over HTTP...
+            with pytest.raises(urllib.error.HTTPError) as busy:
+                c.post("/admin/rolling-restart")  # ...but not twice at once
+            assert busy.value.code == 409
+            busy.value.close()
 
         asyncio.run(run())
 
