@@ -36,7 +36,11 @@ class Bet(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LineWin(msgspec.Struct, frozen=True, kw_only=True):
-    """One paying line (or, in ways games, one paying symbol with ``ways`` combinations)."""
+    """One paying line (or, in ways games, one paying symbol with ``ways`` combinations).
+
+    ``direction`` is ``rtl`` for a right-to-left win of a both-ways game (counted from the last
+    reel), else ``ltr``.
+    """
 
     line: int
     entry: str
@@ -45,6 +49,7 @@ class LineWin(msgspec.Struct, frozen=True, kw_only=True):
     ways: int = 1
     pay: int
     amount: int
+    direction: Literal["ltr", "rtl"] = "ltr"
 
 
 class ScatterWin(msgspec.Struct, frozen=True, kw_only=True):

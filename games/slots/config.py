@@ -85,10 +85,15 @@ class Lines(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     ``paylines`` give the row (0 = top) on each reel. If ``selectable``, a bet may play the first
     ``n`` lines for any ``n`` in ``1..len(paylines)``; otherwise all lines are always played.
+
+    ``direction = "both"`` ("pays both ways") also pays every line right to left, from the last
+    reel: that direction pays its own highest combination, except that a combination covering
+    every reel is paid once (left to right). So a line pays at most two wins.
     """
 
     paylines: tuple[tuple[int, ...], ...]
     selectable: bool = False
+    direction: Literal["ltr", "both"] = "ltr"
 
 
 class Ways(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -213,5 +218,9 @@ def math_hash(config: SlotConfig) -> str:
         math_hash=None,
         symbols=tuple(msgspec.structs.replace(s, name="") for s in config.symbols),
     )
-    canonical = msgspec.json.encode(msgspec.to_builtins(math, str_keys=True), order="sorted")
+    data = msgspec.to_builtins(math, str_keys=True)
+    lines = data["evaluation"].get("lines")
+    if lines is not None and lines.get("direction") == "ltr":
+        del lines["direction"]  # the default: hashes of left-to-right games stay as published
+    canonical = msgspec.json.encode(data, order="sorted")
     return hashlib.sha256(canonical).hexdigest()

@@ -37,21 +37,27 @@ def spin_contributions(game: SlotGame, table: ReelTable, lines: int) -> dict[Key
         for line in game.paylines[:lines]:
             for key, value in _line(game, table, machine, line).items():
                 result[key] += value
+            if game.both_ways:
+                for key, value in _line(game, table, machine, line, reverse=True).items():
+                    result[key] += value
     for key, value in _scatters(game, table, lines).items():
         result[key] += value
     return dict(result)
 
 
 def _line(
-    game: SlotGame, table: ReelTable, machine: LineMachine, line: tuple[int, ...]
+    game: SlotGame, table: ReelTable, machine: LineMachine, line: tuple[int, ...], *, reverse: bool = False
 ) -> dict[Key, Fraction]:
+    """One line's contributions; ``reverse`` reads it from the last reel (the right-to-left
+    pays of a both-ways game, where a run across every reel is not paid again)."""
+    order = list(range(game.reels))[::-1] if reverse else list(range(game.reels))
     states: dict[LineState, int] = defaultdict(int)
-    first = row_symbols(game, table, 0, line[0])
+    first = row_symbols(game, table, order[0], line[order[0]])
     cycle = sum(w for _, w in first)
     for symbol, weight in first:
         states[machine.start(symbol)] += weight
     for r in range(1, game.reels):
-        dist = row_symbols(game, table, r, line[r])
+        dist = row_symbols(game, table, order[r], line[order[r]])
         total = sum(w for _, w in dist)
         cycle *= total
         nxt: dict[LineState, int] = defaultdict(int)
@@ -64,7 +70,7 @@ def _line(
         states = nxt
     out: defaultdict[Key, Fraction] = defaultdict(Fraction)
     for ((value, run, neg_index), _), weight in states.items():
-        if value:
+        if value and not (reverse and run == game.reels):
             out[(game.entries[-neg_index].name, run)] += Fraction(value * weight, cycle)
     return dict(out)
 

@@ -19,7 +19,14 @@ from typing import Any
 
 from .model import ReelTable, SlotGame
 
-__all__ = ["LineMachine", "SpinDistribution", "reel_columns", "row_symbols", "spin_distribution"]
+__all__ = [
+    "LineMachine",
+    "SpinDistribution",
+    "TrailMachine",
+    "reel_columns",
+    "row_symbols",
+    "spin_distribution",
+]
 
 Running = tuple[tuple[int, int], ...]  # (entry index, multiplier or ways so far)
 Best = tuple[int, int, int]  # (value, run, -entry index)
@@ -149,6 +156,67 @@ class LineMachine:
         return hit
 
 
+Trail = tuple[tuple[int, int, int], ...]  # (entry index, trailing run, multiplier of the run)
+
+
+class TrailMachine:
+    """Right-to-left evaluation of one payline while reading its reels left to right.
+
+    The right-to-left run of an entry is the run of trailing symbols that match it. A run that
+    holds at reel ``r`` with length ``n`` either breaks (the entry restarts from zero) or ends at
+    the last reel with length exactly ``n + reels - 1 - r``; so the state keeps, per matching
+    entry, ``(entry, run, multiplier)``, or ``(entry, -1, 0)`` once the run cannot end on a
+    paying length (it must still be remembered: it is not a fresh start). At the last reel
+    :meth:`best` applies the rule of :func:`games.slots.evaluate.evaluate_line_rtl`: the best
+    combination (ties to the longer run, then the earlier entry), not paid if it covers every reel.
+    """
+
+    def __init__(self, game: SlotGame) -> None:
+        self.game = game
+        self.product = game.mult_mode == "product"
+        self.memo: dict[tuple[Trail, int, int], Trail] = {}
+        self.values: dict[Trail, tuple[int, int, int]] = {}
+
+    def step(self, trail: Trail, symbol: int, r: int) -> Trail:
+        """The trail after reel ``r`` shows ``symbol``."""
+        key = (trail, symbol, r)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        before = {index: (run, mult) for index, run, mult in trail}
+        entries = self.game.entries
+        rest = self.game.reels - 1 - r
+        out = []
+        for index in self.game.starts[symbol]:
+            run, mult = before.get(index, (0, 1))
+            if run < 0 or not entries[index].pays[run + 1 + rest]:
+                # still matching, but this run can no longer end on a paying length: keep it
+                # (so that it does not restart) as dead until a symbol breaks it
+                out.append((index, -1, 0))
+                continue
+            m = entries[index].mults[symbol]
+            out.append((index, run + 1, mult * m if self.product else max(mult, m)))
+        hit = self.memo[key] = tuple(out)
+        return hit
+
+    def best(self, trail: Trail) -> tuple[int, int, int]:
+        """``(coins, run, entry)`` of the right-to-left win (coins 0 when none is paid)."""
+        hit = self.values.get(trail)
+        if hit is not None:
+            return hit
+        best = (0, 0, 0)
+        entries = self.game.entries
+        for index, run, mult in trail:
+            if run < 0:
+                continue
+            candidate = (entries[index].pays[run] * mult, run, -index)
+            if candidate[0] and candidate > best:
+                best = candidate
+        result = (0, 0, 0) if best[1] == self.game.reels else (best[0], best[1], -best[2])
+        self.values[trail] = result
+        return result
+
+
 def _counted(game: SlotGame) -> tuple[list[int], list[int]]:
     """Symbols whose window count matters, and the count above which nothing changes."""
     clamps: dict[int, int] = {}
@@ -182,7 +250,10 @@ def spin_distribution(
         [tuple(min(col.count(c), k) for c, k in zip(codes, clamps, strict=True)) for col, _ in reel]
         for reel in columns
     ]
-    step = _ways_step(game) if game.is_ways else _lines_step(game, lines)
+    if game.is_ways:
+        step = _ways_step(game)
+    else:
+        step = _both_ways_step(game, lines) if game.both_ways else _lines_step(game, lines)
     zero = tuple(0 for _ in codes)
     states: dict[tuple[Live, tuple[int, ...]], dict[int, int]] = {((), zero): {0: 1}}
     added: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[int, ...]] = {}
@@ -243,6 +314,35 @@ def _lines_step(game: SlotGame, lines: int) -> StepFn:
                 out.append((i, new))
             else:
                 paid += new[0][0]
+        return paid, tuple(out)
+
+    return step
+
+
+def _both_ways_step(game: SlotGame, lines: int) -> StepFn:
+    """Lines paid both ways: the left-to-right machine finishes lines early as usual; every line
+    also carries its right-to-left trail to the last reel, where it is paid."""
+    machine = LineMachine(game)
+    trails = TrailMachine(game)
+    rows = game.paylines[:lines]
+    last = game.reels - 1
+
+    def step(live: Live, column: tuple[int, ...], r: int) -> tuple[int, Live]:
+        paid = 0
+        out = []
+        items = ((i, None, ()) for i in range(len(rows))) if r == 0 else live
+        for i, state, trail in items:
+            symbol = column[rows[i][r]]
+            if r == 0:
+                state = machine.start(symbol)
+            elif state is not None:
+                state = machine.step(state, symbol, r)
+            if state is not None and not state[1]:
+                paid += state[0][0]
+                state = None
+            out.append((i, state, trails.step(trail, symbol, r)))
+        if r == last:
+            return paid + sum(trails.best(trail)[0] for _, _, trail in out), ()
         return paid, tuple(out)
 
     return step

@@ -7,6 +7,9 @@ All amounts here are in *coins* (line bets); the round code converts to money. T
   that substitutes for it). The line pays the highest ``pays[run] * multiplier`` over all entries,
   so a pure-wild run pays the wild's own entry when that is higher (W W W St St pays 5 x Steak,
   not 3 x W). Ties go to the longer run, then the earlier paytable entry.
+* Both ways (``Lines.direction == "both"``): each line is also evaluated right to left (the same
+  rule on the reversed symbols). If that direction's best combination covers every reel it is
+  not paid again: it is the same combination as the left-to-right win.
 * Ways: each entry pays ``pays[run] * ways`` where ``ways`` is the product over the first
   ``run`` reels of the matching cells (weighted by wild multipliers).
 * Scatters count every visible instance; the pay is a multiple of the total stake.
@@ -24,6 +27,7 @@ __all__ = [
     "ScatterHit",
     "draw_stops",
     "evaluate_line",
+    "evaluate_line_rtl",
     "line_hits",
     "scatter_hits",
     "trigger_count",
@@ -32,8 +36,9 @@ __all__ = [
     "window_coins",
 ]
 
-# (line index, entry index, run length, multiplier, ways, coins)
-LineHit = tuple[int, int, int, int, int, int]
+# (line index, entry index, run length, multiplier, ways, coins, direction: 1 = from the left,
+# -1 = from the right)
+LineHit = tuple[int, int, int, int, int, int, int]
 # (symbol code, count, multiple of stake)
 ScatterHit = tuple[int, int, int]
 
@@ -84,6 +89,16 @@ def evaluate_line(game: SlotGame, symbols: tuple[int, ...]) -> tuple[int, int, i
     return result
 
 
+def evaluate_line_rtl(game: SlotGame, symbols: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Right-to-left pay of one line's symbols (both-ways games): the left-to-right rule on the
+    reversed symbols, with a combination across every reel paid only left to right."""
+    result = evaluate_line(game, symbols[::-1])
+    return _NO_WIN if result[2] == game.reels else result
+
+
+_NO_WIN = (0, -1, 0, 1)
+
+
 def _evaluate_line(game: SlotGame, symbols: tuple[int, ...]) -> tuple[int, int, int, int]:
     best = (0, -1, 0, 1)
     product = game.mult_mode == "product"
@@ -107,9 +122,14 @@ def line_hits(game: SlotGame, cells: tuple[int, ...], lines: int) -> list[LineHi
     """Every paying line among the first ``lines`` paylines."""
     hits = []
     for i, getter in enumerate(game.line_symbols[:lines]):
-        coins, entry, run, mult = evaluate_line(game, getter(cells))
+        symbols = getter(cells)
+        coins, entry, run, mult = evaluate_line(game, symbols)
         if coins:
-            hits.append((i, entry, run, mult, 1, coins))
+            hits.append((i, entry, run, mult, 1, coins, 1))
+        if game.both_ways:
+            coins, entry, run, mult = evaluate_line_rtl(game, symbols)
+            if coins:
+                hits.append((i, entry, run, mult, 1, coins, -1))
     return hits
 
 
@@ -130,7 +150,7 @@ def ways_hits(game: SlotGame, cells: tuple[int, ...]) -> list[LineHit]:
             run += 1
         coins = entry.pays[run] * ways
         if coins:
-            hits.append((-1, index, run, 1, ways, coins))
+            hits.append((-1, index, run, 1, ways, coins, 1))
     return hits
 
 
@@ -164,6 +184,8 @@ def window_coins(
             symbols = getter(cells)
             hit = cache.get(symbols)
             total += (hit if hit is not None else evaluate_line(game, symbols))[0]
+            if game.both_ways:
+                total += evaluate_line_rtl(game, symbols)[0]
     else:
         total = sum(h[5] for h in ways_hits(game, cells))
     scatter = 0

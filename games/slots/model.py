@@ -93,6 +93,8 @@ class SlotGame:
     line_cache: dict[tuple[int, ...], tuple[int, int, int, int]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    #: lines also pay right to left (``Lines.direction == "both"``)
+    both_ways: bool = False
 
     @property
     def is_ways(self) -> bool:
@@ -164,6 +166,7 @@ def compile_game(config: SlotConfig, profile: str) -> SlotGame:
         line_symbols=tuple(_line_getter(line, config.grid.rows) for line in lines.paylines)
         if lines is not None
         else (),
+        both_ways=lines is not None and lines.direction == "both",
     )
 
 

@@ -186,8 +186,9 @@ def _spin_step(game: SlotGame, step: RawStep, coin: int, cost: int, lines: int) 
                 ways=ways,
                 pay=coins,
                 amount=coins * coin * mult,
+                direction="ltr" if direction > 0 else "rtl",
             )
-            for line, entry, run, wild_mult, ways, coins in hits
+            for line, entry, run, wild_mult, ways, coins, direction in hits
         ),
         scatter_wins=tuple(
             ScatterWin(symbol=game.symbols[code], count=n, pay=pay, amount=pay * cost * coin * scatter_mult)

@@ -119,7 +119,7 @@ def brute_contributions(game: SlotGame, table: ReelTable, lines: int) -> dict[tu
     out: defaultdict[tuple[str, int], Fraction] = defaultdict(Fraction)
     for cells, weight in enumerate_windows(game, table):
         hits = ways_hits(game, cells) if game.is_ways else line_hits(game, cells, lines)
-        for _, entry, run, _, _, coins in hits:
+        for _, entry, run, _, _, coins, _ in hits:
             out[(game.entries[entry].name, run)] += Fraction(coins * weight, table.cycle)
         for code, n, pay in scatter_hits(game, cells):
             out[(game.symbols[code] + " (scatter)", n)] += Fraction(pay * cost * weight, table.cycle)
@@ -194,7 +194,10 @@ def small_games(draw: Callable[..., Any], *, free_spins: bool = False) -> Json:
         evaluation["ways"] = {"cost": draw(st.integers(1, 10))}
     else:
         line = st.lists(st.integers(0, rows - 1), min_size=reels, max_size=reels)
-        evaluation["lines"] = {"paylines": draw(st.lists(line, min_size=1, max_size=4))}
+        evaluation["lines"] = {
+            "paylines": draw(st.lists(line, min_size=1, max_size=4)),
+            "direction": draw(st.sampled_from(["ltr", "both"])),
+        }
     data: Json = {
         "id": "random",
         "version": "1",
