@@ -312,7 +312,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
         if cl.workers < 0 or cl.workers > 256:
             raise ValueError("cluster.workers must be 0 (one per CPU) .. 256")
         if cl.nodes and cl.workers == 0:
-            raise ValueError("cluster.workers must be set explicitly (the same on every node) with cluster.nodes")
+            raise ValueError("cluster.nodes needs an explicit cluster.workers (the same on every node)")
         if cl.nodes and not 0 <= cl.node_index < len(cl.nodes):
             raise ValueError("cluster.node_index must index cluster.nodes")
         if cl.heartbeat_interval <= 0 or cl.lease_timeout <= 2 * cl.heartbeat_interval:
