@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,6 +59,7 @@ def write_config(
     cluster: str = "",
     ports: tuple[int, ...] = (0, 0),
     name: str = "croupier",
+    admin_port: int = 0,
 ) -> Path:
     store = f'[store]\nurl = "sqlite:///{tmp}/{name}.db"\n' if casino else ""
     casino_zone = (
@@ -72,7 +74,7 @@ def write_config(
 host = "127.0.0.1"
 ws_port = {ports[0]}
 tcp_port = {ports[1]}
-admin_port = 0
+admin_port = {admin_port}
 sfs_tcp_port = {ports[2] if len(ports) > 2 else 0}
 transport = "{transport}"
 sweep_interval = 0.2
@@ -661,3 +663,79 @@ def test_two_nodes_share_one_ring_and_redirect(tmp_path: Path) -> None:
             assert len(ids) == 6
 
         asyncio.run(run())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_haproxy_config_in_front_of_two_nodes(tmp_path: Path) -> None:
+    """deploy/haproxy.cfg on loopback ports: every token user ends up logged in on its
+    owner, directly or after one 4010 redirect to the owner's per-node frontend."""
+    lb, f0, f1, lbtcp = free_port(), free_port(), free_port(), free_port()
+    node_ports = [(free_port(), free_port(), free_port()) for _ in range(2)]  # ws, tcp, admin
+    cfg = (ROOT / "deploy/haproxy.cfg").read_text()
+    for old, new in (
+        [
+            ("maxconn 200000", "maxconn 2000"),
+            ("bind :80\n", f"bind 127.0.0.1:{lb}\n"),
+            ("bind :8810", f"bind 127.0.0.1:{f0}"),
+            ("bind :8811", f"bind 127.0.0.1:{f1}"),
+            ("bind :8801", f"bind 127.0.0.1:{lbtcp}"),
+            ("inter 2s", "inter 200ms"),
+        ]
+        + [
+            (f"10.0.0.{i + 1}:8800 check port 8802", f"127.0.0.1:{ws} check port {admin}")
+            for i, (ws, _, admin) in enumerate(node_ports)
+        ]
+        + [(f"10.0.0.{i + 1}:8801", f"127.0.0.1:{tcp}") for i, (_, tcp, _) in enumerate(node_ports)]
+    ):
+        assert old in cfg, old
+        cfg = cfg.replace(old, new)
+    (tmp_path / "haproxy.cfg").write_text(cfg)
+    nodes = "\n".join(
+        f'[[cluster.nodes]]\nhost = "127.0.0.1"\nws_port = {front}\ntcp_port = {tcp}\n'
+        for front, (_, tcp, _) in zip((f0, f1), node_ports, strict=True)
+    )
+    configs = [
+        write_config(
+            tmp_path,
+            casino=False,
+            cluster=f"node_index = {i}\n{nodes}",
+            ports=(ws, tcp),
+            name=f"n{i}",
+            admin_port=admin,
+        )
+        for i, (ws, tcp, admin) in enumerate(node_ports)
+    ]
+    with cluster(configs[0], 2, nodes=2) as a, cluster(configs[1], 2, nodes=2):
+        haproxy = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            async def run() -> None:
+                await asyncio.sleep(1.0)  # health checks
+                redirected = 0
+                for user in range(1, 11):
+                    url = f"ws://127.0.0.1:{lb}/ws?token={token(user)}"
+                    client = await WsClient.connect(url)
+                    try:
+                        reply = await client.request("login", token=token(user))
+                    except websockets.ConnectionClosed as exc:
+                        assert exc.rcvd is not None and exc.rcvd.code == 4010
+                        assert exc.rcvd.reason in (f"ws://127.0.0.1:{f0}/ws", f"ws://127.0.0.1:{f1}/ws")
+                        redirected += 1
+                        client = await WsClient.connect(f"{exc.rcvd.reason}?token={token(user)}")
+                        reply = await client.request("login", token=token(user))
+                    assert reply["type"] == "ok", reply
+                    assert auth.resume_owner(reply["data"]["resume_token"]) == a.ring.owner(
+                        user_key("demo", user)
+                    )
+                    await client.close()
+                assert redirected < 10  # HAProxy's own hash put some users on their node
+
+            asyncio.run(run())
+        finally:
+            haproxy.terminate()
+            haproxy.wait(10)
