@@ -153,6 +153,7 @@ async def _probe(port: int) -> None:
         # a type the room has no handler for: ERROR "no_handler" (reported as unsupported)
         await ws.send(bytes((colyseus.ROOM_REQUEST, 5)) + colyseus.encode_string("teleport") + b"\x80")
         reply = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(reply, bytes)
         rid, pos = colyseus.decode_number(reply, 1)
         assert rid == 5 and reply[pos] == colyseus.STATUS_ERROR
         assert msgspec.msgpack.decode(reply[pos + 1 :])["name"] == "no_handler"
