@@ -195,3 +195,36 @@ def test_loadgen_drives_the_colyseus_peer(peer: int, tmp_path: Path) -> None:
     assert ev["room_joined"] == chatters
     assert report["messages"]["replies_without_request"] == 0
     assert report["pass"], report["criteria"]
+
+
+def test_peer_figures_use_the_hold_window_only() -> None:
+    from bench.peer import Sampler, figures, ratios
+
+    rows = [
+        {"phase": "ramp", "wall": 99.0, "sent": 0, "received": 0, "other_cpu": 0.0},
+        {"phase": "hold", "wall": 100.0, "sent": 1000, "received": 1000, "other_cpu": 30.0},
+        {"phase": "hold", "wall": 110.0, "sent": 6000, "received": 6000, "other_cpu": 30.0},
+        {"phase": "closing", "wall": 111.0, "sent": 6000, "received": 6000, "other_cpu": 0.0},
+    ]
+    report = {
+        "pass": True,
+        "errors": {"total": 0},
+        "timeline": rows,
+        "connections": {"held_at_end": 100, "handshakes_per_s": 500.0},
+        "timing": {"ramp_s": 1.0},
+        "steps": {
+            "spin": {"sent": 10, "ok": 10, "hold_latency": {"p50_ms": 1.0, "p99_ms": 4.0, "count": 10}}
+        },
+        "messages": {"events": {}},
+    }
+    s = Sampler(pid=0)
+    s.samples = [(98.0, 1.0, 10 * 2**20), (100.0, 2.0, 11 * 2**20), (110.0, 7.0, 12 * 2**20)]
+    f = figures("x", report, s)
+    assert f["messages"] == 10_000 and f["messages_per_s"] == 1000.0
+    assert f["server_cpu_s"] == 5.0 and f["server_cpu_percent"] == 50.0
+    assert f["messages_per_cpu_s"] == 2000.0
+    assert f["rss_per_session_kib"] == 20.48  # (12 - 10) MiB over 100 sessions
+    assert f["other_cpu_percent"] == 0.0  # 30% of "other" was this server's 50%: clipped
+    g = {**f, "messages_per_cpu_s": 1000.0, "steps": {"spin": {**f["steps"]["spin"], "p99_ms": 8.0}}}
+    r = ratios(f, g)
+    assert r["messages_per_cpu_s"] == 2.0 and r["spin_p99_ms"] == 0.5
