@@ -81,6 +81,9 @@ class Hub:
         #: set while this worker hands its sessions over: requests are not executed (the
         #: connection closes with 4009 next; the client resends what got no reply)
         self.frozen = False
+        #: sessions being moved to another worker (ring change): their requests are not
+        #: executed here (the connection closes with 4009; the client resends after resume)
+        self.moving: set[tuple[str, int]] = set()
         self.counters = Counters()  # read by the metrics collector (gameserver/metrics.py)
         self.zone_state: ZoneState | None = None  # bans and persistent variables, if a store is open
         #: casino requests (spin, balance...); None = not offered (no store)
@@ -162,9 +165,10 @@ class Hub:
     def handle(self, conn: Connection, requests: Iterable[Any]) -> None:
         """Dispatch decoded requests from one connection, in order."""
         counters = self.counters
-        if self.frozen:  # not executed: the client resends after its resume (close 4009)
+        player = conn.player
+        if self.frozen or (player is not None and (player.zone, player.user_id) in self.moving):
             self.counters.errors["moving"] += sum(1 for _ in requests)
-            return
+            return  # not executed: the client resends after its resume (close 4009)
         for req in requests:
             counters.requests[type(req).__name__] += 1
             started = perf_counter()

@@ -37,7 +37,8 @@ from protocol.errors import RequestError
 from protocol.events import OutEvent
 from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
-from rooms.snapshot import ZoneSnapshot
+from rooms.room import Room
+from rooms.snapshot import RoomState, UserState, ZoneSnapshot
 from rooms.user import User
 from rooms.zone import Zone
 
@@ -69,15 +70,22 @@ def room_ids_for(index: int) -> Iterator[int]:
 class Shards:
     """Who owns what, given the ring of all workers (in every node)."""
 
-    def __init__(self, me: str, members: list[str], zones: dict[str, Zone]) -> None:
+    def __init__(
+        self,
+        me: str,
+        members: list[str],
+        zones: dict[str, Zone],
+        static: dict[str, dict[int, str]] | None = None,
+        leaving: bool = False,
+    ) -> None:
         self.me = me
         self.members = sorted(members)
-        if me not in self.members:
+        if me not in self.members and not leaving:
             raise ValueError(f"{me!r} is not one of the ring's members {self.members}")
-        self.index = self.members.index(me)
+        self.index = self.members.index(me) if me in self.members else -1
         self.ring = HashRing(self.members)
         #: per zone, configured room id -> name (every worker builds the same list)
-        self.static: dict[str, dict[int, str]] = {
+        self.static: dict[str, dict[int, str]] = static or {
             name: {rid: room.name for rid, room in zone.rooms.items() if room.static}
             for name, zone in zones.items()
         }
@@ -100,6 +108,66 @@ class Shards:
             if index < len(self.members):
                 return self.members[index]
         raise RequestError(ErrorCode.ROOM_NOT_FOUND, f"no room {ref!r}")
+
+
+def _user_state(user: User, rooms: list[int]) -> UserState:
+    return UserState(
+        user.id,
+        user.name,
+        int(user.role),
+        list(user.variables.values()),
+        sorted(rooms),
+        sorted(user.groups),
+        sorted(user.rooms_created),
+    )
+
+
+def _user_from(st: UserState) -> User:
+    user = User(st.id, st.name, Role(st.role))
+    user.variables = {v.name: v for v in st.variables}
+    user.rooms = set(st.rooms)
+    user.groups = set(st.groups)
+    user.rooms_created = set(st.rooms_created)
+    return user
+
+
+def _room_state(r: Room) -> RoomState:
+    return RoomState(
+        r.id,
+        r.name,
+        r.group,
+        r.game,
+        r.max_users,
+        r.max_spectators,
+        r.password,
+        r.hidden,
+        r.owner,
+        r.static,
+        list(r.players.items()),
+        sorted(r.spectators),
+        list(r.variables.values()),
+        dict(r.var_setters),
+    )
+
+
+def _room_from(st: RoomState) -> Room:
+    room = Room(
+        st.id,
+        st.name,
+        st.group,
+        game=st.game,
+        max_users=st.max_users,
+        max_spectators=st.max_spectators,
+        password=st.password,
+        hidden=st.hidden,
+        owner=st.owner,
+        static=st.static,
+    )
+    room.players = dict(st.players)
+    room.spectators = set(st.spectators)
+    room.variables = {v.name: v for v in st.variables}
+    room.var_setters = dict(st.var_setters)
+    return room
 
 
 def _user_spec(user: User) -> list[Any]:
@@ -139,6 +207,7 @@ class ShardedRouter:
             ("hello", self._on_hello),
             ("staff", self._on_staff),
             ("adopt", self._on_adopt),
+            ("share", self._on_share),
         ):
             bus.on(kind, fn)
         #: set once this worker serves its member: at start, or after a takeover
@@ -194,6 +263,179 @@ class ShardedRouter:
         for task in list(self._tasks):
             task.cancel()
         await self.bus.close()
+
+    # -- ring changes (a worker or node added or removed) --------------------------------
+
+    async def change_ring(self, members: list[str], timeout: float = 10.0) -> dict[str, int]:
+        """Adopt the ring `members`: hand the users and rooms that now belong to another
+        worker to it (`share`), keep the rest. Moved sessions are closed with 4009; their
+        clients resume on the new owner. Returns sessions moved, per destination."""
+        from .handover import SessionState, export_sessions
+
+        hub = self.hub
+        leaving = self.me not in members
+        new = Shards(self.me, members, hub.zones, self.shards.static, leaving=leaving)
+        moved_users = {k for k in hub.players if new.home(*k) != self.me}
+        moved_rooms = {
+            (zname, rid): new.host_by_name(zname, room.name)
+            for zname, zone in hub.zones.items()
+            for rid, room in zone.rooms.items()
+            if new.host_by_name(zname, room.name) != self.me
+        }
+        hub.moving |= moved_users  # their requests wait for the new owner (resent after resume)
+        if hub.casino is not None:
+            await hub.casino.drain()  # rounds in flight finish here first
+        by_dst: dict[str, list[Any]] = defaultdict(lambda: [[], [], [], []])  # users, rooms, proxies, remote
+        sessions = {
+            (st.zone, st.user_id): st for st in export_sessions(hub) if (st.zone, st.user_id) in moved_users
+        }
+        dst_sessions: dict[str, list[SessionState]] = defaultdict(list)
+        for key in moved_users:
+            zname, uid = key
+            dst = new.home(zname, uid)
+            user = hub.zones[zname].users[uid]
+            rooms_to_dst = [rid for rid in user.rooms if moved_rooms.get((zname, rid)) == dst]
+            by_dst[dst][0].append([zname, _user_state(user, rooms_to_dst)])
+            remote: dict[str, set[int]] = {h: set(ids) for h, ids in self.remote_rooms.get(key, {}).items()}
+            for rid in user.rooms:
+                host = moved_rooms.get((zname, rid), self.me)
+                if host != dst:
+                    remote.setdefault(host, set()).add(rid)
+            remote.pop(dst, None)  # rooms on the new owner become local there
+            by_dst[dst][3].extend([zname, uid, h, sorted(ids)] for h, ids in remote.items() if ids)
+            dst_sessions[dst].append(sessions[key])
+        for (zname, rid), dst in moved_rooms.items():
+            zone = hub.zones[zname]
+            room = zone.rooms[rid]
+            by_dst[dst][1].append([zname, _room_state(room)])
+            for uid in room.members:  # members homed elsewhere than dst need a proxy there
+                if new.home(zname, uid) != dst:
+                    by_dst[dst][2].append([zname, _user_state(zone.users[uid], [rid])])
+        for dst in set(dst_sessions) | set(by_dst):
+            users, rooms, proxies, remote = by_dst[dst]
+            payload = [users, rooms, proxies, remote, dst_sessions.get(dst, [])]
+            await self.bus.call(dst, "share", _enc.encode([self.me, payload]), timeout)
+        # the others have them now: forget them here
+        for (zname, rid), dst in moved_rooms.items():
+            zone = hub.zones[zname]
+            room = zone.rooms.pop(rid)
+            del zone.rooms_by_name[room.name]
+            if not room.hidden:
+                zone.remote_rooms[rid] = room.view()
+            for uid in room.members:
+                member = zone.users.get(uid)
+                if member is None:
+                    continue
+                member.rooms.discard(rid)
+                if (zname, uid) in hub.players and (zname, uid) not in moved_users:
+                    self.remote_rooms.setdefault((zname, uid), {}).setdefault(dst, set()).add(rid)
+                elif (zname, uid) not in hub.players:
+                    zone.drop_proxy_if_idle(uid)
+        counts: dict[str, int] = defaultdict(int)
+        for key in moved_users:
+            zname, uid = key
+            player = hub.players.pop(key)
+            hub.by_resume_token.pop(player.resume_token, None)
+            for service in hub.service_list:
+                service.player_left(player)
+            self.remote_rooms.pop(key, None)
+            zone = hub.zones[zname]
+            user = zone.users[uid]
+            for g in user.groups:
+                zone.subscribers[g].discard(uid)
+            user.groups.clear()
+            if not user.rooms:  # still in rooms hosted here: it stays as a proxy
+                del zone.users[uid]
+            conn = player.conn
+            if conn is not None:
+                player.conn = None
+                conn.player = None
+                conn.close(CloseCode.RESUME_ELSEWHERE, "your session moved: reconnect and resume")
+            counts[new.home(zname, uid)] += 1
+        hub.moving -= moved_users
+        self._adopt_ring(new)
+        return dict(counts)
+
+    def _adopt_ring(self, new: Shards) -> None:
+        self.shards = new
+        for key, hosts in list(self.remote_rooms.items()):  # rooms keep their ids; hosts move
+            regrouped: dict[str, set[int]] = {}
+            for ids in hosts.values():
+                for rid in ids:
+                    regrouped.setdefault(self.host(key[0], rid), set()).add(rid)
+            regrouped.pop(self.me, None)
+            if regrouped:
+                self.remote_rooms[key] = regrouped
+            else:
+                del self.remote_rooms[key]
+        self.homes = {k: new.home(*k) for k, _ in self.homes.items() if k not in self.hub.players}
+        for zone in self.hub.zones.values():
+            for uid in list(zone.users):
+                key = (zone.name, uid)
+                if key not in self.hub.players:
+                    self.homes[key] = new.home(*key)
+            if new.index >= 0:
+                live = set(zone.rooms) | set(zone.remote_rooms)
+                zone.use_room_ids(i for i in room_ids_for(new.index) if i not in live)
+
+    async def _on_share(self, src: str, body: bytes) -> int:
+        """Users, rooms and sessions that a ring change gave to this worker."""
+        from .handover import SessionState, import_sessions
+
+        sender, (users, rooms, proxies, remote, raw_sessions) = msgspec.msgpack.decode(body)
+        hub = self.hub
+        for zname, rs in rooms:
+            zone = hub.zones[zname]
+            rstate = msgspec.convert(rs, RoomState)
+            old = zone.rooms.pop(rstate.id, None)  # a fresh configured copy, if any
+            if old is not None:
+                zone.rooms_by_name.pop(old.name, None)
+            room = _room_from(rstate)
+            zone.rooms[room.id] = room
+            zone.rooms_by_name[room.name] = room
+            zone.remote_rooms.pop(room.id, None)
+            for uid in room.members:  # our own users in it were remote members until now
+                key = (zname, uid)
+                if key in hub.players:
+                    zone.users[uid].rooms.add(room.id)
+                    hosts = self.remote_rooms.get(key)
+                    if hosts is not None:
+                        for ids in hosts.values():
+                            ids.discard(room.id)
+                        for h in [h for h, ids in hosts.items() if not ids]:
+                            del hosts[h]
+                        if not hosts:
+                            del self.remote_rooms[key]
+        for zname, us in users:
+            zone = hub.zones[zname]
+            st = msgspec.convert(us, UserState)
+            mine = zone.users.get(st.id)  # a proxy of it (rooms hosted here), if any
+            user = _user_from(st)
+            if mine is not None:
+                user.rooms |= mine.rooms
+            zone.users[user.id] = user
+            for g in user.groups:
+                zone.subscribers.setdefault(g, set()).add(user.id)
+            self.homes.pop((zname, user.id), None)
+        for zname, us in proxies:
+            zone = hub.zones[zname]
+            st = msgspec.convert(us, UserState)
+            if (zname, st.id) in hub.players:
+                continue
+            proxy = zone.users.get(st.id)
+            if proxy is None:
+                proxy = _user_from(msgspec.structs.replace(st, groups=[], rooms_created=[]))
+                zone.users[proxy.id] = proxy
+            else:
+                proxy.rooms |= set(st.rooms)
+            self.homes[(zname, st.id)] = self.shards.home(zname, st.id)
+        for zname, uid, host, ids in remote:
+            self.remote_rooms.setdefault((zname, uid), {}).setdefault(host, set()).update(ids)
+        import_sessions(hub, msgspec.convert(raw_sessions, list[SessionState]))
+        for zname, rs in rooms:  # everyone's listing: these rooms are hosted here now
+            if not rs["hidden"]:
+                self._announce(zname, OutEvent("room_count", {"room": rs["id"]}))
+        return len(raw_sessions)
 
     # -- handover (rolling restart: gameserver/handover.py) -------------------------------
 
@@ -324,16 +566,29 @@ class ShardedRouter:
         for host in hosts or ():
             self.bus.cast(host, "gone", [zone, user_id])
 
+    def host(self, zone: str, ref: int | str) -> str:
+        """The worker hosting room `ref`: by name, through this worker's own rooms and
+        its listing of the others' (a room keeps its id when a ring change moves it)."""
+        if isinstance(ref, int):
+            z = self.hub.zones[zone]
+            room = z.rooms.get(ref)
+            if room is not None:
+                return self.me
+            view = z.remote_rooms.get(ref)
+            if view is not None:
+                return self.shards.host_by_name(zone, view.name)
+        return self.shards.host(zone, ref)
+
     def _target(self, zone: str, r: Any) -> str | None:
         s = self.shards
         if isinstance(r, m.JoinRoom):
-            return s.host(zone, r.room)
+            return self.host(zone, r.room)
         if isinstance(r, m.CreateRoom):
             return s.host_by_name(zone, r.name)
         if isinstance(r, m.LeaveRoom | m.SwitchRole | m.PublicMessage | m.SetRoomVariables):
-            return s.host(zone, r.room)
+            return self.host(zone, r.room)
         if isinstance(r, m.ObjectMessage):
-            return s.host(zone, r.room)
+            return self.host(zone, r.room)
         if isinstance(r, m.PrivateMessage):
             return s.home(zone, r.to)
         if isinstance(r, m.Kick | m.Ban):
@@ -342,7 +597,7 @@ class ShardedRouter:
             if r.scope == "user" and isinstance(r.target, int):
                 return s.home(zone, r.target)
             if r.scope == "room" and r.target is not None:
-                return s.host(zone, r.target)
+                return self.host(zone, r.target)
         return None  # list_rooms, subscriptions, user variables: the home zone
 
     def _run_local(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
@@ -567,7 +822,7 @@ class ShardedRouter:
 
     def _hosted_by(self, zone: str, room_id: int) -> str | None:
         try:
-            return self.shards.host(zone, room_id)
+            return self.host(zone, room_id)
         except RequestError:
             return None
 

@@ -388,3 +388,104 @@ def test_bus_traffic_shows_in_the_metrics(kind: str) -> None:
         await a.close()
 
     run(body, kind)
+
+
+def test_adding_a_worker_moves_only_its_share_of_users_and_rooms() -> None:
+    """w2 joins the ring: the users and rooms that now hash to w2 move there (sessions
+    resume on w2 with their rooms, members and events); everything else stays put."""
+    grown = [*MEMBERS, "w2"]
+    big = Shards("w2", grown, {"demo": Zone(config().zones[0])})
+
+    async def body(r: Ring) -> None:
+        stay_room = next(n for n in ROOMS if big.host_by_name("demo", n) == host_of(n))
+        move_room = next(n for n in ROOMS if big.host_by_name("demo", n) == "w2")
+        # guests get ring-owned ids on the worker they connect to: connect until one would move
+        movers, stayers = [], []
+        while not movers or not stayers:
+            c, d = await r.guest("w0", f"g{len(movers) + len(stayers)}")
+            uid = d["user"]["id"]
+            (movers if big.home("demo", uid) == "w2" else stayers).append((c, d))
+        (mover, dm), (stayer, _) = movers[0], stayers[0]
+        other, _ = await r.guest("w1", "olga")
+        for c in (mover, stayer, other):
+            for room in (stay_room, move_room):
+                assert (await c.request("join_room", room=room))["type"] == "ok"
+        rid_stay = SHARDS.static["demo"] and next(
+            k for k, v in SHARDS.static["demo"].items() if v == stay_room
+        )
+        rid_move = next(k for k, v in SHARDS.static["demo"].items() if v == move_room)
+        await other.request("set_room_variables", room=rid_move, variables=[{"name": "pot", "value": 9}])
+        await mover.event("room_variables")
+        seq = mover.events[-1]["seq"] if mover.events else 0
+
+        async def grow() -> dict[str, dict[str, int]]:
+            hub = Hub(config())
+            router = await join_ring(hub, "w2", grown, r.bus_url)
+            r.servers["w2"], r.routers["w2"] = await start(hub.config, hub=hub), router
+            moves = await asyncio.gather(*(r.routers[w].change_ring(grown) for w in MEMBERS))
+            return dict(zip(MEMBERS, moves, strict=True))
+
+        moves = await r.on_servers(grow())
+        assert sum(n for m in moves.values() for n in m.values()) == len(movers)
+        assert all(set(m) <= {"w2"} for m in moves.values())  # a new member only receives
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await mover.recv(2)
+        assert mover.ws.close_code == CloseCode.RESUME_ELSEWHERE
+        moved = await WsClient.connect(r.url("w2"))
+        resumed = await moved.request("resume", token=dm["resume_token"], last_seq=seq)
+        assert resumed["type"] == "ok", resumed
+        seen = [resumed["data"]["last_seq"]]  # seqs the moved client has seen
+        # the stayer was not touched; everyone still shares both rooms
+        for room in (rid_stay, rid_move):
+            said = await other.request("public_message", room=room, text=f"to {room}")
+            assert said["type"] == "ok", said
+            for c in (moved, stayer, other):
+                got = await c.event("public_message")
+                assert got["data"]["text"] == f"to {room}"
+                if c is moved:
+                    seen.append(got["seq"])
+        said = await moved.request("public_message", room=rid_stay, text="from w2")
+        assert said["type"] == "ok", said
+        for c in (other, stayer, moved):
+            got = await c.event("public_message")
+            assert got["data"]["text"] == "from w2"
+            if c is moved:
+                seen.append(got["seq"])
+        for _ in range(40):  # the listing on w0 follows within a sweep (flood limit: 20/s)
+            listing = await stayer.request("list_rooms")
+            moved_view = next(x for x in listing["data"]["rooms"] if x["id"] == rid_move)
+            if moved_view["users"] == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert moved_view["users"] == 3 and moved_view["variables"] == [{"name": "pot", "value": 9}]
+        assert r.routers["w2"].hub.zones["demo"].rooms[rid_move].name == move_room
+        assert rid_move not in r.routers["w0"].hub.zones["demo"].rooms
+        assert rid_move not in r.routers["w1"].hub.zones["demo"].rooms
+        # ... and w2 leaves again: its share goes back where it came from
+        await moved.request("ping")  # everything sent to it before has arrived
+        seq = max(seen)
+
+        async def shrink() -> list[dict[str, int]]:
+            return list(await asyncio.gather(*(r.routers[w].change_ring(MEMBERS) for w in grown)))
+
+        back = await r.on_servers(shrink())
+        assert back[0] == back[1] == {}  # staying members give nothing away
+        assert sum(back[2].values()) == len(movers)  # the leaver gives everything back
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await moved.recv(2)
+        home = SHARDS.home("demo", dm["user"]["id"])
+        again = await WsClient.connect(r.url(home))
+        resumed = await again.request("resume", token=dm["resume_token"], last_seq=seq)
+        assert resumed["type"] == "ok", resumed
+        said = await other.request("public_message", room=rid_move, text="home again")
+        assert said["type"] == "ok", said
+        for c in (again, stayer, other):
+            got = await c.event("public_message")
+            assert got["data"]["text"] == "home again"
+        assert rid_move in r.routers[host_of(move_room)].hub.zones["demo"].rooms
+        for c in (again, stayer, other, *(x for x, _ in movers[1:] + stayers[1:])):
+            await c.close()
+
+    run(body, "unix")
