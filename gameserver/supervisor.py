@@ -244,7 +244,8 @@ class Supervisor:
         channel = Channel(parent, on_message, lambda: None)
         wp = WorkerProc(slot, generation, proc, channel, now, ready, exited, last_seen=now)
         self.processes.append(wp)
-        wp.granted_until = now + self.config.cluster.lease_timeout
+        # The boot lease: until the worker is ready (it takes no client before that).
+        wp.granted_until = now + self.config.cluster.lease_timeout + BOOT_TIMEOUT
         channel.send(
             {
                 "t": "hello",
@@ -255,7 +256,7 @@ class Supervisor:
                 "generation": generation,
                 "members": list(self.members),
                 "run_dir": self.run_dir,
-                "lease_until": wp.granted_until + BOOT_TIMEOUT,  # the lease starts after boot
+                "lease_until": wp.granted_until,
                 "takeover": not make_current,  # a rolling restart: adopt the old one's sessions
                 "log_level": self.log_level,
                 "log_format": self.log_format,
@@ -299,7 +300,8 @@ class Supervisor:
             fut = wp.pending.pop(int(msg.get("id", 0)), None)
             if fut is not None and not fut.done():
                 fut.set_result(msg.get("data"))
-        elif t == "ready":
+        elif t == "ready":  # the worker cut its lease to now + lease_timeout
+            wp.granted_until = time.monotonic() + self.config.cluster.lease_timeout
             if not wp.ready.done():
                 wp.ready.set_result(None)
         elif t == "drained":
@@ -328,8 +330,13 @@ class Supervisor:
             slot.backoff = BACKOFF_MIN
         delay = slot.backoff
         slot.backoff = min(BACKOFF_MAX, slot.backoff * 2)
-        # Fencing: the replacement serves the slot's users only once the old lease ran out.
-        delay = max(delay, old.granted_until - time.monotonic())
+        if not old.exited.done():
+            # Fencing: a process that may still run (stopped, not killed) must have lost
+            # its lease before another one serves the slot's users.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.shield(old.exited), max(0.0, old.granted_until - time.monotonic())
+                )
         while not self._stopping:
             await asyncio.sleep(delay)
             try:
@@ -367,9 +374,13 @@ class Supervisor:
                 if wp.ready.done() and now - wp.last_seen > cl.lease_timeout:
                     self._supersede(wp)
                     continue
-                if wp.ready.done():
+                if not wp.ready.done():
+                    continue
+                # Extend only the lease of a worker that answers (a silent one's runs out by
+                # itself); the others get the same end again, as a ping they answer.
+                if now - wp.last_seen <= 2 * cl.heartbeat_interval:
                     wp.granted_until = now + cl.lease_timeout
-                    wp.channel.send({"t": "lease", "until": wp.granted_until, "gen": wp.generation})
+                wp.channel.send({"t": "lease", "until": wp.granted_until, "gen": wp.generation})
 
     def _supersede(self, wp: WorkerProc) -> None:
         """A worker stopped answering: cut it off and replace it (docs/cluster.md, "Fencing")."""

@@ -269,6 +269,7 @@ class Worker:
         self.channel = Channel(self.channel_sock, self._message, self._channel_closed)
         loop.add_signal_handler(signal.SIGTERM, lambda: self._spawn(self._stop(CloseCode.GOING_AWAY)))
         self._spawn(self._watch_lease())
+        self.lease.until = time.monotonic() + self.config.cluster.lease_timeout  # the boot lease ends
         self.channel.send({"t": "ready", "gen": info.generation, "pid": os.getpid()})
         logger.info("worker %s (generation %d) ready", info.member, info.generation)
         await self.done.wait()
