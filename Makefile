@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-cluster bench-peer bench-peer-install soak clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install soak clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,14 @@ bench-store: $(STAMP)
 
 bench-transport: $(STAMP)
 	$(PY) -m bench.transport
+
+# Leaderboard streaming: in-process fan-out to 10,000 subscribers at 10,000 score updates/s,
+# then real WebSocket clients in SOCKET_SUBSCRIBERS/LB_CLIENTS processes (bench/RESULTS.md).
+SOCKET_SUBSCRIBERS ?= 2000
+LB_CLIENTS ?= 2
+bench-leaderboard: $(STAMP)
+	$(PY) -m bench.leaderboard
+	$(PY) -m bench.leaderboard_stream --subscribers 10000 --rate 10000 --seconds 10 --socket-subscribers $(SOCKET_SUBSCRIBERS) --clients $(LB_CLIENTS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
