@@ -81,9 +81,10 @@ class WriterConfig:
     """Longest time the first transaction of a batch waits for others to join."""
     max_batch: int = 512
     """Most transactions in one database transaction."""
-    max_inflight: int = 1
+    max_inflight: int = 2
     """Batches committing at the same time (each on its own connection). With 2, a new
-    batch is prepared and written while the previous one waits for its COMMIT."""
+    batch is prepared and written while the previous one waits for its COMMIT, in
+    per-account order (module docstring); 1 commits strictly one batch after another."""
     max_queue: int = 10_000
     """Most transactions waiting (queued, not yet in a batch); beyond it ``submit`` raises StoreBusy."""
     commit_timeout_s: float = 2.0
