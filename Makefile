@@ -69,10 +69,11 @@ soak: $(STAMP)
 bench-bus: $(STAMP)
 	$(PY) -m bench.bus
 
-# Cluster: sessions held by N workers (load generator), then a rolling restart under spins.
+# Cluster: sessions held by N workers (load generator), a rolling restart and a SIGKILL under spins.
 bench-cluster: $(STAMP)
 	$(PY) -m bench.cluster held --workers 3 --connections 30000 --duration 20
 	$(PY) -m bench.cluster rolling --workers 2 --players 100 --idle 1000
+	$(PY) -m bench.cluster rolling --workers 2 --players 100 --idle 1000 --kill
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec

@@ -2,6 +2,7 @@
 
     python -m bench.cluster held --workers 3 --connections 30000 --duration 20
     python -m bench.cluster rolling --workers 2 --players 100 --idle 1000
+    python -m bench.cluster rolling --workers 2 --players 100 --idle 1000 --kill
 
 `held` starts `gameserver run --workers N` (the sessions config: no casino) and drives
 it with the load generator (`bench/loadgen`, idle scenario, `--target` plus the
@@ -14,7 +15,8 @@ spin (each spin has a client key) and `--idle` clients only hold; then it asks f
 rolling restart (`POST /admin/rolling-restart`). Clients closed with 4009/1001 reconnect
 (`?resume=`, else a fresh login) and retry an unanswered spin with its key. At the end
 every acknowledged spin is looked up in the ledger. Pass: 0 failed requests, 0
-acknowledged spins missing. Only processes started here are signalled, by PID.
+acknowledged spins missing. With `--kill`, worker 0.0 is SIGKILLed instead (its clients
+log in again); pass also needs every close to come from that worker. Only processes started here are signalled, by PID.
 """
 
 from __future__ import annotations
@@ -208,6 +210,7 @@ class Tally:
     acked: dict[tuple[int, str], str] = field(default_factory=dict)  # (user, key) -> round id
     failed: list[Any] = field(default_factory=list)
     closes: Counter[int] = field(default_factory=Counter)
+    closes_by_worker: Counter[str] = field(default_factory=Counter)  # the worker that held the session
     resumed: int = 0
     relogged: int = 0
     gaps: list[float] = field(default_factory=list)  # seconds from a close to the next ack
@@ -277,13 +280,21 @@ async def spinner(url: str, user: int, t: Tally, stop: asyncio.Event) -> None:
         except websockets.ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             t.closes[code] += 1
+            t.closes_by_worker[_holder(resume)] += 1
             closed_at = closed_at or time.monotonic()
         except (OSError, TimeoutError) as exc:
             t.failed.append(repr(exc))
             await asyncio.sleep(0.2)
 
 
+def _holder(resume_token: str | None) -> str:
+    from gameserver import auth
+
+    return (auth.resume_owner(resume_token) if resume_token else None) or "?"
+
+
 async def idler(url: str, t: Tally, stop: asyncio.Event) -> None:
+    resume: str | None = None
     while not stop.is_set():
         try:
             async with websockets.connect(url, subprotocols=["croupier.v1.json"]) as ws:  # type: ignore[list-item]
@@ -291,12 +302,15 @@ async def idler(url: str, t: Tally, stop: asyncio.Event) -> None:
                 r = await c.request("login", guest=True, zone="demo")
                 if r["type"] != "ok":
                     t.failed.append(r)
+                else:
+                    resume = r["data"]["resume_token"]
                 while not stop.is_set():
                     await asyncio.sleep(random.uniform(1.0, 3.0))
                     if (await c.request("ping"))["type"] != "ok":
                         t.failed.append("ping")
         except websockets.ConnectionClosed as exc:
             t.closes[exc.rcvd.code if exc.rcvd is not None else 1006] += 1
+            t.closes_by_worker[_holder(resume)] += 1
         except (OSError, TimeoutError) as exc:
             t.failed.append(repr(exc))
             await asyncio.sleep(0.2)
@@ -361,15 +375,19 @@ max_users = 100000
             await asyncio.sleep(args.warmup)
             acked_before = len(t.acked)
             started = time.monotonic()
-            await asyncio.to_thread(c.post, "/admin/rolling-restart")
+            if args.kill:  # SIGKILL worker 0.0 (a PID this bench's supervisor started)
+                os.kill(before["0.0"], signal.SIGKILL)
+            else:
+                await asyncio.to_thread(c.post, "/admin/rolling-restart")
+            replaced = {"0.0": before["0.0"]} if args.kill else before
             while True:
                 await asyncio.sleep(0.25)
                 view = await asyncio.to_thread(c.get, "/admin/workers")
-                now = {w["worker"]: w["pid"] for w in view["workers"] if w["current"]}
-                if not view["rolling_restart"] and all(now.get(m) != pid for m, pid in before.items()):
+                now = {w["worker"]: w["pid"] for w in view["workers"] if w["current"] and w["ready"]}
+                if not view["rolling_restart"] and all(now.get(m, pid) != pid for m, pid in replaced.items()):
                     break
                 if time.monotonic() - started > 120:
-                    raise SystemExit("the rolling restart did not finish in 120 s")
+                    raise SystemExit("the workers were not replaced in 120 s")
             took = time.monotonic() - started
             await asyncio.sleep(args.after)
             stop.set()
@@ -384,16 +402,19 @@ max_users = 100000
         return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else 0.0
 
     print(f"workers {args.workers}, spinning players {args.players}, idle sessions {args.idle}")
-    print(f"rolling restart took {took:.1f} s")
+    what = "SIGKILL of worker 0.0 -> its replacement ready" if args.kill else "rolling restart"
+    print(f"{what} took {took:.1f} s")
     print(f"spins sent {t.sent}, acknowledged {len(t.acked)} ({acked_before} before the restart)")
     print(f"failed requests: {len(t.failed)} {t.failed[:3]}")
     print(f"acknowledged spins missing from the ledger: {missing}")
     print(f"closes by code: {dict(t.closes)}; resumed {t.resumed}, logged in again {t.relogged}")
+    print(f"closes by the worker that held the session: {dict(t.closes_by_worker)}")
     if t.gaps:
         gaps = sorted(t.gaps)
         print(f"close -> next acknowledged spin: p50 {gaps[len(gaps) // 2]:.2f} s, max {gaps[-1]:.2f} s")
     print(f"spin latency p50 {pct(0.5):.1f} ms, p99 {pct(0.99):.1f} ms, max {pct(1.0):.1f} ms")
-    return 0 if not t.failed and missing == 0 else 1
+    spared = not args.kill or set(t.closes_by_worker) <= {"0.0"}  # the other workers' clients stayed
+    return 0 if not t.failed and missing == 0 and spared else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -413,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     roll.add_argument("--warmup", type=float, default=5.0)
     roll.add_argument("--after", type=float, default=3.0)
     roll.add_argument("--port", type=int, default=8870)
+    roll.add_argument("--kill", action="store_true", help="SIGKILL worker 0.0 instead of a rolling restart")
     args = p.parse_args(argv)
     return cmd_held(args) if args.cmd == "held" else cmd_rolling(args)
 
