@@ -186,6 +186,12 @@ class Leaderboards:
     async def start(self, *, tick: bool = True) -> None:
         """Restore the current periods from the store, pay what a restart left unpaid,
         subscribe to settled rounds and start the tick driver."""
+        cluster = self.config.cluster
+        if self.boards and (cluster.workers != 1 or cluster.nodes):
+            logger.warning(
+                "leaderboards run on every worker with the rounds of that worker only: the "
+                "cross-worker hop (Ownership.forward) is not connected yet (docs/leaderboards.md)"
+            )
         if self.store is not None:
             for b in self.boards.values():
                 if self.ownership.owns_board(b.zone, b.name):
