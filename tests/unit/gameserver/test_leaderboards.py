@@ -483,3 +483,27 @@ def test_the_config_is_checked():
         raw.update(bad)
         with pytest.raises(ValueError):
             msgspec.convert(raw, Config).check()
+
+
+def test_ownership_routes_by_the_ring():
+    from gameserver.leaderboards import Ownership
+    from gameserver.ring import HashRing, leaderboard_key, user_key
+
+    hub = Hub(lb_config(wins=daily()), ManualClock(T0), call_soon=lambda fn: None)
+    alone = Ownership(hub)
+    assert alone.alone and alone.owns_board("demo", "wins")
+    ring = HashRing(["w0", "w1", "w2"])
+    mine = ring.owner(leaderboard_key("demo", "wins"))
+    for me in ring.members:
+        o = Ownership(hub, ring, me)
+        assert not o.alone and o.owns_board("demo", "wins") == (me == mine)
+    # an event for a user homed on another worker goes to the forwarder
+    other = next(m for m in ring.members if m != ring.owner(user_key("demo", 5)))
+    o = Ownership(hub, ring, other)
+    sent: list[tuple[str, str, int]] = []
+    from protocol.events import OutEvent
+
+    assert o.to_user("demo", 5, OutEvent("x")) is False and o.unrouted_events == 1
+    o.forward = lambda member, zone, uid, ev: sent.append((member, zone, uid))
+    assert o.to_user("demo", 5, OutEvent("x")) is True
+    assert sent == [(ring.owner(user_key("demo", 5)), "demo", 5)]
