@@ -287,9 +287,11 @@ def test_token_login_at_a_non_owner_worker_is_refused(main_cluster: Cluster) -> 
     c = main_cluster
 
     async def run() -> None:
-        refused = 0
-        for _ in range(6):
-            user = random.randrange(1000, 100_000)
+        refused, tries = 0, 0
+        for user in random.Random(5).sample(range(1000, 100_000), 20):
+            if refused >= 2:
+                break
+            tries += 1
             client = await WsClient.connect(c.ws_url)  # no ?token=
             reply = await client.request("login", token=token(user))
             if reply["type"] == "error":
@@ -300,7 +302,7 @@ def test_token_login_at_a_non_owner_worker_is_refused(main_cluster: Cluster) -> 
             else:
                 assert auth.resume_owner(reply["data"]["resume_token"]) == owner_of(c, user)
             await client.close()
-        assert refused >= 2  # 6 tries at 2/3 each: fails with probability < 2%
+        assert refused >= 2, tries  # each try lands on a non-owner with probability 2/3
 
     asyncio.run(run())
 
@@ -717,7 +719,7 @@ def test_haproxy_config_in_front_of_two_nodes(tmp_path: Path) -> None:
             async def run() -> None:
                 await asyncio.sleep(1.0)  # health checks
                 redirected = 0
-                for user in range(1, 11):
+                for user in range(1, 17):
                     url = f"ws://127.0.0.1:{lb}/ws?token={token(user)}"
                     client = await WsClient.connect(url)
                     try:
@@ -733,7 +735,7 @@ def test_haproxy_config_in_front_of_two_nodes(tmp_path: Path) -> None:
                         user_key("demo", user)
                     )
                     await client.close()
-                assert redirected < 10  # HAProxy's own hash put some users on their node
+                assert redirected < 16  # HAProxy's own hash put some users on their node
 
             asyncio.run(run())
         finally:
