@@ -134,6 +134,10 @@ class HubCollector(Collector):
         bus = getattr(hub.router, "bus", None)
         if bus is not None:
             yield from _bus_metrics(bus.stats)
+        for service in hub.service_list:  # services that export their own (leaderboards)
+            families = getattr(service, "metric_families", None)
+            if families is not None:
+                yield from families()
 
 
 def _bus_metrics(b: BusStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:

@@ -23,9 +23,11 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from persistence import LeaderboardRecord, Stores
 from protocol import leaderboard_messages as lm
@@ -688,6 +690,47 @@ class Leaderboards:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def metric_families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Prometheus families, read at scrape time (gameserver/metrics.py)."""
+        st = self.stats
+        rounds = CounterMetricFamily(
+            "croupier_leaderboard_rounds", "Settled rounds seen by the boards, by outcome", labels=["outcome"]
+        )
+        for name in ("applied", "unchanged", "duplicates", "ineligible", "late", "not_joined"):
+            rounds.add_metric([name], getattr(st, name))
+        yield rounds
+        yield CounterMetricFamily("croupier_leaderboard_ticks", "Leaderboard ticks", value=st.ticks)
+        yield CounterMetricFamily("croupier_leaderboard_deltas", "Top-N deltas emitted", value=st.deltas)
+        yield CounterMetricFamily(
+            "croupier_leaderboard_pushes", "Leaderboard events pushed to sessions", value=st.pushes
+        )
+        yield CounterMetricFamily(
+            "croupier_leaderboard_checkpoint_failures",
+            "Score checkpoints that failed",
+            value=st.checkpoint_failures,
+        )
+        yield CounterMetricFamily(
+            "croupier_leaderboard_settlements", "Finished periods archived and paid", value=st.settlements
+        )
+        yield GaugeMetricFamily(
+            "croupier_leaderboard_tick_max_seconds",
+            "Longest leaderboard tick so far",
+            value=st.tick_seconds_max,
+        )
+        yield GaugeMetricFamily(
+            "croupier_leaderboard_fanout_queue",
+            "Fan-out jobs waiting for a loop iteration",
+            value=len(self._fanout),
+        )
+        subs = GaugeMetricFamily(
+            "croupier_leaderboard_subscribers", "Local subscribers per board", labels=["zone", "board"]
+        )
+        for (zone, name), b in sorted(self.boards.items()):
+            subs.add_metric([zone, name], len(b.subscribers))
+        yield subs
 
     # -- sessions ----------------------------------------------------------------------
 

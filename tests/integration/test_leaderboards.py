@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,9 @@ async def subscribe_spin_see_delta(url: str) -> None:
 def test_subscribe_spin_and_see_the_delta(tmp_path: Path, transport: str) -> None:
     with running_server(lb_server_config(tmp_path)) as r:
         asyncio.run(subscribe_spin_see_delta(r.ws_url))
+        text = urllib.request.urlopen(f"{r.admin_url}/metrics", timeout=5).read().decode()
+        assert 'croupier_leaderboard_rounds_total{outcome="applied"} 4.0' in text
+        assert 'croupier_leaderboard_subscribers{board="spins",zone="demo"} 0.0' in text  # clients left
 
 
 @pytest.mark.redis
