@@ -82,6 +82,16 @@ class BonusTemplate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     product_category: str = "casino"
     qualify_category: str = "casino"
     reward_free_use: bool = False
+    #: the offer can be claimed or granted in ``[available_from, available_until)`` (epoch ms;
+    #: None = unbounded): a promotion scheduled to start and end at future times
+    available_from: int | None = None
+    available_until: int | None = None
+
+    def available(self, now: int) -> bool:
+        """True while the offer may be claimed or granted."""
+        return (self.available_from is None or now >= self.available_from) and (
+            self.available_until is None or now < self.available_until
+        )
 
 
 class BonusGrant(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,7 +16,7 @@ from .bonus import SettledRound
 
 __all__ = ["Mission", "MissionProgress", "apply_event", "period_key"]
 
-Metric = Literal["rounds", "wagered", "won", "feature_triggers", "big_wins"]
+Metric = Literal["rounds", "wagered", "won", "feature_triggers", "big_wins", "win_streak"]
 
 
 class Mission(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +24,8 @@ class Mission(msgspec.Struct, frozen=True, kw_only=True):
 
     ``period_ms`` makes it repeatable: windows of that length starting at ``starts_at``.
     ``big_win_multiple`` defines a big win (win >= multiple x stake) for that metric.
+    ``win_streak`` counts consecutive winning rounds (win > 0, in settlement order); a losing
+    round restarts the streak, and the progress value is the longest streak of the period.
     """
 
     id: str
@@ -46,6 +48,7 @@ class MissionProgress(msgspec.Struct, frozen=True, kw_only=True):
     value: int = 0
     rounds: frozenset[str] = frozenset()
     rewarded: bool = False
+    streak: int = 0  # the current run of winning rounds (``win_streak``)
 
 
 def period_key(mission: Mission, at: int) -> str | None:
@@ -90,12 +93,18 @@ def apply_event(
         progress = MissionProgress(mission_id=mission.id, player=event.player, period=period)
     if event.round_id in progress.rounds or event.player != progress.player:
         return progress, None
-    value = progress.value + _amount(mission, event)
+    streak = progress.streak
+    if mission.metric == "win_streak":
+        streak = streak + 1 if event.win > 0 else 0
+        value = max(progress.value, streak)
+    else:
+        value = progress.value + _amount(mission, event)
     reached = value >= mission.target and not progress.rewarded
     progress = msgspec.structs.replace(
         progress,
         value=value,
         rounds=progress.rounds | {event.round_id},
         rewarded=progress.rewarded or reached,
+        streak=streak,
     )
     return progress, f"mission:{mission.id}:{event.player}:{period}" if reached else None

@@ -179,7 +179,8 @@ class Bonuses:
     # -- requests ------------------------------------------------------------------------
 
     def _offers(self, zr: ZoneRewards, now: int) -> list[BonusTemplate]:
-        return list(zr.cfg.bonuses)
+        """The offers available now (scheduled promotions start and end by the clock)."""
+        return [t for t in zr.cfg.bonuses if t.available(now)]
 
     async def listing(self, zr: ZoneRewards, ctx: Ctx, req: rm.BonusList) -> dict[str, Any]:
         now = self.svc.now()
@@ -226,6 +227,7 @@ class Bonuses:
                 "contribution_bp": t.contribution_bp,
                 "expiry_ms": t.expiry_ms,
                 "max_cashout": t.max_cashout,
+                "available_until": t.available_until,
                 "claimable": t.type in ("no_deposit", "free_spins") and t.id not in claimed,
             }
             for t in self._offers(zr, now)
@@ -248,7 +250,7 @@ class Bonuses:
             await self.svc.entry_allowed(zr, ctx.account, "bonus_claim")
             if req.bonus == "daily":
                 return await self._claim_daily(zr, ctx)
-            template = next((t for t in zr.cfg.bonuses if t.id == req.bonus), None)
+            template = next((t for t in self._offers(zr, self.svc.now()) if t.id == req.bonus), None)
             if template is None or template.type not in ("no_deposit", "free_spins"):
                 raise RequestError(ErrorCode.BONUS_NOT_FOUND, f"no claimable offer {req.bonus!r}")
             check = ["bonus_claim", req.bonus, ctx.key("bonus")]
@@ -418,7 +420,7 @@ class Bonuses:
             await self.svc.responsible.record_deposit(zr, account, Activity(at=now, deposit=amount))
             await self.svc.referrals.on_deposit(zr, account, amount, now)
             granted = []
-            for template in zr.cfg.bonuses:
+            for template in self._offers(zr, now):
                 if template.type != "deposit_match":
                     continue
                 try:

@@ -8,6 +8,8 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from games.bonus import BonusTemplate, DailyLogin
 from games.missions import Mission
 from games.referral import ReferralRule
@@ -543,3 +545,23 @@ def test_limits_timeout_and_self_exclusion_are_applied_and_persisted():
         assert (await env2.ok(c2, {"type": "spin", "game": "fruit_slot", "coin": 1}))["stake"] == 1
 
     run(body, rewards_config(daily_login=DailyLogin(rewards=(100,))))
+
+
+def test_scheduled_offer_is_claimable_only_inside_its_window():
+    start_ms = int(T0 * 1000) + DAY_MS
+    promo = msgspec.structs.replace(
+        OFFER, id="weekend", available_from=start_ms, available_until=start_ms + DAY_MS
+    )
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        assert (await env.ok(c, {"type": "bonus_list"}))["offers"] == []
+        early = await env.request(c, {"type": "bonus_claim", "bonus": "weekend"})
+        assert early["code"] == ErrorCode.BONUS_NOT_FOUND
+        env.advance(86_400)
+        assert (await env.ok(c, {"type": "bonus_list"}))["offers"][0]["bonus"] == "weekend"
+        assert (await env.ok(c, {"type": "bonus_claim", "bonus": "weekend"}))["amount"] == 500
+        env.advance(86_400)
+        assert (await env.ok(c, {"type": "bonus_list"}))["offers"] == []
+
+    run(body, rewards_config(bonuses=[promo]))
