@@ -136,7 +136,8 @@ class StoreSection(Struct, frozen=True, forbid_unknown_fields=True):
     cache_url: str | None = None
     #: Longest wait for one money commit before the request fails with `unavailable`.
     commit_timeout: float = 5.0
-    #: Keep bans, persistent room variables and the moderation audit log in the store
+    #: Keep bans, persistent room variables (static rooms), persistent user variables
+    #: (registered users, restored at login) and the moderation audit log in the store
     #: (the store is also opened for this when no zone has a casino).
     zone_state: bool = False
 
