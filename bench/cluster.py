@@ -294,16 +294,26 @@ def _holder(resume_token: str | None) -> str:
 
 
 async def idler(url: str, t: Tally, stop: asyncio.Event) -> None:
+    """A guest that holds and pings; moved, it resumes (a fresh guest login if it cannot)."""
     resume: str | None = None
     while not stop.is_set():
+        target = f"{url}?resume={resume}" if resume else url
         try:
-            async with websockets.connect(url, subprotocols=["croupier.v1.json"]) as ws:  # type: ignore[list-item]
+            async with websockets.connect(target, subprotocols=["croupier.v1.json"]) as ws:  # type: ignore[list-item]
                 c = Client(ws)
-                r = await c.request("login", guest=True, zone="demo")
-                if r["type"] != "ok":
-                    t.failed.append(r)
+                if resume:
+                    r = await c.request("resume", token=resume)
+                    if r["type"] != "ok":
+                        resume = None
+                        t.relogged += 1
+                        continue
+                    t.resumed += 1
                 else:
-                    resume = r["data"]["resume_token"]
+                    r = await c.request("login", guest=True, zone="demo")
+                    if r["type"] != "ok":
+                        t.failed.append(r)
+                    else:
+                        resume = r["data"]["resume_token"]
                 while not stop.is_set():
                     await asyncio.sleep(random.uniform(1.0, 3.0))
                     if (await c.request("ping"))["type"] != "ok":
