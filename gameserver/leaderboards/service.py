@@ -76,6 +76,8 @@ class Board:
     ended: bool = False  # past `ends_at`: settled, no more scores
     #: the last finished periods' results kept in memory: period start -> rows
     results: dict[int, list[FinalRow]] = field(default_factory=dict)
+    #: periods whose settlement this owner started (an end that is also a reset: once)
+    finishing: set[int] = field(default_factory=set)
 
     def counts(self, at: float) -> bool:
         c = self.cfg
@@ -415,6 +417,11 @@ class Leaderboards:
 
     def _finish(self, b: Board, start: int, top: list[Any], names: dict[str, str]) -> None:
         """A period ended on this owner: archive and pay it in the background."""
+        if start in b.finishing:
+            return
+        b.finishing.add(start)
+        if len(b.finishing) > 16:
+            b.finishing.discard(min(b.finishing))
         rows = [(r.owner_id, names.get(r.owner_id, ""), r.score) for r in top]
         task = asyncio.get_running_loop().create_task(self._settle(b, start, rows))
         self.tasks.add(task)

@@ -77,6 +77,8 @@ async def settle(
             stored = await bs.standings(zone, board, period, archive)
             rows = [(owner, name, score) for owner, name, score, _sub in stored]
         final = rank_rows(rows[:archive], tie_break, prizes)
+        if not final:
+            return [], False  # nobody scored: nothing to archive or pay
         await bs.save([final_record(zone, board, period, r) for r in final])
     total = 0
     for row in final:

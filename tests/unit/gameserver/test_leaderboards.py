@@ -507,3 +507,18 @@ def test_ownership_routes_by_the_ring():
     o.forward = lambda member, zone, uid, ev: sent.append((member, zone, uid))
     assert o.to_user("demo", 5, OutEvent("x")) is True
     assert sent == [(ring.owner(user_key("demo", 5)), "demo", 5)]
+
+
+def test_an_end_that_is_also_a_reset_settles_once():
+    async def body(env: Env) -> None:
+        a = env.client(1)
+        await env.publish(env.round(1, 100))
+        env.clock.advance(DAY)  # the window ends exactly at ends_at
+        await env.tick()
+        while env.svc.tasks:
+            await asyncio.sleep(0.001)
+        env.hub.flush()
+        assert len(events(a, "tournament_result")) == 1
+        assert env.svc.stats.settlements == 1 and await env.balance(1) == 5
+
+    run(body, lb_config(cup=daily(prizes=[5], ends_at=T0 + DAY)))
