@@ -30,6 +30,7 @@ from persistence import (
     transfer,
 )
 from persistence.factory import Stores, open_stores
+from persistence.records import now_ms
 from tests.contract.conftest import run
 from tests.faultproxy import FaultProxy
 
@@ -167,6 +168,29 @@ def test_pool_reconnects_after_connections_are_dropped(proxy: FaultProxy, mysql_
             result = await stores.commit(spin("after-restart"))
             assert result.balance("u1", "EUR") == 9_990
             assert stores.writer.available
+        finally:
+            await stores.close()
+
+    run(body())
+
+
+def test_a_batch_on_a_pooled_connection_dropped_just_now_is_run_again(
+    proxy: FaultProxy, mysql_url: str
+) -> None:
+    """Connections dropped a moment before a batch: its first round trip finds the pooled
+    connection dead before anything ran, and the batch runs again on a new one."""
+
+    async def body() -> None:
+        stores = await opened(via(proxy, mysql_url))
+        try:
+            for i in range(5):
+                await stores.wallet.get_balance("u1", "EUR")  # a connection back in the pool
+                proxy.close_all_connections()
+                # straight to the backend, with no pause: the loop has not seen the EOF yet
+                [result] = await stores.wallet.commit_batch([spin(f"drop{i}")], now_ms())
+                assert isinstance(result, TxnResult)
+                assert result.balance("u1", "EUR") == 10_000 - 10 * (i + 1)
+            assert await stores.wallet.balance_mismatches() == []
         finally:
             await stores.close()
 
