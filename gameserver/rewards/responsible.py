@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .service import Rewards
 
 _MONTH = 30 * DAY
+_HISTORY_PAGE = 500
+_HISTORY_PAGES = 20  # at most 10,000 rounds of the last 30 days seed the loss and wager windows
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -94,11 +96,30 @@ class Responsible:
         self._cache[account] = settings
         wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
         if wallet is not None:
-            wallet.policy = _merge(wallet.policy, settings)
+            wallet.policy = await self._seeded(account, _merge(wallet.policy, settings))
 
     async def merge_persisted(self, account: str, state: PlayerState) -> PlayerState:
-        """The casino's `policy_loader`: the cached state with the stored settings."""
-        return _merge(state, await self.settings(account))
+        """The casino's `policy_loader`: the cached state with the stored settings (and, when
+        a loss or wager limit is set, the rounds of the last 30 days as its activity)."""
+        return await self._seeded(account, _merge(state, await self.settings(account)))
+
+    async def _seeded(self, account: str, state: PlayerState) -> PlayerState:
+        """Fill the rolling loss and wager windows from the round history, once: the casino
+        records rounds in memory only while a limit exists, from when the wallet loaded."""
+        if state.activity or not any(s.kind in ("loss", "wager") for s in state.limits):
+            return state
+        horizon = self.svc.now() - _MONTH
+        found: list[Activity] = []
+        before = None
+        for _ in range(_HISTORY_PAGES):
+            rows = await self.svc.stores.rounds.history(account, limit=_HISTORY_PAGE, before=before)
+            found.extend(
+                Activity(at=r.created_at, stake=r.bet, win=r.win) for r in rows if r.created_at > horizon
+            )
+            if len(rows) < _HISTORY_PAGE or rows[-1].created_at <= horizon:
+                break
+            before = rows[-1].created_at
+        return msgspec.structs.replace(state, activity=tuple(sorted(found, key=lambda a: a.at)))
 
     async def state(self, zr: ZoneRewards, account: str) -> PlayerState:
         """The player's policy state for entry checks (deposits included)."""

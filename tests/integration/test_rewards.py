@@ -173,6 +173,11 @@ def test_bonus_mission_referral_and_limits_over_sockets(tmp_path: Path) -> None:
                 assert lim["data"]["limits"][0]["amount"] == 0
                 refused = await b.request("spin", game="fruit_slot", coin=1)
                 assert refused["code"] == ErrorCode.POLICY_REFUSED and "loss_limit" in refused["message"]
+                # a wager limit counts the rounds played before it was set (the round history)
+                assert (await a.request("rg_limit", kind="wager", period="day", amount=3))["type"] == "ok"
+                assert (await a.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
+                over = await a.request("spin", game="fruit_slot", coin=1)
+                assert over["code"] == ErrorCode.POLICY_REFUSED and "wager_limit" in over["message"]
             finally:
                 await a.close()
                 await b.close()
@@ -182,13 +187,19 @@ def test_bonus_mission_referral_and_limits_over_sockets(tmp_path: Path) -> None:
     with running_server(config) as r2:
 
         async def after() -> None:
+            a, _ = await login(r2.ws_url, 21)
             b, _ = await login(r2.ws_url, 22)
             try:
                 status = (await b.request("rg_status"))["data"]
                 assert status["limits"][0]["kind"] == "loss" and status["limits"][0]["amount"] == 0
                 refused = await b.request("spin", game="fruit_slot", coin=1)
                 assert refused["code"] == ErrorCode.POLICY_REFUSED
+                # after the restart the wager window is rebuilt from the stored rounds
+                again = await a.request("spin", game="fruit_slot", coin=1)
+                assert again["code"] == ErrorCode.POLICY_REFUSED and "wager_limit" in again["message"]
+                assert (await a.request("rg_status"))["data"]["activity"]["day"]["wagered"] == 3
             finally:
+                await a.close()
                 await b.close()
 
         asyncio.run(after())
