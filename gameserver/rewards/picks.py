@@ -35,7 +35,7 @@ from games.minigames.pick import (
     start_pick,
     validate_pick,
 )
-from games.policy import check_bet
+from games.policy import Activity, check_bet, record
 from games.round import RoundOutcome
 from persistence import PostingKind, RoundRecord, RoundStatus, transfer
 from protocol import rewards_messages as rm
@@ -213,6 +213,15 @@ class Picks:
             wallet = self.svc.casino.wallets.get((zr.zone, ctx.player.user_id))
             if wallet is not None and wallet.account == ctx.account:
                 wallet.open_rounds[round_id] = rec
+                # the minimum cycle and the loss and wager limits count pick rounds too
+                played = Activity(at=now, stake=stake)
+                wallet.policy = (
+                    record(wallet.policy, played, req.game)
+                    if wallet.policy.limits
+                    else msgspec.structs.replace(
+                        wallet.policy, last_round_at={**wallet.policy.last_round_at, req.game: now}
+                    )
+                )
             data = self.svc.replay(result, check)
             data["balance"] = result.balance(ctx.account, zr.currency)
             return data
@@ -290,6 +299,8 @@ class Picks:
             self._open.pop(rec.round_id, None)
             if wallet is not None:
                 wallet.open_rounds.pop(rec.round_id, None)
+                if wallet.policy.limits and outcome.win and not result.duplicate:
+                    wallet.policy = record(wallet.policy, Activity(at=now, win=outcome.win))
             if not result.duplicate:
                 self.svc.hub.events.publish(
                     RoundSettled(
