@@ -10,8 +10,10 @@ bounded outbox and goes out when the socket is writable again.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections import deque
@@ -23,9 +25,10 @@ import msgspec
 logger = logging.getLogger("croupier.handoff")
 
 #: Largest message (the biggest is a worker's metrics snapshot).
-MAX_MESSAGE = 4 * 1024 * 1024
+MAX_MESSAGE = 1024 * 1024
 #: Most sockets in one message.
 MAX_FDS = 4
+_ANCILLARY = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 #: Messages one read callback takes before yielding to the loop.
 _READ_BATCH = 128
 
@@ -57,7 +60,7 @@ class Channel:
         sock: socket.socket,
         on_message: OnMessage,
         on_close: Callable[[], None],
-        max_queue: int = 20_000,
+        max_queue: int = 2048,  # queued sockets are descriptors held here (limit 20,000)
     ) -> None:
         sock.setblocking(False)
         self.sock = sock
@@ -66,6 +69,8 @@ class Channel:
         self.max_queue = max_queue
         self.closed = False
         self._outbox: deque[tuple[bytes, list[socket.socket]]] = deque()
+        self._retry_scheduled = False
+        self._view = memoryview(bytearray(MAX_MESSAGE))  # one receive buffer, reused
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._readable)
 
@@ -102,12 +107,23 @@ class Channel:
                 self._loop.add_writer(sock.fileno(), self._writable)
                 return
             except OSError as exc:
+                if exc.errno in (errno.ETOOMANYREFS, errno.ENOBUFS):
+                    # too many descriptors in flight (the peer is not reading): try again soon
+                    if not self._retry_scheduled:
+                        self._retry_scheduled = True
+                        self._loop.call_later(0.01, self._retry)
+                    return
                 logger.debug("channel send failed: %s", exc)
                 self.close()
                 return
             outbox.popleft()
             for s in socks:  # the peer has its own descriptor now
                 close_quietly(s)
+
+    def _retry(self) -> None:
+        self._retry_scheduled = False
+        if not self.closed:
+            self._write()
 
     def _writable(self) -> None:
         self._loop.remove_writer(self.sock.fileno())
@@ -121,14 +137,19 @@ class Channel:
             if self.closed:
                 return
             try:
-                data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+                nbytes, ancdata, flags, _ = self.sock.recvmsg_into([self._view], _ANCILLARY)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 logger.debug("channel receive failed: %s", exc)
                 self.close()
                 return
+            fds = array.array("i")
+            for level, kind, cdata in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(cdata[: len(cdata) - len(cdata) % fds.itemsize])
             socks = [socket.socket(fileno=fd) for fd in fds]
+            data = bytes(self._view[:nbytes])
             if not data and not socks:  # the peer closed its end
                 self.close()
                 return
