@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from games.referral import ReferralRule
 from gameserver.casino import account_id
 from gameserver.config import CasinoSection, CasinoZone, Config, LotterySchedule, RewardsZone, StoreSection
 from protocol.codes import ErrorCode
+from tests.contract.conftest import mysql_url  # noqa: F401 - the session database fixture
 
 from .client import WsClient
 from .conftest import Running, running_server, server_config
@@ -92,12 +94,20 @@ async def results(c: WsClient, draw_id: str) -> dict[str, Any]:
 
 
 def test_lottery_draw_verified_by_the_client_and_paid_once_across_a_restart(tmp_path: Path) -> None:
-    config = rewards_server_config(f"sqlite:///{tmp_path}/r.db")
-    a7 = account_id("demo", 7)
+    lottery_draw_and_restart(f"sqlite:///{tmp_path}/r.db", 7)
+
+
+def test_lottery_draw_on_mysql(mysql_url: str) -> None:  # noqa: F811
+    lottery_draw_and_restart(mysql_url, 70_000 + secrets.randbelow(10_000))
+
+
+def lottery_draw_and_restart(url: str, user: int) -> None:
+    config = rewards_server_config(url)
+    a7 = account_id("demo", user)
     with running_server(config) as r:
 
         async def play() -> dict[str, Any]:
-            c, _ = await login(r.ws_url, 7)
+            c, _ = await login(r.ws_url, user)
             try:
                 draw = await open_draw(c)
                 bought = await c.request("lottery_buy", lottery="quick_3of10", tickets=TICKETS, key="buy-1")
@@ -131,7 +141,7 @@ def test_lottery_draw_verified_by_the_client_and_paid_once_across_a_restart(tmp_
     with running_server(config) as r2:
 
         async def after() -> None:
-            c, _ = await login(r2.ws_url, 7)
+            c, _ = await login(r2.ws_url, user)
             try:
                 again = await c.request("lottery_results", lottery="quick_3of10", draw=res["draw"])
                 assert again["data"]["numbers"] == res["numbers"]
