@@ -74,6 +74,9 @@ class Board:
     joined: set[str] = field(default_factory=set)
     joined_period: int = 0
     ended: bool = False  # past `ends_at`: settled, no more scores
+    #: deltas of this board still being fanned out; while > 0 the board skips its ticks,
+    #: so under overload the next delta covers several ticks (no gap, a bounded queue)
+    sending: int = 0
     #: the last finished periods' results kept in memory: period start -> rows
     results: dict[int, list[FinalRow]] = field(default_factory=dict)
     #: periods whose settlement this owner started (an end that is also a reset: once)
@@ -115,6 +118,7 @@ class Stats:
     late: int = 0
     not_joined: int = 0
     ticks: int = 0
+    skipped_ticks: int = 0  # board ticks skipped while its previous delta was still being sent
     deltas: int = 0
     rank_events: int = 0
     pushes: int = 0
@@ -158,7 +162,7 @@ class Leaderboards:
         self._pending: dict[tuple[str, str, str], LeaderboardRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._flushed: asyncio.Future[None] | None = None  # resolved by the next checkpoint
-        self._fanout: deque[tuple[str, OutEvent, list[int], int]] = deque()
+        self._fanout: deque[tuple[str, OutEvent, list[int], int, Board | None]] = deque()
         self._fanout_scheduled = False
         self._ticker: asyncio.Task[None] | None = None
         now = hub.clock.wall()
@@ -389,6 +393,9 @@ class Leaderboards:
             if b.cfg.ends_at and now >= b.cfg.ends_at and not b.ended:
                 b.ended = True
                 self._finish(b, b.board.start, b.board.index.top(self._archive_size(b)), b.board.names)
+            if b.sending:
+                st.skipped_ticks += 1
+                continue
             t = b.stream.tick(now)
             if t.delta is not None:
                 st.deltas += 1
@@ -397,7 +404,7 @@ class Leaderboards:
                     if not (b.cfg.ends_at and start >= b.cfg.ends_at) and start < ALL_TIME[1]:
                         self._finish(b, start, index.top(self._archive_size(b)), names)
                 if b.subscribers:
-                    self._send(b.zone, OutEvent(lm.DELTA_EVENT, t.delta), list(b.subscribers.values()))
+                    self._send(b.zone, OutEvent(lm.DELTA_EVENT, t.delta), list(b.subscribers.values()), b)
             for mine in t.mine:
                 uid = b.subscribers.get(mine.user_id)
                 if uid is not None:
@@ -533,8 +540,11 @@ class Leaderboards:
 
     # -- fan-out -----------------------------------------------------------------------
 
-    def _send(self, zone: str, event: OutEvent, uids: list[int]) -> None:
-        self._fanout.append((zone, event, uids, 0))
+    def _send(self, zone: str, event: OutEvent, uids: list[int], board: Board | None = None) -> None:
+        """Queue pushes; `board`: a delta of that board (it skips ticks until it is sent)."""
+        if board is not None:
+            board.sending += 1
+        self._fanout.append((zone, event, uids, 0, board))
         if not self._fanout_scheduled:
             self._fanout_scheduled = True
             asyncio.get_running_loop().call_soon(self._pump)
@@ -546,7 +556,7 @@ class Leaderboards:
         to_user = self.ownership.to_user
         pushed = 0
         while queue and budget > 0:
-            zone, event, uids, i = queue[0]
+            zone, event, uids, i, board = queue[0]
             end = min(len(uids), i + budget)
             for uid in uids[i:end]:
                 to_user(zone, uid, event)
@@ -554,8 +564,10 @@ class Leaderboards:
             budget -= end - i
             if end >= len(uids):
                 queue.popleft()
+                if board is not None:
+                    board.sending -= 1
             else:
-                queue[0] = (zone, event, uids, end)
+                queue[0] = (zone, event, uids, end, board)
         self.stats.pushes += pushed
         self.hub.counters.events += pushed
         if queue:
@@ -710,6 +722,11 @@ class Leaderboards:
             rounds.add_metric([name], getattr(st, name))
         yield rounds
         yield CounterMetricFamily("croupier_leaderboard_ticks", "Leaderboard ticks", value=st.ticks)
+        yield CounterMetricFamily(
+            "croupier_leaderboard_skipped_ticks",
+            "Board ticks skipped while the previous delta was still being sent (overload)",
+            value=st.skipped_ticks,
+        )
         yield CounterMetricFamily("croupier_leaderboard_deltas", "Top-N deltas emitted", value=st.deltas)
         yield CounterMetricFamily(
             "croupier_leaderboard_pushes", "Leaderboard events pushed to sessions", value=st.pushes

@@ -522,3 +522,30 @@ def test_an_end_that_is_also_a_reset_settles_once():
         assert env.svc.stats.settlements == 1 and await env.balance(1) == 5
 
     run(body, lb_config(cup=daily(prizes=[5], ends_at=T0 + DAY)))
+
+
+def test_a_board_still_sending_skips_its_tick_and_the_next_delta_covers_both():
+    """Overload: while a delta is still being fanned out the board does not tick, so the
+    queue stays bounded and clients get one later delta with no gap in `seq`."""
+
+    async def body(env: Env) -> None:
+        clients = [env.client(u) for u in (1, 2, 3)]
+        for c in clients:
+            c.send({"type": "leaderboard_subscribe", "board": "wins"})
+        await env.publish(env.round(1, 100))
+        env.svc.tick()  # a delta for 3 subscribers, one push per loop iteration
+        b = env.svc.boards[("demo", "wins")]
+        assert b.sending == 1
+        await env.publish(env.round(2, 200))
+        env.svc.tick()  # still sending: skipped
+        assert env.svc.stats.skipped_ticks == 1
+        await env.tick()  # the first delta finished; this tick sends the second
+        await env.tick()
+        for c in clients:
+            deltas = events(c, "leaderboard_delta")
+            assert [d["seq"] for d in deltas] == [1, 2]
+            assert [r["user_id"] for r in deltas[1]["entered"]] == ["2"]
+
+    cfg = lb_config(wins=daily())
+    cfg = msgspec.structs.replace(cfg, leaderboards=msgspec.structs.replace(cfg.leaderboards, fanout_slice=1))
+    run(body, cfg)
