@@ -65,6 +65,21 @@ PANELS = [
             ("sum(rate(croupier_ledger_failed_total[1m]))", "failed/s"),
         ],
     ),
+    (
+        "Bus between workers",
+        "short",
+        [
+            ("sum(rate(croupier_bus_casts_total[1m]))", "casts/s"),
+            ("sum(rate(croupier_bus_calls_total[1m]))", "calls/s"),
+            ("sum(rate(croupier_bus_dropped_total[1m]))", "dropped/s"),
+            ("sum by (error) (rate(croupier_bus_errors_total[1m]))", "{{error}}/s"),
+        ],
+    ),
+    (
+        "Bus call latency (recent calls)",
+        "s",
+        [('max by (quantile) (croupier_bus_call_seconds{quantile="0.99"})', "p99 (worst worker)")],
+    ),
 ]
 
 

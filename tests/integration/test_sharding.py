@@ -384,6 +384,9 @@ def test_bus_traffic_shows_in_the_metrics(kind: str) -> None:
         calls = next(line for line in text.splitlines() if line.startswith("croupier_bus_calls_total"))
         assert float(calls.split()[-1]) >= 1
         assert 'croupier_bus_call_seconds{quantile="0.99"}' in text
+        for name in ("casts", "calls", "dropped", "frames_received", "bytes_sent"):  # the dashboard's
+            assert f"croupier_bus_{name}_total" in text
+        assert "# TYPE croupier_bus_errors counter" in text
         assert 'croupier_zone_users{zone="demo"} 1.0' in text  # sessions here, not proxies
         await a.close()
 
