@@ -74,6 +74,7 @@ class LeaderboardStream:
         "_history",
         "_subs",
         "_rotation",
+        "_rotating",
         "_pending",
         "_key",
     )
@@ -92,6 +93,8 @@ class LeaderboardStream:
         self._history: deque[Delta] = deque(maxlen=history)
         self._subs: dict[str, Standing | None] = {}
         self._rotation: deque[str] = deque()
+        #: who is in `_rotation` (an unsubscribed user stays there until the rotation reaches it)
+        self._rotating: set[str] = set()
         self._pending: set[str] = set()  # subscribers whose own score changed, not yet checked
 
     def _epoch_name(self) -> str:
@@ -110,15 +113,17 @@ class LeaderboardStream:
 
     def subscribe(self, user_id: str) -> Snapshot:
         snap = self.snapshot(user_id)
-        if user_id not in self._subs:
+        if user_id not in self._rotating:
             self._rotation.append(user_id)
+            self._rotating.add(user_id)
         self._subs[user_id] = snap.me
         return snap
 
     def unsubscribe(self, user_id: str) -> None:
         if user_id in self._subs:
             del self._subs[user_id]
-            self._rotation.remove(user_id)  # O(subscribers); fine for unsubscribe rates
+            # O(1): dropped from the rotation lazily (a mass disconnect of n subscribers
+            # must not cost n * n)
             self._pending.discard(user_id)
 
     def recover(self, epoch: str, seq: int) -> list[Delta] | None:
@@ -185,9 +190,19 @@ class LeaderboardStream:
             self._check(self._pending.pop(), out)
             budget -= 1
         # ... then the others, round-robin (their rank moves when others pass them)
-        for _ in range(min(budget, len(self._rotation))):
-            user_id = self._rotation[0]
-            self._rotation.rotate(-1)
+        rotation, stale = self._rotation, budget  # also at most `budget` stale entries dropped
+        for _ in range(min(budget, len(rotation))):
+            user_id = rotation[0]
+            while user_id not in self._subs and stale > 0:
+                rotation.popleft()
+                self._rotating.discard(user_id)
+                stale -= 1
+                if not rotation:
+                    return out
+                user_id = rotation[0]
+            if user_id not in self._subs:
+                break
+            rotation.rotate(-1)
             self._check(user_id, out)
         return out
 
