@@ -386,7 +386,6 @@ def test_bus_traffic_shows_in_the_metrics(kind: str) -> None:
         assert 'croupier_bus_call_seconds{quantile="0.99"}' in text
         for name in ("casts", "calls", "dropped", "frames_received", "bytes_sent"):  # the dashboard's
             assert f"croupier_bus_{name}_total" in text
-        assert "# TYPE croupier_bus_errors counter" in text
         assert 'croupier_zone_users{zone="demo"} 1.0' in text  # sessions here, not proxies
         await a.close()
 
