@@ -400,6 +400,7 @@ def test_sigkill_of_a_worker_restarts_it_and_spares_the_others(main_cluster: Clu
         for m in ("0.0", "0.2"):
             assert (await clients[m][0].request("ping"))["type"] == "ok"
             await clients[m][0].close()
+        await clients[victim][0].close()
         await client.close()
 
     asyncio.run(run())
@@ -601,6 +602,7 @@ def test_stalled_worker_that_wakes_up_acts_for_nobody(tmp_path: Path) -> None:
             while time.monotonic() < deadline and Path(f"/proc/{old_pid}").exists():
                 await asyncio.sleep(0.1)
             assert not Path(f"/proc/{old_pid}").exists(), "the superseded worker did not exit"
+            await old_client.close()
             reply = await new_client.request("balance")
             assert reply["data"]["balance"] == bal  # the stale spin was never played
             spin = await new_client.request("spin", game="fruit_slot", coin=1, key="stale")
