@@ -176,6 +176,12 @@ class TrailMachine:
         self.product = game.mult_mode == "product"
         self.memo: dict[tuple[Trail, int, int], Trail] = {}
         self.values: dict[Trail, tuple[int, int, int]] = {}
+        reels = game.reels
+        #: fresh[r]: a run starting after reel r can still end on a paying length; when it
+        #: cannot, dead entries and empty trails no longer matter
+        self.fresh = [
+            any(e.pays[reels - s] for e in game.entries for s in range(r + 1, reels)) for r in range(reels)
+        ]
 
     def step(self, trail: Trail, symbol: int, r: int) -> Trail:
         """The trail after reel ``r`` shows ``symbol``."""
@@ -196,6 +202,8 @@ class TrailMachine:
                 continue
             m = entries[index].mults[symbol]
             out.append((index, run + 1, mult * m if self.product else max(mult, m)))
+        if not self.fresh[r]:
+            out = [t for t in out if t[1] > 0]
         hit = self.memo[key] = tuple(out)
         return hit
 
@@ -340,7 +348,9 @@ def _both_ways_step(game: SlotGame, lines: int) -> StepFn:
             if state is not None and not state[1]:
                 paid += state[0][0]
                 state = None
-            out.append((i, state, trails.step(trail, symbol, r)))
+            trail = trails.step(trail, symbol, r)
+            if state is not None or trail or trails.fresh[r]:
+                out.append((i, state, trail))
         if r == last:
             return paid + sum(trails.best(trail)[0] for _, _, trail in out), ()
         return paid, tuple(out)
