@@ -35,11 +35,12 @@ still applied in submission order per account, while batches of different player
 overlap (one prepares and sends its statements while the other waits for its
 COMMIT). Rows that do not exist yet cannot be locked, so a batch that creates an
 account reports "locked" only when it is done, and a batch is held back while an
-earlier one in flight has a transaction of the same round. The exceptions are a batch that had to be retried (a deadlock or a
-concurrent writer's key) or bisected (a row the database refused): its transactions
-may then land after those of the next batch. Each transaction is always atomic,
-checked and idempotent. Two submissions of the same key while the first is still
-queued or in flight share its outcome (the second gets ``duplicate=True``).
+earlier one in flight has a transaction of the same round. The exceptions are a
+batch that had to be retried (a deadlock or a concurrent writer's key) or bisected
+(a row the database refused): its transactions may then land after those of the
+next batch. Each transaction is always atomic, checked and idempotent. Two
+submissions of the same key while the first is still queued or in flight share its
+outcome (the second gets ``duplicate=True``).
 """
 
 from __future__ import annotations
