@@ -336,13 +336,13 @@ class Lotteries:
             data["balance"] = result.balance(ctx.account, zr.currency)
             return data
 
-    async def _drawn(self, zr: ZoneRewards, draw_id: str) -> DrawDoc:
+    async def _drawn(self, zr: ZoneRewards, draw_id: str) -> tuple[DrawDoc, Document]:
         found = await self._draw_doc(draw_id) if draw_id.startswith(f"{zr.zone}:") else None
         if found is None:
             raise RequestError(ErrorCode.LOTTERY_NOT_FOUND, f"no draw {draw_id!r}")
         if found[0].result is None:
             raise RequestError(ErrorCode.DRAW_PENDING, f"draw {draw_id} has not happened yet")
-        return found[0]
+        return found
 
     async def results(self, zr: ZoneRewards, ctx: Ctx, req: rm.LotteryResults) -> dict[str, Any]:
         self._lottery(zr, req.lottery)
@@ -352,7 +352,7 @@ class Lotteries:
             if state.last_drawn is None:
                 raise RequestError(ErrorCode.DRAW_PENDING, "no draw of this lottery has happened yet")
             draw_id = f"{zr.zone}:{req.lottery}:{state.last_drawn}"
-        dd = await self._drawn(zr, draw_id)
+        dd, doc = await self._drawn(zr, draw_id)
         result = dd.result
         assert result is not None
         drawn = set(result.numbers)
@@ -383,10 +383,11 @@ class Lotteries:
             "tiers": tiers,
             "my_tickets": mine,
             "my_prize": sum(t["prize"] for t in mine),
+            "paid": doc.status == "paid",  # every prize credited (drawn, then paid by the draw)
         }
 
     async def verify(self, zr: ZoneRewards, ctx: Ctx, req: rm.LotteryVerify) -> dict[str, Any]:
-        dd = await self._drawn(zr, req.draw)
+        dd, _ = await self._drawn(zr, req.draw)
         _, config = self._lottery(zr, dd.lottery)
         result = dd.result
         assert result is not None

@@ -39,6 +39,27 @@ class Missions:
     def __init__(self, svc: Rewards) -> None:
         self.svc = svc
         self.docs = svc.stores.missions
+        #: progress documents of players on this worker (the owner worker is the only writer)
+        self._cache: dict[str, dict[str, Document | None]] = {}
+
+    def forget(self, account: str) -> None:
+        self._cache.pop(account, None)
+
+    async def _get(self, account: str, doc_id: str) -> Document | None:
+        per = self._cache.setdefault(account, {})
+        if doc_id not in per:
+            per[doc_id] = await self.docs.get(doc_id)
+        return per[doc_id]
+
+    async def _put(self, account: str, doc: Document, expected: int) -> Document:
+        per = self._cache.setdefault(account, {})
+        try:
+            stored = await self.docs.put(doc, expected_version=expected)
+        except Conflict:
+            per.pop(doc.id, None)  # written elsewhere: read it again next time
+            raise
+        per[doc.id] = stored
+        return stored
 
     def handlers(self) -> dict[type, Any]:
         return {rm.MissionList: self.listing, rm.MissionProgress: self.progress}
@@ -46,7 +67,7 @@ class Missions:
     async def _load(
         self, mission: Mission, account: str, period: str
     ) -> tuple[MissionProgress | None, Document | None]:
-        doc = await self.docs.get(f"m:{mission.id}:{account}:{period}")
+        doc = await self._get(account, f"m:{mission.id}:{account}:{period}")
         if doc is None:
             return None, None
         return msgspec.msgpack.decode(doc.body, type=MissionProgress), doc
@@ -60,9 +81,7 @@ class Missions:
             entries = transfer(zr.house, account, zr.currency, mission.reward, PostingKind.BONUS)
             await self.svc.move(zr, key, entries, account)
         try:
-            return await self.docs.put(
-                msgspec.structs.replace(doc, status="rewarded"), expected_version=doc.version
-            )
+            return await self._put(account, msgspec.structs.replace(doc, status="rewarded"), doc.version)
         except Conflict:
             return doc
 
@@ -93,14 +112,15 @@ class Missions:
                 ):
                     await self._reward(zr, mission, account, progress, doc)
                 continue
-            stored = await self.docs.put(
+            stored = await self._put(
+                account,
                 Document(
                     id=f"m:{mission.id}:{account}:{period}",
                     owner=account,
                     status="rewarded" if doc is not None and doc.status == "rewarded" else "active",
                     body=_enc(new),
                 ),
-                expected_version=0 if doc is None else doc.version,
+                0 if doc is None else doc.version,
             )
             if new.rewarded and stored.status != "rewarded":
                 await self._reward(zr, mission, account, new, stored)

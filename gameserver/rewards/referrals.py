@@ -82,6 +82,11 @@ class Referrals:
         self.docs = svc.stores.referrals
         #: referee accounts holding (or payable) on this worker: re-evaluated by the tick
         self._holding: dict[str, str] = {}  # referee -> zone
+        #: players on this worker known to have no referral still qualifying (no read per round)
+        self._settled: set[str] = set()
+
+    def forget(self, account: str) -> None:
+        self._settled.discard(account)
 
     def handlers(self) -> dict[type, Any]:
         return {rm.ReferralCode: self.code, rm.ReferralApply: self.apply}
@@ -192,10 +197,11 @@ class Referrals:
                 await self._evaluate(zr, doc, msgspec.msgpack.decode(doc.body, type=RefDoc))
 
     async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
-        if zr.cfg.referral is None or event.stake <= 0:
+        if zr.cfg.referral is None or event.stake <= 0 or account in self._settled:
             return
         doc = await self.docs.get(f"ref:{account}")
         if doc is None or doc.status not in ("pending", "holding", "payable", ""):
+            self._settled.add(account)  # `referral_apply` (on this worker) clears it
             return
         rd = msgspec.msgpack.decode(doc.body, type=RefDoc)
         if event.event_id in rd.recent_rounds:
@@ -308,6 +314,7 @@ class Referrals:
                 )
             except Conflict:
                 raise RequestError(ErrorCode.REFERRAL_EXISTS, "you were already referred") from None
+            self._settled.discard(ctx.account)
             doc = await self._evaluate(zr, doc, rd)
             rd = msgspec.msgpack.decode(doc.body, type=RefDoc)
             d = rd.decision

@@ -250,6 +250,8 @@ class Rewards:
         account = self.account(player)
         self.bonuses.forget(account)
         self.responsible.forget(account)
+        self.missions.forget(account)
+        self.referrals.forget(account)
 
     def handle(self, player: Player, req: Any) -> None:
         zr = self.zones.get(player.zone)

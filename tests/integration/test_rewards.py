@@ -84,10 +84,14 @@ async def open_draw(c: WsClient) -> dict[str, Any]:
 
 
 async def results(c: WsClient, draw_id: str) -> dict[str, Any]:
+    """The draw's results once drawn and every prize credited."""
     for _ in range(100):
         r = await c.request("lottery_results", lottery="quick_3of10", draw=draw_id)
-        if r["type"] == "ok":
+        if r["type"] == "ok" and r["data"]["paid"]:
             return r["data"]  # type: ignore[no-any-return]
+        if r["type"] == "ok":
+            await asyncio.sleep(0.05)
+            continue
         assert r["code"] == ErrorCode.DRAW_PENDING, r
         await asyncio.sleep(0.1)
     raise AssertionError("the draw did not happen")
