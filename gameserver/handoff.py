@@ -132,6 +132,10 @@ class Channel:
 
     # -- receiving ---------------------------------------------------------------------
 
+    def poll(self) -> None:
+        """Take the messages waiting now (e.g. a lease renewal behind a busy loop's work)."""
+        self._readable()
+
     def _readable(self) -> None:
         for _ in range(_READ_BATCH):
             if self.closed:

@@ -49,6 +49,19 @@ BACKOFF_MIN, BACKOFF_MAX, BACKOFF_RESET = 0.2, 10.0, 30.0
 MAX_WAITING = 5000
 #: Seconds a request to a worker (metrics, stats) may take.
 REQUEST_TIMEOUT = 2.0
+#: A silent worker that still uses CPU is overloaded, not stalled: its lease is renewed
+#: for up to this many `lease_timeout`s of silence before it is replaced.
+BUSY_GRACE = 6
+
+
+def _cpu(pid: int) -> tuple[str, int] | None:
+    """(state, user + system CPU ticks) of a process, from /proc (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @dataclass(eq=False)
@@ -67,6 +80,7 @@ class WorkerProc:
     connections: int = 0
     players: int = 0
     handed: int = 0  # sockets handed since the last heartbeat (a load estimate between beats)
+    cpu_ticks: int = -1  # CPU time at the last heartbeat: is a silent worker busy or stalled?
     draining: bool = False
     superseded: bool = False
     last_metrics: list[Any] = field(default_factory=list)
@@ -369,17 +383,22 @@ class Supervisor:
                     close_quietly(slot.waiting.popleft()[1])
                     self.counters["refused"] += 1
             for wp in list(self.processes):
-                if wp.superseded or wp.exited.done():
+                if wp.superseded or wp.exited.done() or not wp.ready.done():
                     continue
-                if wp.ready.done() and now - wp.last_seen > cl.lease_timeout:
+                silent = now - wp.last_seen
+                stat = _cpu(wp.pid)
+                busy = stat is not None and stat[0] not in "TtZX" and stat[1] > wp.cpu_ticks
+                if stat is not None:
+                    wp.cpu_ticks = stat[1]
+                # Extend the lease of a worker that answers, or that is silent but running
+                # (an overloaded loop: killing it would only move its load elsewhere);
+                # a stopped, stuck or dead one keeps its old end and is replaced once
+                # silent for lease_timeout (busy ones after BUSY_GRACE of them).
+                if silent <= 2 * cl.heartbeat_interval or (busy and silent <= BUSY_GRACE * cl.lease_timeout):
+                    wp.granted_until = now + cl.lease_timeout
+                elif silent > cl.lease_timeout:
                     self._supersede(wp)
                     continue
-                if not wp.ready.done():
-                    continue
-                # Extend only the lease of a worker that answers (a silent one's runs out by
-                # itself); the others get the same end again, as a ping they answer.
-                if now - wp.last_seen <= 2 * cl.heartbeat_interval:
-                    wp.granted_until = now + cl.lease_timeout
                 wp.channel.send({"t": "lease", "until": wp.granted_until, "gen": wp.generation})
 
     def _supersede(self, wp: WorkerProc) -> None:

@@ -142,8 +142,12 @@ class WorkerHub(Hub):
     info: ClusterInfo
     lease: Lease
     on_fenced: Any = None
+    #: reads the supervisor's messages waiting in the channel (a renewal may be there)
+    poll_channel: Any = None
 
     def handle(self, conn: Connection, requests: Iterable[Any]) -> None:
+        if not self.lease.valid() and self.poll_channel is not None:
+            self.poll_channel()  # a busy loop may not have read its renewal yet
         if not self.lease.valid():
             conn.link.abort()  # superseded: act for nobody (docs/cluster.md, "Fencing")
             if self.on_fenced is not None:
@@ -267,6 +271,7 @@ class Worker:
         await self._start_bus()
         loop = asyncio.get_running_loop()
         self.channel = Channel(self.channel_sock, self._message, self._channel_closed)
+        hub.poll_channel = self.channel.poll
         loop.add_signal_handler(signal.SIGTERM, lambda: self._spawn(self._stop(CloseCode.GOING_AWAY)))
         self._spawn(self._watch_lease())
         self.lease.until = time.monotonic() + self.config.cluster.lease_timeout  # the boot lease ends
@@ -362,6 +367,8 @@ class Worker:
         interval = self.config.cluster.heartbeat_interval
         while not self._stopping:
             await asyncio.sleep(interval)
+            if not self.lease.valid() and self.channel is not None:
+                self.channel.poll()
             if not self.lease.valid():
                 self._fenced()
                 return
