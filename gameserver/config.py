@@ -250,6 +250,9 @@ class LeaderboardsSection(Struct, frozen=True, forbid_unknown_fields=True):
     fanout_slice: int = 2000
     #: Boards one session may subscribe to.
     max_subscriptions: int = 16
+    #: Round ids each board remembers per period to drop duplicates (the oldest are
+    #: forgotten first; with the Redis bus, older ones are checked in the store).
+    seen_limit: int = 200_000
 
 
 class EventsSection(Struct, frozen=True, forbid_unknown_fields=True):

@@ -181,7 +181,7 @@ class Leaderboards:
             tie_break=cfg.tie_break,
             neighbours=cfg.neighbours,
         )
-        board = Leaderboard(core, now)
+        board = Leaderboard(core, now, seen_limit=self.section.seen_limit)
         stream = LeaderboardStream(
             board, instance=self.instance, history=self.section.history, rank_budget=self.section.rank_budget
         )
@@ -277,8 +277,10 @@ class Leaderboards:
         boards = self.by_zone.get(event.zone)
         if not boards:
             return None
-        if self.durable_dedupe and event.at_ms < self.boot_ms:
-            return self._apply_checked(event, boards)  # perhaps counted before a restart
+        if self.durable_dedupe and (
+            event.at_ms < self.boot_ms or any(event.at_ms / 1000 <= b.board.forgotten_until for b in boards)
+        ):
+            return self._apply_checked(event, boards)  # perhaps counted before a restart (or forgotten)
         self._apply(event, boards, ())
         return self._durable()
 

@@ -100,10 +100,12 @@ class Leaderboard:
         "version",
         "previous",
         "touched",
+        "seen_limit",
+        "forgotten_until",
         "_seen",
     )
 
-    def __init__(self, config: LeaderboardConfig, now: float) -> None:
+    def __init__(self, config: LeaderboardConfig, now: float, seen_limit: int = 1_000_000) -> None:
         if config.top_n < 1:
             raise ValueError("top_n must be at least 1")
         self.config = config
@@ -117,7 +119,12 @@ class Leaderboard:
         self.previous: tuple[tuple[str, int], RankIndex, dict[str, str]] | None = None
         #: Users whose score changed since the consumer (the stream) last drained this set.
         self.touched: set[str] = set()
-        self._seen: set[str] = set()
+        #: Round ids remembered per window, oldest forgotten first beyond this many (memory
+        #: stays bounded at any round rate). A duplicate settled at or before
+        #: `forgotten_until` may not be recognised: the caller checks those elsewhere.
+        self.seen_limit = seen_limit
+        self.forgotten_until = float("-inf")
+        self._seen: dict[str, float] = {}  # round id -> settled at, in arrival order
 
     @property
     def key(self) -> tuple[str, int]:
@@ -131,7 +138,8 @@ class Leaderboard:
         self.start, self.end = self.period.window(now)
         self.index = RankIndex()
         self.names = {}
-        self._seen = set()
+        self._seen = {}
+        self.forgotten_until = float("-inf")
         self.touched = set()
         self.version += 1
         return True
@@ -142,9 +150,13 @@ class Leaderboard:
             self.roll(at)
         if at < self.start:
             return Outcome.LATE
-        if event.round_id in self._seen:
+        seen = self._seen
+        if event.round_id in seen:
             return Outcome.DUPLICATE
-        self._seen.add(event.round_id)
+        seen[event.round_id] = at
+        if len(seen) > self.seen_limit:
+            oldest = next(iter(seen))
+            self.forgotten_until = max(self.forgotten_until, seen.pop(oldest))
         rules = self.config.eligibility
         if (rules.games and event.game not in rules.games) or event.bet < rules.min_bet:
             return Outcome.INELIGIBLE
@@ -182,7 +194,7 @@ class Leaderboard:
 
     def mark_seen(self, round_id: str) -> None:
         """Remember a round id counted before a restart (from the store's dedupe markers)."""
-        self._seen.add(round_id)
+        self._seen[round_id] = self.start
 
     def restore(self, rows: Iterable[tuple[str, str, int, int]]) -> None:
         """Refill the current window from stored ``(owner_id, name, score, subscore)`` rows

@@ -34,3 +34,13 @@ def test_mass_unsubscribe_is_linear_and_the_rotation_heals() -> None:
     mine = stream.tick(T0 + 4).mine
     assert sorted(m.user_id for m in mine) == sorted(users[:3])
     assert all(m.me is not None and m.me.position >= 2 for m in mine)
+
+
+def test_round_ids_are_remembered_up_to_a_limit_then_the_oldest_are_forgotten() -> None:
+    board = Leaderboard(LeaderboardConfig(id="b", period=PeriodConfig(kind="daily")), T0, seen_limit=100)
+    for n in range(250):
+        board.apply(RoundSettled(f"r{n}", "u", "u", "g", 1, 1, T0 + n))
+    assert len(board._seen) == 100 and board.forgotten_until == T0 + 149
+    assert board.apply(RoundSettled("r249", "u", "u", "g", 1, 1, T0 + 249)).value == "duplicate"
+    got = board.index.get("u")
+    assert got is not None and got[0] == 250
