@@ -30,6 +30,7 @@ from ..codes import CloseCode, ErrorCode as Native
 from ..events import OutEvent
 from ..flood import DISCONNECT, WARN, FloodFilter
 from ..limits import FloodLimits, SessionLimits
+from ..rewards_messages import REWARDS_MESSAGES
 from ..session import AUTHENTICATED, CLOSING, OPEN, State
 from . import messages as sm
 from .auth import new_session_token
@@ -58,11 +59,20 @@ logger = logging.getLogger("croupier.sfs2x")
 
 __all__ = ["CASINO_COMMANDS", "SfsSession", "from_sfs", "to_sfs", "to_sfs_object"]
 
-#: Default extension commands mapped onto native casino requests (those this build has);
-#: the server passes its own table (`extensions`), built from the casino's request types.
+#: Default extension commands mapped onto native casino and rewards requests (those this
+#: build has); the server passes its own table (`extensions`), built from its services'
+#: request types.
 CASINO_COMMANDS: Final = {
     f"casino.{tag}": m.CLIENT_TYPES[tag]
-    for tag in ("spin", "round_continue", "game_info", "balance", "history", "minigame_play")
+    for tag in (
+        "spin",
+        "round_continue",
+        "game_info",
+        "balance",
+        "history",
+        "minigame_play",
+        *(cls.__struct_config__.tag for cls in REWARDS_MESSAGES),
+    )
     if tag in m.CLIENT_TYPES
 }
 

@@ -55,3 +55,18 @@ def test_lottery_buy_and_rg_limit_from_sfs_params():
     assert isinstance(req, rm.RgLimit) and (req.kind, req.period, req.amount) == ("loss", "day", 500)
     [req] = feed(s, extension_request("casino.mission_list", SFSObject()))
     assert isinstance(req, rm.MissionList)
+
+
+def test_the_default_session_table_has_the_rewards_commands():
+    s = SfsSession(SessionLimits(), FloodLimits(), 0.0)
+    feed(s, handshake_request())
+    [login] = feed(s, login_request("demo", "alice"))
+    s.authenticate()
+    s.reply(
+        login.id, {"zone": "demo", "user": {"id": 7, "name": "alice", "role": 0}, "groups": [], "rooms": []}
+    )
+    s.data_to_send()
+    [req] = feed(
+        s, extension_request("casino.pick_open", SFSObject().put_utf_string("round", "r1").put_int("box", 2))
+    )
+    assert isinstance(req, rm.PickOpen) and (req.round, req.box) == ("r1", 2)
