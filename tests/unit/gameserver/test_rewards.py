@@ -565,3 +565,26 @@ def test_scheduled_offer_is_claimable_only_inside_its_window():
         assert (await env.ok(c, {"type": "bonus_list"}))["offers"] == []
 
     run(body, rewards_config(bonuses=[promo]))
+
+
+def test_a_lottery_schedule_starts_and_ends_at_its_configured_times():
+    start = int(T0) + 7200  # two hours after the clock's start, then hourly draws for two hours
+    sched = LotterySchedule(game="quick_3of10", period_s=3600, cutoff_s=60, start_s=start, end_s=start + 7200)
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        assert (await env.ok(c, {"type": "lottery_list"}))["lotteries"][0]["draw"] is None
+        env.advance(7200)
+        await env.rewards.tick()
+        first = (await env.ok(c, {"type": "lottery_list"}))["lotteries"][0]["draw"]
+        assert first is not None and first["opens_at"] == start * 1000
+        env.advance(3600)
+        await env.rewards.tick()
+        second = (await env.ok(c, {"type": "lottery_list"}))["lotteries"][0]
+        assert second["draw"]["draw"] != first["draw"] and second["last_draw"] == first["draw"]
+        env.advance(3600)
+        await env.rewards.tick()
+        over = (await env.ok(c, {"type": "lottery_list"}))["lotteries"][0]
+        assert over["draw"] is None and over["last_draw"] == second["draw"]["draw"]
+
+    run(body, rewards_config(lotteries=[sched]))
