@@ -172,6 +172,12 @@ def cmd_held(args: argparse.Namespace) -> int:
         code = subprocess.call(loadgen, cwd=REPO)
         sampler.stop.set()
         sampler.join(5)
+        with urllib.request.urlopen(c.admin_url + "/metrics", timeout=10) as r:
+            supervisor_counts = [
+                ln
+                for ln in r.read().decode().splitlines()
+                if ln.startswith(("croupier_supervisor_", "croupier_acceptor_")) and ln.split()[-1] != "0.0"
+            ]
     report = json.loads((out / "loadgen" / "report.json").read_text())
     peak = max(sampler.rows, key=lambda r: sum(w["connections"] for w in r["workers"].values()))
     total = sum(w["connections"] for w in peak["workers"].values())
@@ -184,9 +190,11 @@ def cmd_held(args: argparse.Namespace) -> int:
             f"  worker {member}: {w['connections']} connections, {w['fds']} fds, "
             f"RSS {w['rss'] / 2**20:.0f} MiB ({per:.1f} KiB per session above its start)"
         )
-    print(
-        f"errors.total {report['errors']['total']}; handshakes/s {report['connections'].get('handshakes_per_s')}"
-    )
+    print(f"errors.total {report['errors']['total']} {report['errors'].get('by_kind')}")
+    print(f"handshakes/s {report['connections'].get('handshakes_per_s')}")
+    print("supervisor:", "; ".join(supervisor_counts) or "all counters 0")
+    other = report.get("machine", {}).get("other_cpu_mean_percent")
+    print(f"other processes on the machine: {other}% of a core")
     lat = report["steps"].get("ping", {}).get("hold_latency", {})
     print(f"ping hold latency p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} ms")
     # The loadgen samples only servers it started: with --target its RSS criterion has no

@@ -143,6 +143,16 @@ class ClusterCollector(Collector):
             ("refused", "Client sockets closed: no worker could take them"),
         ):
             yield CounterMetricFamily(f"croupier_supervisor_{counter}", doc, value=sup.counters[counter])
+        acceptor = sup.acceptor
+        if acceptor is not None:
+            yield CounterMetricFamily(
+                "croupier_acceptor_accepted", "Client sockets accepted", value=acceptor.accepted
+            )
+            yield CounterMetricFamily(
+                "croupier_acceptor_dropped",
+                "Client sockets closed before their first bytes arrived (timeout, EOF)",
+                value=acceptor.dropped,
+            )
 
 
 def build_cluster_app(sup: Supervisor) -> Starlette:

@@ -69,6 +69,7 @@ def test_counters_sum_over_workers_and_retired_ones_gauges_get_a_worker_label() 
         live=lambda: [],
         slots=[],
         counters=dict.fromkeys(("restarts", "superseded", "handoffs", "redirects", "refused"), 0),
+        acceptor=SimpleNamespace(accepted=9, dropped=1),
     )
     collector = ClusterCollector(sup)  # type: ignore[arg-type]
     collector.snapshots = [("0.0", _families(3, 1)), ("0.1", _families(4, 2))]
@@ -79,6 +80,7 @@ def test_counters_sum_over_workers_and_retired_ones_gauges_get_a_worker_label() 
     assert 'croupier_players{worker="0.0"} 1.0' in text
     assert 'croupier_players{worker="0.1"} 2.0' in text
     assert "croupier_supervisor_restarts_total 0.0" in text
+    assert "croupier_acceptor_accepted_total 9.0" in text and "croupier_acceptor_dropped_total 1.0" in text
 
 
 def test_stats_sum_numbers_and_nested_counts() -> None:
