@@ -173,6 +173,9 @@ class RewardsZone(Struct, frozen=True, forbid_unknown_fields=True):
     #: INT-4: a pick round left without a decision this long is finished by the documented
     #: default (the lowest unopened boxes are opened until the round ends)
     pick_timeout_s: int = 86_400
+    #: the terms of bonus money won in mini-games (pick prizes of kind `bonus`: value x coin
+    #: to the bonus balance, wagering_multiple x that); none = such games are refused
+    minigame_bonus: BonusTemplate | None = None
     #: seconds between scheduler ticks (draws, referral releases, bonus expiry, pick time-outs)
     tick_s: float = 1.0
 

@@ -392,6 +392,44 @@ class Bonuses:
         data["balance"] = await self.svc.balance(zr, ctx.account)
         return data
 
+    async def award(self, zr: ZoneRewards, account: str, amount: int, key: str, now: int) -> None:
+        """Bonus money won in a mini-game (once per `key`; the caller holds the account lock).
+
+        It joins the grant being wagered (amount and requirement grow by the prize, at that
+        grant's multiple), or starts a grant on the zone's `minigame_bonus` terms.
+        """
+        template = zr.cfg.minigame_bonus
+        if template is None or amount <= 0:
+            return
+        bonus = bonus_account_of(account)
+        entries = transfer(zr.house, bonus, zr.currency, amount, PostingKind.BONUS)
+        result = await self.svc.move(zr, key, entries, account)
+        if result.duplicate:
+            return  # awarded by an earlier attempt
+        active = await self._load_active(account)
+        if active:
+            grant, version = active[0]
+            grant = msgspec.structs.replace(
+                grant,
+                amount=grant.amount + amount,
+                wagering_required=grant.wagering_required + amount * grant.template.wagering_multiple,
+            )
+            self._active[account] = [(grant, await self._save(grant, version)), *active[1:]]
+            return
+        grant = grant_bonus(
+            template, grant_id=f"{template.id}@{template.version}/{key}", player=account, now=now
+        )
+        grant = msgspec.structs.replace(
+            grant, amount=amount, wagering_required=amount * template.wagering_multiple
+        )
+        if grant.wagering_required == 0:
+            grant = msgspec.structs.replace(grant, status="completed")
+        version = await self._save(grant, 0)
+        if grant.status == "active":
+            self._active.setdefault(account, []).append((grant, version))
+        else:
+            await self._close(zr, grant, version)
+
     # -- the payment integration -----------------------------------------------------------
 
     async def deposit(self, zone: str, account: str, amount: int, reference: str) -> dict[str, Any]:

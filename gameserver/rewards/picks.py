@@ -18,13 +18,14 @@ record keeps the layout, so a restart changes nothing.
 from __future__ import annotations
 
 import uuid
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from games.catalog import read_catalog
 from games.minigames import MiniGameError
-from games.minigames.common import config_hash, outcome_for
+from games.minigames.common import Prize, config_hash, outcome_for
 from games.minigames.pick import (
     PickConfig,
     PickState,
@@ -61,7 +62,7 @@ class PickRoundState(msgspec.Struct, frozen=True, kw_only=True):
     last_at: int
 
 
-def load_pick(zone: str, name: str) -> PickConfig:
+def load_pick(zone: str, name: str, bonus_prizes: bool = False) -> PickConfig:
     where = f"casino.zones.{zone}.rewards.pick_games: {name!r}"
     try:
         config = msgspec.json.decode(read_catalog(name), type=PickConfig)
@@ -72,9 +73,28 @@ def load_pick(zone: str, name: str) -> PickConfig:
         raise ValueError(f"{where}: {exc}") from None
     if config.cost <= 0:
         raise ValueError(f"{where}: a pick game needs a positive cost")
-    if any(p.kind not in ("credits", "end") for p in config.prizes):
-        raise ValueError(f"{where}: non-cash prizes (free spins, bonus) are not granted by this server")
+    allowed = ("credits", "end", "bonus") if bonus_prizes else ("credits", "end")
+    if any(p.kind not in allowed for p in config.prizes):
+        raise ValueError(
+            f"{where}: free-spin prizes are not granted by this server; bonus prizes need "
+            "rewards.minigame_bonus"
+        )
     return config
+
+
+def bonus_credits(config: PickConfig, state: PickState) -> int:
+    """Bonus-money credits of the opened boxes (prizes of kind ``bonus``)."""
+    prizes = [config.prizes[state.layout[b]] for b in state.opened]
+    return sum(p.value for p in prizes if p.kind == "bonus")
+
+
+def expected_bonus_credits(config: PickConfig) -> Fraction:
+    """Exact expected bonus credits of a round: the same reach as cash prizes."""
+    as_cash = msgspec.structs.replace(
+        config,
+        prizes=tuple(Prize(kind="credits", value=p.value) if p.kind == "bonus" else p for p in config.prizes),
+    )
+    return pick_expected_credits(as_cash) - pick_expected_credits(config)
 
 
 def _partial(config: PickConfig, state: PickState) -> RoundOutcome:
@@ -95,7 +115,8 @@ class Picks:
     def __init__(self, svc: Rewards) -> None:
         self.svc = svc
         self.games: dict[str, dict[str, PickConfig]] = {
-            z: {name: load_pick(z, name) for name in zr.cfg.pick_games} for z, zr in svc.zones.items()
+            z: {name: load_pick(z, name, zr.cfg.minigame_bonus is not None) for name in zr.cfg.pick_games}
+            for z, zr in svc.zones.items()
         }
         #: open pick rounds known here: round id -> (zone, account)
         self._open: dict[str, tuple[str, str]] = {}
@@ -130,6 +151,7 @@ class Picks:
                     "cost": g.cost,
                     "prizes": [msgspec.to_builtins(p) for p in g.prizes],
                     "expected_credits": str(ev),
+                    "expected_bonus_credits": str(expected_bonus_credits(g)),
                     "rtp_exact": str(ev / g.cost),
                     "rtp": round(float(ev / g.cost) * 100, 4),
                 }
@@ -280,9 +302,11 @@ class Picks:
         state = msgspec.structs.replace(st, outcome=outcome, revealed=len(pick.steps), pick=pick, last_at=now)
         new = msgspec.structs.replace(new, state=msgspec.msgpack.encode(state))
         step = pick.steps[-1]
+        bonus = bonus_credits(config, pick) * pick.coin if pick.done else 0
         reply = {
             "round": rec.round_id,
             "game": rec.game_id,
+            "bonus": bonus,
             "box": step.box,
             "step": msgspec.to_builtins(step),
             "opened": list(pick.opened),
@@ -294,6 +318,8 @@ class Picks:
         result = await self.svc.move(
             zr, key, entries, account, self.svc.encode_reply(check, reply), round=new
         )
+        if bonus:
+            await self.svc.bonuses.award(zr, account, bonus, f"{rec.round_id}:bonus", now)
         wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
         if pick.done:
             self._open.pop(rec.round_id, None)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from fractions import Fraction
 
 import msgspec
 
+from games.bonus import BonusTemplate
 from games.catalog import read_catalog
-from games.minigames.pick import PickConfig, pick_expected_credits
+from games.minigames.pick import PickConfig, PickState, open_box, pick_expected_credits
 from gameserver.config import Config
+from gameserver.rewards.picks import bonus_credits, expected_bonus_credits
 from protocol.codes import ErrorCode
 
-from .test_rewards import A7, START, Env, restart, rewards_config, run
+from .test_rewards import A7, DAY_MS, START, Env, restart, rewards_config, run
 
 PICK = msgspec.json.decode(read_catalog("pick_a_box"), type=PickConfig)
 
@@ -83,3 +87,59 @@ def test_abandoned_pick_is_finished_by_the_default_after_the_timeout_even_across
         await env2.check_ledger()
 
     run(body, pick_config())
+
+
+MINI_BONUS = BonusTemplate(
+    id="minigame",
+    version="1",
+    type="no_deposit",
+    wagering_multiple=2,
+    contribution_bp={"slots": 10_000},
+    expiry_ms=DAY_MS,
+)
+BONUS_PICK = msgspec.json.decode(read_catalog("pick_a_bonus"), type=PickConfig)
+
+
+def test_expected_bonus_credits_are_exact_over_every_layout():
+    """Averaged over all 7! layouts (a fixed strategy: boxes 0, 1, 2), bonus and cash prizes
+    equal the closed forms."""
+    cash = bonus = Fraction(0)
+    layouts = list(itertools.permutations(range(len(BONUS_PICK.prizes))))
+    for layout in layouts:
+        state = PickState(coin=1, layout=layout)
+        while not state.done:
+            state = open_box(BONUS_PICK, state, len(state.opened))
+        cash += sum(BONUS_PICK.prizes[layout[b]].credits for b in state.opened)
+        bonus += bonus_credits(BONUS_PICK, state)
+    assert cash / len(layouts) == pick_expected_credits(BONUS_PICK)
+    assert bonus / len(layouts) == expected_bonus_credits(BONUS_PICK)
+
+
+def test_bonus_prizes_go_to_the_bonus_balance_with_wagering():
+    async def body(env: Env) -> None:
+        c = env.client()
+        won_bonus = 0
+        for _ in range(6):
+            start = await env.ok(c, {"type": "pick_start", "game": "pick_a_bonus", "coin": 5})
+            box, r = 0, {"complete": False}
+            while not r["complete"]:
+                r = await env.ok(c, {"type": "pick_open", "round": start["round"], "box": box})
+                box += 1
+            won_bonus += r["bonus"]
+        assert won_bonus > 0, "six rounds of three picks: some bonus box opens (seeded RNG)"
+        assert await env.balance(A7 + ":bonus") == won_bonus
+        grants = (await env.ok(c, {"type": "bonus_list"}))["grants"]
+        assert len(grants) == 1 and grants[0]["status"] == "active"  # later prizes join the first grant
+        assert grants[0]["amount"] == won_bonus and grants[0]["wagering_required"] == 2 * won_bonus
+        await env.check_ledger()
+
+    run(body, rewards_config(pick_games=["pick_a_bonus"], minigame_bonus=MINI_BONUS))
+
+
+def test_bonus_prizes_need_the_zone_terms():
+    try:
+        run(lambda env: asyncio.sleep(0), rewards_config(pick_games=["pick_a_bonus"]))
+    except ValueError as exc:
+        assert "minigame_bonus" in str(exc)
+    else:
+        raise AssertionError("a pick game with bonus prizes needs rewards.minigame_bonus")
