@@ -32,7 +32,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 import msgspec
 
@@ -64,8 +64,17 @@ class RoundSettled(DomainEvent, tag="round_settled", frozen=True, kw_only=True):
     complete: bool = True
 
 
-#: Every event type a bus can carry (the wire union of `RedisStreamEvents`).
-EVENT_TYPES: tuple[type[DomainEvent], ...] = (RoundSettled,)
+def event_types() -> tuple[type[DomainEvent], ...]:
+    """Every concrete event type defined so far (the wire union of `RedisStreamEvents`):
+    the subclasses of `DomainEvent`, however deep, wherever they are defined."""
+    out: list[type[DomainEvent]] = []
+    todo = list(DomainEvent.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return tuple(sorted(out, key=lambda c: c.__name__))
+
 
 Consumer = Callable[[DomainEvent], Awaitable[None] | None]
 
@@ -124,10 +133,18 @@ class LocalEvents:
 # -- Redis Streams ---------------------------------------------------------------------------
 
 _enc = msgspec.msgpack.Encoder()
-_dec: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(
-    EVENT_TYPES[0] if len(EVENT_TYPES) == 1 else EVENT_TYPES  # type: ignore[arg-type]
-)
 _FIELD = b"e"
+_decoders: dict[tuple[type[DomainEvent], ...], msgspec.msgpack.Decoder[Any]] = {}
+
+
+def _decoder() -> msgspec.msgpack.Decoder[Any]:
+    """A decoder for the tagged union of every event type (rebuilt when one is added)."""
+    types = event_types()
+    dec = _decoders.get(types)
+    if dec is None:
+        union: Any = types[0] if len(types) == 1 else Union[types]  # noqa: UP007 - a runtime union
+        dec = _decoders[types] = msgspec.msgpack.Decoder(union)
+    return dec
 
 
 class RedisStreamEvents:
@@ -216,35 +233,39 @@ class RedisStreamEvents:
             self._tasks.append(loop.create_task(self._read(name, consumer), name=f"events-{name}"))
 
     async def close(self, timeout: float = 2.0) -> None:
-        """Flush the outbox (up to `timeout`), finish acknowledgements, stop, disconnect."""
+        """Flush the outbox (up to `timeout`), let the readers stop after their current
+        read (they block at most `block` seconds), finish acknowledgements, disconnect.
+
+        Tasks are cancelled only if they overrun: a command cancelled inside the driver
+        may leave its connection behind, so the readers stop on their own first.
+        """
         self._closing = True
         self._wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._outbox and loop.time() < deadline and self._tasks and not self._tasks[0].done():
-            await asyncio.sleep(0.01)
+        if self._tasks:  # the writer flushes until the deadline; a reader stops within `block`
+            await asyncio.wait(self._tasks, timeout=max(0.0, deadline - loop.time()) + self.block + 1.0)
         if self._acks:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait(list(self._acks), timeout=max(0.0, deadline - loop.time()))
-        tasks = [*self._tasks, *self._acks]
+            await asyncio.wait(list(self._acks), timeout=max(0.0, deadline - loop.time()))
+        tasks = [t for t in [*self._tasks, *self._acks] if not t.done()]
         for task in tasks:  # unacknowledged entries stay pending
             task.cancel()
-        # bounded: a command cancelled inside the driver may not return before its socket closes
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._r.aclose(), 1.0)
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
 
     # -- writer ------------------------------------------------------------------------
 
     async def _write(self) -> None:
         while True:
             if not self._outbox:
+                if self._closing:
+                    return
                 self._wake.clear()
                 await self._wake.wait()
+                continue
             items = [self._outbox.popleft() for _ in range(min(len(self._outbox), self.batch))]
             try:
                 async with self._r.pipeline(transaction=False) as p:
@@ -257,6 +278,13 @@ class RedisStreamEvents:
                 raise
             except Exception as exc:
                 self._outbox.extendleft(reversed(items))
+                if self._closing:
+                    logger.error(
+                        "event stream write failed at close (%s): %d events not written",
+                        exc,
+                        len(self._outbox),
+                    )
+                    return
                 logger.warning("event stream write failed (%s): retrying", exc)
                 await asyncio.sleep(0.5)
 
@@ -274,13 +302,13 @@ class RedisStreamEvents:
     async def _read(self, group: str, consumer: Consumer) -> None:
         loop = asyncio.get_running_loop()
         inflight = asyncio.Semaphore(self.max_inflight)
-        while True:  # until cancelled; reconnects after errors
+        while not self._closing:  # reconnects after errors
             try:
                 await self._ensure_group(group)
                 # entries this consumer name read before a restart and never acknowledged
                 await self._pending_of_mine(group, consumer, inflight)
                 next_claim = loop.time() + self.claim_idle / 2
-                while True:
+                while not self._closing:
                     got = await self._r.xreadgroup(
                         group, self.node, {self.stream: ">"}, count=self.batch, block=int(self.block * 1000)
                     )
@@ -292,6 +320,8 @@ class RedisStreamEvents:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._closing:
+                    return
                 logger.warning("event stream read (%s) failed (%s): retrying", group, exc)
                 await asyncio.sleep(0.5)
 
@@ -326,10 +356,11 @@ class RedisStreamEvents:
         """Run the consumer on each entry in order; acknowledge when its work finished."""
         ids: list[Any] = []
         waits: list[tuple[Any, Awaitable[None]]] = []
+        dec = _decoder()
         for entry_id, fields in entries:
             data = fields.get(_FIELD)
             try:
-                event = _dec.decode(data)
+                event = dec.decode(data)
             except (msgspec.DecodeError, TypeError):
                 logger.error("undecodable event %s in %s: acknowledged and skipped", entry_id, self.stream)
                 ids.append(entry_id)

@@ -149,6 +149,27 @@ def test_an_async_consumer_finishes_its_work(kind: str) -> None:
     with_bus(kind, body, lambda bus: bus.subscribe("a", work))
 
 
+class TestBonusGranted(DomainEvent, tag="test_bonus_granted", frozen=True, kw_only=True):
+    """An event type defined outside gameserver/domain.py (as missions or bonuses will)."""
+
+    __test__ = False
+    user_id: int
+    amount: int
+
+
+def test_event_types_defined_elsewhere_travel_too(kind: str) -> None:
+    got: list[DomainEvent] = []
+
+    async def body(bus: Bus) -> None:
+        bus.publish(TestBonusGranted(event_id="b-1", zone="demo", at_ms=5, user_id=3, amount=700))
+        bus.publish(settled(1))
+        await eventually(lambda: len(got) == 2)
+        assert got[0] == TestBonusGranted(event_id="b-1", zone="demo", at_ms=5, user_id=3, amount=700)
+        assert isinstance(got[1], RoundSettled)
+
+    with_bus(kind, body, lambda bus: bus.subscribe("a", got.append))
+
+
 def test_duplicate_subscription_is_refused(kind: str) -> None:
     async def body(bus: Bus) -> None:
         with pytest.raises(ValueError):
