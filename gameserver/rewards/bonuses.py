@@ -327,45 +327,9 @@ class Bonuses:
         if game is None:
             raise RequestError(ErrorCode.GAME_NOT_FOUND, f"free-spin game {t.game_id!r} is not offered here")
         bonus = bonus_account_of(ctx.account)
-        spins = []
-        total = 0
-        for n in range(t.free_spins):
-            key = f"fs:{grant.grant_id}:{n}"
-            done = await self.svc.stores.wallet.get_txn(key)
-            if done is not None:
-                spins.append(msgspec.msgpack.decode(done.reply, type=dict[str, Any]))
-                total += spins[-1]["win"]
-                continue
-            outcome = play_round(game.slot, self.svc.rng, Bet(coin=t.coin))
-            before = await self.svc.balance(zr, bonus)
-            round_id = uuid.uuid4().hex
-            rec = RoundRecord(
-                round_id=round_id,
-                user_id=ctx.account,
-                game_id=game.name,
-                game_version=outcome.game_version,
-                math_version=f"{outcome.profile}:{outcome.math_hash}"[:64],
-                currency=zr.currency,
-                bet=0,
-                win=outcome.win,
-                status=RoundStatus.SETTLED,
-                state=msgspec.msgpack.encode(RoundState(outcome=outcome, revealed=len(outcome.steps))),
-                balance_before=before,
-                balance_after=before + outcome.win,
-                session_id=ctx.player.session_id,
-                partner_id=zr.zone,
-            )
-            spin = {
-                "round": round_id,
-                "win": outcome.win,
-                "steps": [msgspec.to_builtins(s) for s in outcome.steps],
-            }
-            entries = (
-                transfer(zr.house, bonus, zr.currency, outcome.win, PostingKind.WIN) if outcome.win else ()
-            )
-            await self.svc.move(zr, key, entries, ctx.account, msgspec.msgpack.encode(spin), round=rec)
-            spins.append(spin)
-            total += outcome.win
+        spins, total = await self._spin_rounds(
+            zr, ctx.account, ctx.player.session_id, game.name, t.coin, t.free_spins, f"fs:{grant.grant_id}"
+        )
         grant = msgspec.structs.replace(grant, amount=total, wagering_required=total * t.wagering_multiple)
         if grant.wagering_required == 0 and grant.status == "active":
             grant = msgspec.structs.replace(grant, status="completed")
@@ -392,6 +356,68 @@ class Bonuses:
         data["balance"] = await self.svc.balance(zr, ctx.account)
         return data
 
+    async def _spin_rounds(
+        self, zr: ZoneRewards, account: str, session: str, name: str, coin: int, count: int, prefix: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Play `count` free rounds of slot `name` at `coin`: each a settled round of stake 0
+        whose win goes to the bonus balance, keyed `<prefix>:<n>` (a retry plays none twice)."""
+        game = zr.casino.games[name]
+        bonus = bonus_account_of(account)
+        spins = []
+        total = 0
+        for n in range(count):
+            key = f"{prefix}:{n}"
+            done = await self.svc.stores.wallet.get_txn(key)
+            if done is not None:
+                spins.append(msgspec.msgpack.decode(done.reply, type=dict[str, Any]))
+                total += spins[-1]["win"]
+                continue
+            outcome = play_round(game.slot, self.svc.rng, Bet(coin=coin))
+            before = await self.svc.balance(zr, bonus)
+            round_id = uuid.uuid4().hex
+            rec = RoundRecord(
+                round_id=round_id,
+                user_id=account,
+                game_id=game.name,
+                game_version=outcome.game_version,
+                math_version=f"{outcome.profile}:{outcome.math_hash}"[:64],
+                currency=zr.currency,
+                bet=0,
+                win=outcome.win,
+                status=RoundStatus.SETTLED,
+                state=msgspec.msgpack.encode(RoundState(outcome=outcome, revealed=len(outcome.steps))),
+                balance_before=before,
+                balance_after=before + outcome.win,
+                session_id=session,
+                partner_id=zr.zone,
+            )
+            spin = {
+                "round": round_id,
+                "win": outcome.win,
+                "steps": [msgspec.to_builtins(s) for s in outcome.steps],
+            }
+            entries = (
+                transfer(zr.house, bonus, zr.currency, outcome.win, PostingKind.WIN) if outcome.win else ()
+            )
+            await self.svc.move(zr, key, entries, account, msgspec.msgpack.encode(spin), round=rec)
+            spins.append(spin)
+            total += outcome.win
+        return spins, total
+
+    async def award_spins(
+        self, zr: ZoneRewards, account: str, session: str, count: int, key: str, now: int
+    ) -> int:
+        """Free spins won in a mini-game: played at once on the `minigame_bonus` offer's game
+        and coin, the wins joining (or starting) a grant like a bonus prize. Returns the total."""
+        template = zr.cfg.minigame_bonus
+        if template is None or count <= 0 or template.game_id is None:
+            return 0
+        _, total = await self._spin_rounds(zr, account, session, template.game_id, template.coin, count, key)
+        marker = await self.svc.move(zr, f"{key}:grant", (), account)
+        if not marker.duplicate and total:
+            await self._attach(zr, account, total, key, now)
+        return total
+
     async def award(self, zr: ZoneRewards, account: str, amount: int, key: str, now: int) -> None:
         """Bonus money won in a mini-game (once per `key`; the caller holds the account lock).
 
@@ -404,8 +430,14 @@ class Bonuses:
         bonus = bonus_account_of(account)
         entries = transfer(zr.house, bonus, zr.currency, amount, PostingKind.BONUS)
         result = await self.svc.move(zr, key, entries, account)
-        if result.duplicate:
-            return  # awarded by an earlier attempt
+        if not result.duplicate:  # else awarded by an earlier attempt
+            await self._attach(zr, account, amount, key, now)
+
+    async def _attach(self, zr: ZoneRewards, account: str, amount: int, key: str, now: int) -> None:
+        """Book `amount`, already in the bonus balance, to the grant being wagered, or to a new
+        grant on the `minigame_bonus` terms."""
+        template = zr.cfg.minigame_bonus
+        assert template is not None
         active = await self._load_active(account)
         if active:
             grant, version = active[0]

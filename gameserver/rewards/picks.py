@@ -62,7 +62,7 @@ class PickRoundState(msgspec.Struct, frozen=True, kw_only=True):
     last_at: int
 
 
-def load_pick(zone: str, name: str, bonus_prizes: bool = False) -> PickConfig:
+def load_pick(zone: str, name: str, bonus_prizes: bool = False, free_spin_prizes: bool = False) -> PickConfig:
     where = f"casino.zones.{zone}.rewards.pick_games: {name!r}"
     try:
         config = msgspec.json.decode(read_catalog(name), type=PickConfig)
@@ -73,28 +73,44 @@ def load_pick(zone: str, name: str, bonus_prizes: bool = False) -> PickConfig:
         raise ValueError(f"{where}: {exc}") from None
     if config.cost <= 0:
         raise ValueError(f"{where}: a pick game needs a positive cost")
-    allowed = ("credits", "end", "bonus") if bonus_prizes else ("credits", "end")
+    allowed = {"credits", "end"} | ({"bonus"} if bonus_prizes else set())
+    allowed |= {"free_spins"} if free_spin_prizes else set()
     if any(p.kind not in allowed for p in config.prizes):
         raise ValueError(
-            f"{where}: free-spin prizes are not granted by this server; bonus prizes need "
-            "rewards.minigame_bonus"
+            f"{where}: bonus and free-spin prizes need rewards.minigame_bonus (free spins: with a "
+            "game_id of the zone and one of its coin values)"
         )
     return config
 
 
+def prize_total(config: PickConfig, state: PickState, kind: str) -> int:
+    """Sum of the values of the opened prizes of `kind` (``bonus`` credits, ``free_spins``)."""
+    prizes = [config.prizes[state.layout[b]] for b in state.opened]
+    return sum(p.value for p in prizes if p.kind == kind)
+
+
 def bonus_credits(config: PickConfig, state: PickState) -> int:
     """Bonus-money credits of the opened boxes (prizes of kind ``bonus``)."""
-    prizes = [config.prizes[state.layout[b]] for b in state.opened]
-    return sum(p.value for p in prizes if p.kind == "bonus")
+    return prize_total(config, state, "bonus")
 
 
-def expected_bonus_credits(config: PickConfig) -> Fraction:
-    """Exact expected bonus credits of a round: the same reach as cash prizes."""
+def expected_bonus_credits(config: PickConfig, kind: str = "bonus") -> Fraction:
+    """Exact expected value of the prizes of `kind` in a round (bonus credits, or free spins):
+    they are reached exactly like cash prizes."""
     as_cash = msgspec.structs.replace(
         config,
-        prizes=tuple(Prize(kind="credits", value=p.value) if p.kind == "bonus" else p for p in config.prizes),
+        prizes=tuple(Prize(kind="credits", value=p.value) if p.kind == kind else p for p in config.prizes),
     )
     return pick_expected_credits(as_cash) - pick_expected_credits(config)
+
+
+def _non_cash(zr: ZoneRewards) -> tuple[bool, bool]:
+    """Whether the zone can pay bonus prizes, and free-spin prizes, of mini-games."""
+    terms = zr.cfg.minigame_bonus
+    if terms is None:
+        return False, False
+    game = zr.casino.games.get(terms.game_id or "")
+    return True, game is not None and terms.coin in game.coin_values
 
 
 def _partial(config: PickConfig, state: PickState) -> RoundOutcome:
@@ -115,7 +131,7 @@ class Picks:
     def __init__(self, svc: Rewards) -> None:
         self.svc = svc
         self.games: dict[str, dict[str, PickConfig]] = {
-            z: {name: load_pick(z, name, zr.cfg.minigame_bonus is not None) for name in zr.cfg.pick_games}
+            z: {name: load_pick(z, name, *_non_cash(zr)) for name in zr.cfg.pick_games}
             for z, zr in svc.zones.items()
         }
         #: open pick rounds known here: round id -> (zone, account)
@@ -152,6 +168,7 @@ class Picks:
                     "prizes": [msgspec.to_builtins(p) for p in g.prizes],
                     "expected_credits": str(ev),
                     "expected_bonus_credits": str(expected_bonus_credits(g)),
+                    "expected_free_spins": str(expected_bonus_credits(g, "free_spins")),
                     "rtp_exact": str(ev / g.cost),
                     "rtp": round(float(ev / g.cost) * 100, 4),
                 }
@@ -302,11 +319,13 @@ class Picks:
         state = msgspec.structs.replace(st, outcome=outcome, revealed=len(pick.steps), pick=pick, last_at=now)
         new = msgspec.structs.replace(new, state=msgspec.msgpack.encode(state))
         step = pick.steps[-1]
-        bonus = bonus_credits(config, pick) * pick.coin if pick.done else 0
+        bonus = prize_total(config, pick, "bonus") * pick.coin if pick.done else 0
+        free_spins = prize_total(config, pick, "free_spins") if pick.done else 0
         reply = {
             "round": rec.round_id,
             "game": rec.game_id,
             "bonus": bonus,
+            "free_spins": free_spins,
             "box": step.box,
             "step": msgspec.to_builtins(step),
             "opened": list(pick.opened),
@@ -320,6 +339,10 @@ class Picks:
         )
         if bonus:
             await self.svc.bonuses.award(zr, account, bonus, f"{rec.round_id}:bonus", now)
+        if free_spins:
+            await self.svc.bonuses.award_spins(
+                zr, account, rec.session_id, free_spins, f"{rec.round_id}:fs", now
+            )
         wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
         if pick.done:
             self._open.pop(rec.round_id, None)

@@ -12,7 +12,7 @@ from games.bonus import BonusTemplate
 from games.catalog import read_catalog
 from games.minigames.pick import PickConfig, PickState, open_box, pick_expected_credits
 from gameserver.config import Config
-from gameserver.rewards.picks import bonus_credits, expected_bonus_credits
+from gameserver.rewards.picks import bonus_credits, expected_bonus_credits, prize_total
 from protocol.codes import ErrorCode
 
 from .test_rewards import A7, DAY_MS, START, Env, restart, rewards_config, run
@@ -96,6 +96,8 @@ MINI_BONUS = BonusTemplate(
     wagering_multiple=2,
     contribution_bp={"slots": 10_000},
     expiry_ms=DAY_MS,
+    game_id="fruit_slot",  # free-spin prizes are played here, at this coin
+    coin=5,
 )
 BONUS_PICK = msgspec.json.decode(read_catalog("pick_a_bonus"), type=PickConfig)
 
@@ -103,7 +105,7 @@ BONUS_PICK = msgspec.json.decode(read_catalog("pick_a_bonus"), type=PickConfig)
 def test_expected_bonus_credits_are_exact_over_every_layout():
     """Averaged over all 7! layouts (a fixed strategy: boxes 0, 1, 2), bonus and cash prizes
     equal the closed forms."""
-    cash = bonus = Fraction(0)
+    cash = bonus = spins = Fraction(0)
     layouts = list(itertools.permutations(range(len(BONUS_PICK.prizes))))
     for layout in layouts:
         state = PickState(coin=1, layout=layout)
@@ -111,22 +113,28 @@ def test_expected_bonus_credits_are_exact_over_every_layout():
             state = open_box(BONUS_PICK, state, len(state.opened))
         cash += sum(BONUS_PICK.prizes[layout[b]].credits for b in state.opened)
         bonus += bonus_credits(BONUS_PICK, state)
+        spins += prize_total(BONUS_PICK, state, "free_spins")
     assert cash / len(layouts) == pick_expected_credits(BONUS_PICK)
     assert bonus / len(layouts) == expected_bonus_credits(BONUS_PICK)
+    assert spins / len(layouts) == expected_bonus_credits(BONUS_PICK, "free_spins")
 
 
 def test_bonus_prizes_go_to_the_bonus_balance_with_wagering():
     async def body(env: Env) -> None:
         c = env.client()
-        won_bonus = 0
-        for _ in range(6):
+        won_bonus = spins = 0
+        for _ in range(8):
             start = await env.ok(c, {"type": "pick_start", "game": "pick_a_bonus", "coin": 5})
             box, r = 0, {"complete": False}
             while not r["complete"]:
                 r = await env.ok(c, {"type": "pick_open", "round": start["round"], "box": box})
                 box += 1
             won_bonus += r["bonus"]
-        assert won_bonus > 0, "six rounds of three picks: some bonus box opens (seeded RNG)"
+            spins += r["free_spins"]
+        assert won_bonus > 0 and spins > 0, "eight rounds of three picks (seeded RNG)"
+        free = [r for r in await env.stores.rounds.history(A7, limit=100) if r.bet == 0]
+        assert len(free) == spins and all(r.game_id == "fruit_slot" for r in free)
+        won_bonus += sum(r.win for r in free)  # free-spin wins go to the bonus balance too
         assert await env.balance(A7 + ":bonus") == won_bonus
         grants = (await env.ok(c, {"type": "bonus_list"}))["grants"]
         assert len(grants) == 1 and grants[0]["status"] == "active"  # later prizes join the first grant
@@ -134,6 +142,16 @@ def test_bonus_prizes_go_to_the_bonus_balance_with_wagering():
         await env.check_ledger()
 
     run(body, rewards_config(pick_games=["pick_a_bonus"], minigame_bonus=MINI_BONUS))
+
+
+def test_free_spin_prizes_need_a_game_on_the_zone_terms():
+    terms = msgspec.structs.replace(MINI_BONUS, game_id=None)
+    try:
+        run(lambda env: asyncio.sleep(0), rewards_config(pick_games=["pick_a_bonus"], minigame_bonus=terms))
+    except ValueError as exc:
+        assert "free-spin" in str(exc)
+    else:
+        raise AssertionError("free-spin prizes need a game to be played on")
 
 
 def test_bonus_prizes_need_the_zone_terms():
