@@ -49,7 +49,7 @@ from gameserver.config import (
 )
 from gameserver.connection import Connection
 from gameserver.domain import RoundSettled
-from gameserver.hub import Hub
+from gameserver.hub import GUEST_ID_BASE, Hub
 from gameserver.leaderboards import Leaderboards
 from protocol.codec import JSON
 from protocol.limits import FloodLimits
@@ -153,8 +153,11 @@ def record_ticks(svc: Leaderboards) -> dict[int, float]:
     return emitted
 
 
-async def feed(hub: Hub, rate: int, seconds: float, stop: asyncio.Event) -> int:
-    """Publish `rate` settled rounds per second in 10 ms batches; returns how many."""
+async def feed(hub: Hub, rate: int, seconds: float, stop: asyncio.Event, subscribers: int = 0) -> int:
+    """Publish `rate` settled rounds per second in 10 ms batches; returns how many.
+
+    One round in ten is played by a subscriber (guest ids from GUEST_ID_BASE, in login
+    order), so own-rank events flow too."""
     rng = random.Random(7)
     loop = asyncio.get_running_loop()
     per = max(1, rate // 100)
@@ -172,7 +175,9 @@ async def feed(hub: Hub, rate: int, seconds: float, stop: asyncio.Event) -> int:
                     event_id=f"b{sent}",
                     zone=ZONE,
                     at_ms=now_ms,
-                    user_id=rng.randrange(1, PLAYERS),
+                    user_id=GUEST_ID_BASE + rng.randrange(subscribers)
+                    if subscribers and rng.random() < 0.1
+                    else rng.randrange(1, PLAYERS),
                     name=name,
                     game="fruit_slot",
                     currency="FUN",
@@ -256,7 +261,7 @@ async def run_inproc(
     ticks0, pushes0 = svc.stats.ticks, svc.stats.pushes
     tick_total0 = svc.stats.tick_seconds_total
     svc.stats.tick_seconds_max = 0.0
-    sent = await feed(hub, rate, seconds, stop)
+    sent = await feed(hub, rate, seconds, stop, subscribers)
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     await asyncio.sleep(tick * 2)
@@ -272,6 +277,7 @@ async def run_inproc(
         "server_cpu_pct": round(100 * cpu / elapsed),
         "pushes_per_s": round((svc.stats.pushes - pushes0) / elapsed),
         "deltas_sampled": samples.deltas,
+        "rank_events_sampled": samples.ranks,
         "tick_mean_ms": round(1000 * (svc.stats.tick_seconds_total - tick_total0) / max(1, ticks), 2),
         "tick_max_ms": round(1000 * svc.stats.tick_seconds_max, 2),
         **summarize("update_to_client", samples.update),
@@ -285,7 +291,9 @@ async def run_inproc(
 # -- real sockets ---------------------------------------------------------------------------
 
 
-def _server_main(port_q: Any, result_q: Any, rate: int, seconds: float, tick: float, go: Any) -> None:
+def _server_main(
+    port_q: Any, result_q: Any, rate: int, seconds: float, tick: float, go: Any, subscribers: int
+) -> None:
     import uvloop
 
     from gameserver.server import start
@@ -305,7 +313,7 @@ def _server_main(port_q: Any, result_q: Any, rate: int, seconds: float, tick: fl
         probe = asyncio.get_running_loop().create_task(probe_lag(stop, lag))
         cpu0, t0 = time.process_time(), time.perf_counter()
         pushes0 = svc.stats.pushes
-        sent = await feed(server.hub, rate, seconds, stop)
+        sent = await feed(server.hub, rate, seconds, stop, subscribers)
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         await asyncio.sleep(tick * 2)
@@ -380,7 +388,9 @@ def run_sockets(subscribers: int, rate: int, seconds: float, tick: float, client
     ctx = mp.get_context("spawn")
     port_q, server_q, ready_q, client_q = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Queue()
     go = ctx.Event()
-    server = ctx.Process(target=_server_main, args=(port_q, server_q, rate, seconds, tick, go), daemon=True)
+    server = ctx.Process(
+        target=_server_main, args=(port_q, server_q, rate, seconds, tick, go, subscribers), daemon=True
+    )
     server.start()
     procs = [server]
     try:
