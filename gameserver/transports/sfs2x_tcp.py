@@ -19,7 +19,6 @@ from protocol.messages import CLIENT_TYPES
 from protocol.sfs2x.packet import PacketReader
 from protocol.sfs2x.session import SfsSession
 
-from ..casino import CASINO_TYPES
 from ..connection import Connection
 
 if TYPE_CHECKING:
@@ -29,16 +28,22 @@ logger = logging.getLogger("croupier.sfs2x.tcp")
 
 #: The WebSocket path every SFS2X client uses (hard-wired in the client).
 SFS_WS_PATH = "/BlueBox/websocket"
-#: Zone-extension commands: `casino.<request type>` for every casino request.
-EXTENSIONS: dict[str, type] = {
-    f"casino.{tag}": cls for tag, cls in CLIENT_TYPES.items() if cls in CASINO_TYPES
-}
+
+
+def extensions(hub: Hub) -> dict[str, type]:
+    """Zone-extension commands: `casino.<request type>` for every request a service of
+    this server handles (casino, rewards, leaderboards...), e.g. `casino.spin`."""
+    return {f"casino.{tag}": cls for tag, cls in CLIENT_TYPES.items() if cls in hub.services}
 
 
 def new_sfs_session(hub: Hub, stream: bool = False) -> SfsSession:
     """A fresh SFS2X session with the hub's limits (`stream`: TCP payloads, not WebSocket packets)."""
     return SfsSession(
-        hub.session_limits, hub.default_flood, hub.clock.monotonic(), stream=stream, extensions=EXTENSIONS
+        hub.session_limits,
+        hub.default_flood,
+        hub.clock.monotonic(),
+        stream=stream,
+        extensions=extensions(hub),
     )
 
 
