@@ -54,6 +54,19 @@ REQUEST_TIMEOUT = 2.0
 BUSY_GRACE = 6
 
 
+def lease_verdict(silent: float, busy: bool, heartbeat: float, lease_timeout: float) -> str:
+    """What a heartbeat does for a worker silent for `silent` seconds.
+
+    "extend": it answers, or it is silent but running (`busy`: its CPU time advances and
+    it is not stopped: an overloaded loop; killing it would only move its load), for up
+    to BUSY_GRACE lease timeouts. "keep": the lease keeps its end (it runs out by itself).
+    "supersede": silent (and not running) for longer than `lease_timeout`.
+    """
+    if silent <= 2 * heartbeat or (busy and silent <= BUSY_GRACE * lease_timeout):
+        return "extend"
+    return "supersede" if silent > lease_timeout else "keep"
+
+
 def _cpu(pid: int) -> tuple[str, int] | None:
     """(state, user + system CPU ticks) of a process, from /proc (Linux), or None."""
     try:
@@ -385,18 +398,14 @@ class Supervisor:
             for wp in list(self.processes):
                 if wp.superseded or wp.exited.done() or not wp.ready.done():
                     continue
-                silent = now - wp.last_seen
                 stat = _cpu(wp.pid)
                 busy = stat is not None and stat[0] not in "TtZX" and stat[1] > wp.cpu_ticks
                 if stat is not None:
                     wp.cpu_ticks = stat[1]
-                # Extend the lease of a worker that answers, or that is silent but running
-                # (an overloaded loop: killing it would only move its load elsewhere);
-                # a stopped, stuck or dead one keeps its old end and is replaced once
-                # silent for lease_timeout (busy ones after BUSY_GRACE of them).
-                if silent <= 2 * cl.heartbeat_interval or (busy and silent <= BUSY_GRACE * cl.lease_timeout):
+                verdict = lease_verdict(now - wp.last_seen, busy, cl.heartbeat_interval, cl.lease_timeout)
+                if verdict == "extend":
                     wp.granted_until = now + cl.lease_timeout
-                elif silent > cl.lease_timeout:
+                elif verdict == "supersede":
                     self._supersede(wp)
                     continue
                 wp.channel.send({"t": "lease", "until": wp.granted_until, "gen": wp.generation})

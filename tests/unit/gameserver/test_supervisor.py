@@ -11,7 +11,7 @@ from gameserver.acceptor import NO_ROUTE, Route
 from gameserver.admin import ClusterCollector, _sum_into
 from gameserver.config import ClusterSection, Config, NodeAddress
 from gameserver.ring import user_key
-from gameserver.supervisor import Supervisor
+from gameserver.supervisor import BUSY_GRACE, Supervisor, _cpu, lease_verdict
 
 
 def supervisor(workers: int = 3, nodes: int = 1, node_index: int = 0) -> Supervisor:
@@ -88,3 +88,20 @@ def test_stats_sum_numbers_and_nested_counts() -> None:
     _sum_into(total, {"players": 2, "zones": {"demo": 2}, "requests": {"Login": 2}})
     _sum_into(total, {"players": 3, "zones": {"demo": 1, "b": 1}, "requests": {"Spin": 5}})
     assert total == {"players": 5, "zones": {"demo": 3, "b": 1}, "requests": {"Login": 2, "Spin": 5}}
+
+
+def test_lease_verdicts_spare_busy_workers_but_not_stopped_ones() -> None:
+    hb, lease = 0.5, 5.0
+    assert lease_verdict(0.3, False, hb, lease) == "extend"  # it answers
+    assert lease_verdict(2.0, False, hb, lease) == "keep"  # silent: its lease runs out
+    assert lease_verdict(5.5, False, hb, lease) == "supersede"  # stopped or stuck
+    assert lease_verdict(5.5, True, hb, lease) == "extend"  # overloaded but running
+    assert lease_verdict(BUSY_GRACE * lease + 1, True, hb, lease) == "supersede"  # a runaway loop
+
+
+def test_cpu_reads_this_process() -> None:
+    import os
+
+    stat = _cpu(os.getpid())
+    assert stat is not None and stat[0] in "RS" and stat[1] >= 0
+    assert _cpu(2**22 + 7) is None  # no such process
