@@ -343,7 +343,7 @@ class Picks:
             await self.svc.bonuses.award_spins(
                 zr, account, rec.session_id, free_spins, f"{rec.round_id}:fs", now
             )
-        wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
+        wallet = self.svc.wallet_of_account(account)
         if pick.done:
             self._open.pop(rec.round_id, None)
             if wallet is not None:

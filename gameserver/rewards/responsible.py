@@ -94,7 +94,7 @@ class Responsible:
         )
         await self.svc.stores.variables.put_variables([var])
         self._cache[account] = settings
-        wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
+        wallet = self.svc.wallet_of_account(account)
         if wallet is not None:
             wallet.policy = await self._seeded(account, _merge(wallet.policy, settings))
 
@@ -123,7 +123,7 @@ class Responsible:
 
     async def state(self, zr: ZoneRewards, account: str) -> PlayerState:
         """The player's policy state for entry checks (deposits included)."""
-        wallet = next((w for w in self.svc.casino.wallets.values() if w.account == account), None)
+        wallet = self.svc.wallet_of_account(account)
         base = wallet.policy if wallet is not None else PlayerState()
         settings = await self.settings(account)
         state = _merge(base, settings)

@@ -313,11 +313,18 @@ class Rewards:
         wallet = self.casino.wallets.get((zone, user_id))
         return wallet.account if wallet is not None else account_id(zone, user_id)
 
-    def _wallet_of_account(self, account: str) -> Wallet | None:
-        for wallet in self.casino.wallets.values():
-            if wallet.account == account:
-                return wallet
-        return None
+    def wallet_of_account(self, account: str) -> Wallet | None:
+        """The casino's cached wallet of `account` if its player is online here
+        (accounts are `<zone>:<user>` or `<zone>:guest:<user>:<run>`)."""
+        if ":guest:" in account:
+            zone, rest = account.rsplit(":guest:", 1)
+            uid = rest.split(":", 1)[0]
+        else:
+            zone, _, uid = account.rpartition(":")
+        if not uid.isdigit():
+            return None
+        wallet = self.casino.wallets.get((zone, int(uid)))
+        return wallet if wallet is not None and wallet.account == account else None
 
     @contextlib.asynccontextmanager
     async def locked(self, account: str) -> AsyncIterator[None]:
@@ -343,7 +350,7 @@ class Rewards:
     ) -> TxnResult:
         """Commit one money transaction, keeping the casino's cached balance of `account` true."""
         txn = Txn(key=key, entries=entries, reply=reply, round=round)
-        wallet = self._wallet_of_account(account)
+        wallet = self.wallet_of_account(account)
         if wallet is None:
             return await self.stores.commit(txn)
         async with wallet.lock:
