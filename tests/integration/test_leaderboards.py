@@ -30,9 +30,13 @@ SPINS = LeaderboardBoard(title="Most spins", metric=Metric.SPINS, period=PeriodC
 
 
 def lb_server_config(
-    tmp_path: Path, *, events: EventsSection | None = None, **boards: LeaderboardBoard
+    tmp_path: Path,
+    *,
+    events: EventsSection | None = None,
+    transport: str = "picows",
+    **boards: LeaderboardBoard,
 ) -> Config:
-    base = casino_server_config(f"sqlite:///{tmp_path}/lb.db")
+    base = casino_server_config(f"sqlite:///{tmp_path}/lb.db", transport)
     return msgspec.structs.replace(
         base,
         leaderboards=LeaderboardsSection(zones={"demo": boards or {"spins": SPINS}}, tick_interval=0.05),
@@ -88,9 +92,9 @@ async def subscribe_spin_see_delta(url: str) -> None:
         await player.close()
 
 
-@pytest.mark.parametrize("transport", ["picows"])
+@pytest.mark.parametrize("transport", ["picows", "websockets"])
 def test_subscribe_spin_and_see_the_delta(tmp_path: Path, transport: str) -> None:
-    with running_server(lb_server_config(tmp_path)) as r:
+    with running_server(lb_server_config(tmp_path, transport=transport)) as r:
         asyncio.run(subscribe_spin_see_delta(r.ws_url))
         text = urllib.request.urlopen(f"{r.admin_url}/metrics", timeout=5).read().decode()
         assert 'croupier_leaderboard_rounds_total{outcome="applied"} 4.0' in text

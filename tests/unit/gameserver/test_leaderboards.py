@@ -267,8 +267,8 @@ def test_deltas_applied_to_the_snapshot_equal_the_true_top_n_at_every_tick(progr
             if op == "round":
                 ev = env.round(x, y)
                 sent.append(ev)
-                if ev.at_ms / 1000 >= window_end:
-                    model, window_end = {}, window_end + DAY
+                if ev.at_ms / 1000 >= window_end:  # a later day: the board starts over
+                    model, window_end = {}, T0 + DAY * (1 + int((ev.at_ms / 1000 - T0) // DAY))
                 if y > 0:
                     score, _ = model.get(str(x), (0, 0))
                     model[str(x)] = (score + y, ev.at_ms)
@@ -549,3 +549,31 @@ def test_a_board_still_sending_skips_its_tick_and_the_next_delta_covers_both():
     cfg = lb_config(wins=daily())
     cfg = msgspec.structs.replace(cfg, leaderboards=msgspec.structs.replace(cfg.leaderboards, fanout_slice=1))
     run(body, cfg)
+
+
+def test_joining_is_stored_and_survives_a_restart():
+    cfg = lb_config(cup=daily(join="required", prizes=[10]))
+
+    async def go() -> None:
+        stores = await open_stores("memory://")
+        clock = ManualClock(T0 + 3600)
+
+        async def first(env: Env) -> None:
+            a = env.client(1)
+            a.send({"type": "leaderboard_join", "board": "cup"})
+            while not env.svc.boards[("demo", "cup")].joined:
+                await asyncio.sleep(0.001)
+
+        async def second(env: Env) -> None:
+            assert env.svc.boards[("demo", "cup")].joined == {"1"}
+            await env.publish(env.round(1, 100))
+            await env.publish(env.round(2, 100))  # never joined
+            await env.tick()
+            b = env.svc.boards[("demo", "cup")].board
+            assert b.standing("1") is not None and b.standing("2") is None
+
+        await serve(first, cfg, stores, clock)
+        await serve(second, cfg, stores, clock, instance="i2")
+        await stores.close()
+
+    asyncio.run(go())
