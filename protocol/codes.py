@@ -38,7 +38,6 @@ class ErrorCode(IntEnum):
     #: WebSocket URL (TCP: send `login` as the first frame) so the acceptor routes it to the owner
     WRONG_WORKER = 110
 
-
     # Rooms and groups (200-299)
     ROOM_NOT_FOUND = 200
     ROOM_FULL = 201
