@@ -578,7 +578,12 @@ class Supervisor:
 async def run(config: Config, log_level: str = "INFO", log_format: str = "text") -> None:
     """`croupier run` with more than one worker (or several nodes): until SIGINT/SIGTERM."""
     sup = Supervisor(config, log_level, log_format)
-    await sup.start()
+    try:
+        await sup.start()
+    except (OSError, RuntimeError) as exc:  # a port in use, a worker that cannot start
+        print(f"croupier: {exc}", file=sys.stderr, flush=True)
+        await sup.stop()
+        raise SystemExit(2) from None
     print("Croupier is serving:", flush=True)
     for url in sup.urls:
         print(f"  {url}", flush=True)
