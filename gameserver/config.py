@@ -245,6 +245,9 @@ class LeaderboardsSection(Struct, frozen=True, forbid_unknown_fields=True):
     zones: dict[str, dict[str, LeaderboardBoard]] = {}
     #: Seconds between ticks (deltas are batched per tick).
     tick_interval: float = 0.25
+    #: Seconds between score checkpoints to the store (one transaction each; a crash with the
+    #: in-process bus loses at most this much; with the Redis bus events are acked after it).
+    checkpoint_interval: float = 1.0
     #: Own-rank checks per board per tick (changed users first, then round-robin).
     rank_budget: int = 1000
     #: Deltas kept per board for gap recovery.

@@ -3,7 +3,7 @@
 * **Scores** come from `RoundSettled` domain events (the casino publishes one after each
   commit). The consumer applies each to the boards of the event's zone that this member
   owns (`Ownership`), idempotently per round id (`rooms.leaderboards.board`). With a store,
-  changed scores are checkpointed every tick in one transaction; with the Redis event bus
+  changed scores are checkpointed every `checkpoint_interval` in one transaction; with the Redis event bus
   the round ids go into that same transaction and the event is acknowledged only after it,
   so a redelivered event after a crash is recognised (see docs/leaderboards.md).
 * **Ticks** (every `leaderboards.tick_interval`): each board's stream diffs its top N
@@ -161,6 +161,7 @@ class Leaderboards:
         self.durable_dedupe = isinstance(hub.events, RedisStreamEvents) and stores is not None
         self._pending: dict[tuple[str, str, str], LeaderboardRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
+        self._checkpointed_at = float("-inf")  # perf_counter() of the last tick's checkpoint
         self._flushed: asyncio.Future[None] | None = None  # resolved by the next checkpoint
         self._fanout: deque[tuple[str, OutEvent, list[int], int, Board | None]] = deque()
         self._fanout_scheduled = False
@@ -414,7 +415,9 @@ class Leaderboards:
                     data = {"board_id": b.name, "epoch": mine.epoch, "seq": mine.seq, "me": mine.me}
                     self._send(b.zone, OutEvent(lm.RANK_EVENT, data), [uid])
         idle = self._flushing is None or self._flushing.done()
-        if idle and (self._pending or self._flushed is not None):
+        due = started - self._checkpointed_at >= self.section.checkpoint_interval
+        if idle and due and (self._pending or self._flushed is not None):
+            self._checkpointed_at = started
             self._flushing = asyncio.get_running_loop().create_task(self._checkpoint())
         st.ticks += 1
         took = time.perf_counter() - started
