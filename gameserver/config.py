@@ -333,6 +333,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
         lb = self.leaderboards
         if lb.tick_interval <= 0 or lb.rank_budget < 0 or lb.history < 1 or lb.fanout_slice < 1:
             raise ValueError("leaderboards: tick_interval, history and fanout_slice must be positive")
+        if lb.checkpoint_interval < 0 or lb.seen_limit < 1 or lb.max_subscriptions < 1:
+            raise ValueError("leaderboards: checkpoint_interval, seen_limit, max_subscriptions out of range")
         unknown = set(lb.zones) - zones
         if unknown:
             raise ValueError(f"leaderboards.zones names unknown zones: {sorted(unknown)}")
