@@ -121,6 +121,8 @@ class PlayerState(msgspec.Struct, frozen=True, kw_only=True):
     region: str | None = None
     session_started_at: int | None = None
     reality_check_ms: int | None = None
+    #: the player's own session time limit: no bets once the session is this old
+    session_limit_ms: int | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -218,7 +220,8 @@ def check_bet(
     """May the player stake ``stake`` on ``game_id`` now?
 
     Checks exclusion and time-out, autoplay and feature buy (RG-6, OUT-7), the minimum game cycle
-    per game (RG-6) and the wager and loss limits (the stake is the most this round can lose).
+    per game (RG-6), the player's session time limit, and the wager and loss limits (the stake is
+    the most this round can lose).
     """
     decision = check_entry(policy, state, now, "bet")
     if not decision.allowed:
@@ -230,6 +233,9 @@ def check_bet(
     last = state.last_round_at.get(game_id)
     if last is not None and now - last < policy.min_cycle_ms:
         return _deny("min_cycle", last + policy.min_cycle_ms)
+    started, limit = state.session_started_at, state.session_limit_ms
+    if started is not None and limit is not None and now - started >= limit:
+        return _deny("session_limit")
     kinds: tuple[LimitKind, ...] = ("wager", "loss")
     for kind in kinds:
         decision = _limit_decision(policy, state, now, kind, stake)

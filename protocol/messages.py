@@ -55,6 +55,7 @@ from .rewards_messages import (  # the rewards requests, in the union below
     RgExclude,
     RgLimit,
     RgReactivate,
+    RgSession,
     RgStatus,
     RgTimeout,
 )
@@ -302,6 +303,7 @@ ClientMessage = (
     | RgTimeout
     | RgExclude
     | RgReactivate
+    | RgSession
     | PickInfo
     | PickStart
     | PickOpen

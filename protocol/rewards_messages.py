@@ -31,6 +31,7 @@ __all__ = [
     "RgExclude",
     "RgLimit",
     "RgReactivate",
+    "RgSession",
     "RgStatus",
     "RgTimeout",
     "REWARDS_MESSAGES",
@@ -150,6 +151,17 @@ class RgExclude(Request, tag="rg_exclude", frozen=True):
     confirm: bool = False
 
 
+class RgSession(Request, tag="rg_session", frozen=True):
+    """The player's session time limit and reality-check interval (null = none), from now on.
+
+    After `limit_s` of a session (from login) bets are refused until the next login; every
+    `reality_check_s` a `reality_check` event shows the elapsed time and the net position.
+    """
+
+    limit_s: Seconds | None = None
+    reality_check_s: Annotated[int, Meta(ge=60, le=86_400)] | None = None
+
+
 class RgReactivate(Request, tag="rg_reactivate", frozen=True):
     """Re-activate the account after an expired self-exclusion (never automatic)."""
 
@@ -194,6 +206,7 @@ REWARDS_MESSAGES: tuple[type[Request], ...] = (
     RgTimeout,
     RgExclude,
     RgReactivate,
+    RgSession,
     PickInfo,
     PickStart,
     PickOpen,

@@ -25,6 +25,7 @@ from games.policy import (
     effective_limit,
     is_self_excluded,
     reactivate,
+    reality_check_due,
     request_limit,
     self_exclude,
     start_timeout,
@@ -33,6 +34,7 @@ from persistence import Variable, VarScope
 from protocol import rewards_messages as rm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
+from protocol.events import OutEvent
 
 from .service import Ctx, ZoneRewards
 
@@ -52,6 +54,8 @@ class Settings(msgspec.Struct, kw_only=True):
     excluded_until: int | None = None
     reactivated: bool = False
     deposits: tuple[Activity, ...] = ()
+    session_limit_ms: int | None = None
+    reality_check_ms: int | None = None
 
 
 def _owner(account: str) -> str:
@@ -62,6 +66,8 @@ class Responsible:
     def __init__(self, svc: Rewards) -> None:
         self.svc = svc
         self._cache: dict[str, Settings] = {}
+        #: per online account: when the last reality check was shown
+        self._last_check: dict[str, int] = {}
 
     def handlers(self) -> dict[type, Any]:
         return {
@@ -71,10 +77,12 @@ class Responsible:
             rm.RgTimeout: self.timeout,
             rm.RgExclude: self.exclude,
             rm.RgReactivate: self.reactivate,
+            rm.RgSession: self.session,
         }
 
     def forget(self, account: str) -> None:
         self._cache.pop(account, None)
+        self._last_check.pop(account, None)
 
     async def settings(self, account: str) -> Settings:
         cached = self._cache.get(account)
@@ -101,7 +109,10 @@ class Responsible:
     async def merge_persisted(self, account: str, state: PlayerState) -> PlayerState:
         """The casino's `policy_loader`: the cached state with the stored settings (and, when
         a loss or wager limit is set, the rounds of the last 30 days as its activity)."""
-        return await self._seeded(account, _merge(state, await self.settings(account)))
+        state = await self._seeded(account, _merge(state, await self.settings(account)))
+        if state.session_started_at is None:  # the wallet loads at login: the session starts
+            state = msgspec.structs.replace(state, session_started_at=self.svc.now())
+        return state
 
     async def _seeded(self, account: str, state: PlayerState) -> PlayerState:
         """Fill the rolling loss and wager windows from the round history, once: the casino
@@ -166,6 +177,11 @@ class Responsible:
             else None,
             "excluded_until": state.excluded_until,
             "self_excluded": is_self_excluded(state, now),
+            "session": {
+                "started_at": state.session_started_at,
+                "limit_s": None if state.session_limit_ms is None else state.session_limit_ms // 1000,
+                "reality_check_s": None if state.reality_check_ms is None else state.reality_check_ms // 1000,
+            },
             "activity": used,
             "policy": {
                 "timeout_options_s": [t // 1000 for t in policy.timeout_options_ms],
@@ -188,6 +204,61 @@ class Responsible:
                 raise RequestError(ErrorCode.LIMIT_INVALID, str(exc)) from None
             await self._save(ctx.account, _settings(state, settings.deposits))
             return await self._view(zr, ctx.account)
+
+    async def session(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgSession) -> dict[str, Any]:
+        """The session time limit and the reality-check interval apply at once."""
+        limit = None if req.limit_s is None else req.limit_s * 1000
+        check = None if req.reality_check_s is None else req.reality_check_s * 1000
+        return await self._change(
+            zr,
+            ctx,
+            lambda s, now: msgspec.structs.replace(s, session_limit_ms=limit, reality_check_ms=check),
+        )
+
+    async def tick(self, now: int) -> None:
+        """RG-5: push `reality_check` (elapsed time, net position of the session's rounds) to
+        online players whose interval has passed since the session started or the last check."""
+        for (zone, user), wallet in list(self.svc.casino.wallets.items()):
+            state = wallet.policy
+            if state.reality_check_ms is None or state.session_started_at is None:
+                continue
+            last = self._last_check.get(wallet.account)
+            player = self.svc.hub.players.get((zone, user))
+            if player is None or not reality_check_due(state, now, last):
+                continue
+            self._last_check[wallet.account] = now
+            wagered, net = await self._session_net(wallet.account, player.session_id)
+            player.push(
+                OutEvent(
+                    "reality_check",
+                    {
+                        "elapsed_s": (now - state.session_started_at) // 1000,
+                        "wagered": wagered,
+                        "net": net,
+                        "balance": wallet.balance,
+                        "session_limit_s": None
+                        if state.session_limit_ms is None
+                        else state.session_limit_ms // 1000,
+                    },
+                )
+            )
+
+    async def _session_net(self, account: str, session: str) -> tuple[int, int]:
+        """Stakes and net result of the session's rounds (the newest rounds, until another
+        session's)."""
+        wagered = net = 0
+        before = None
+        for _ in range(_HISTORY_PAGES):
+            rows = await self.svc.stores.rounds.history(account, limit=_HISTORY_PAGE, before=before)
+            for r in rows:
+                if r.session_id != session:
+                    return wagered, net
+                wagered += r.bet
+                net += r.win - r.bet
+            if len(rows) < _HISTORY_PAGE:
+                break
+            before = rows[-1].created_at
+        return wagered, net
 
     async def limit(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgLimit) -> dict[str, Any]:
         policy = zr.casino.policy
@@ -226,6 +297,8 @@ def _merge(state: PlayerState, settings: Settings) -> PlayerState:
         timeout_until=settings.timeout_until,
         excluded_until=settings.excluded_until,
         reactivated=settings.reactivated,
+        session_limit_ms=settings.session_limit_ms,
+        reality_check_ms=settings.reality_check_ms,
     )
 
 
@@ -236,4 +309,6 @@ def _settings(state: PlayerState, deposits: tuple[Activity, ...]) -> Settings:
         excluded_until=state.excluded_until,
         reactivated=state.reactivated,
         deposits=deposits,
+        session_limit_ms=state.session_limit_ms,
+        reality_check_ms=state.reality_check_ms,
     )

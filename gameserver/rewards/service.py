@@ -218,6 +218,7 @@ class Rewards:
         await self.referrals.tick(now)
         await self.bonuses.tick(now)
         await self.picks.tick(now)
+        await self.responsible.tick(now)
 
     async def drain(self) -> None:
         """Stop the scheduler and wait for requests and event handlers in flight."""

@@ -588,3 +588,30 @@ def test_a_lottery_schedule_starts_and_ends_at_its_configured_times():
         assert over["draw"] is None and over["last_draw"] == second["draw"]["draw"]
 
     run(body, rewards_config(lotteries=[sched]))
+
+
+def test_session_limit_and_reality_checks():
+    async def body(env: Env) -> None:
+        c = env.client()
+        st = await env.ok(c, {"type": "rg_session", "limit_s": 3600, "reality_check_s": 600})
+        assert st["session"]["limit_s"] == 3600 and st["session"]["reality_check_s"] == 600
+        spin = await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 5})
+        env.advance(300)
+        await env.rewards.tick()
+        env.hub.flush()
+        assert c.link.events("reality_check") == []  # not yet
+        env.advance(301)
+        await env.rewards.tick()
+        await env.rewards.tick()  # once per interval
+        env.hub.flush()
+        (check,) = c.link.events("reality_check")
+        assert check["data"]["elapsed_s"] >= 600 and check["data"]["net"] == spin["win"] - spin["stake"]
+        env.advance(3000)
+        refused = await env.request(c, {"type": "spin", "game": "fruit_slot", "coin": 5})
+        assert refused["code"] == ErrorCode.POLICY_REFUSED and "session_limit" in refused["message"]
+        c.send({"type": "logout"})
+        await env.settle()
+        c2 = env.client()  # a new session
+        assert (await env.ok(c2, {"type": "spin", "game": "fruit_slot", "coin": 5}))["stake"] == 5
+
+    run(body)
