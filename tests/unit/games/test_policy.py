@@ -184,3 +184,13 @@ def test_rtp_floor_and_ceiling_at_load() -> None:
     assert check_game_rtp(Policy(), fruit.rtp).allowed
     near = Fraction(3, 4) + Fraction(1, 10**6)
     assert not check_game_rtp(Policy(), near, cap_loss_bound=Fraction(1, 10**5)).allowed
+
+
+def test_session_time_limit_refuses_bets_once_reached() -> None:
+    from games.policy import PlayerState, Policy, check_bet
+
+    state = PlayerState(session_started_at=1_000, session_limit_ms=60_000)
+    assert check_bet(Policy(), state, 60_999, "g", 1).allowed
+    refused = check_bet(Policy(), state, 61_000, "g", 1)
+    assert not refused.allowed and refused.reason == "session_limit"
+    assert check_bet(Policy(), PlayerState(session_started_at=1_000), 10**12, "g", 1).allowed
