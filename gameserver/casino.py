@@ -389,10 +389,15 @@ class Casino:
                     entries=transfer(zc.house, wallet.account, zc.currency, amount, PostingKind.BONUS),
                 )
                 result = await self.stores.commit(txn)
-                balance = result.balance(wallet.account, zc.currency)
-                if result.duplicate:  # another worker posted it meanwhile: read the truth
-                    wb = await self.stores.wallet.get_balance(wallet.account, zc.currency)
-                    balance = None if wb is None else wb.balance
+                balance = None if result.duplicate else result.balance(wallet.account, zc.currency)
+            if balance is None:
+                # the snapshot was read before the welcome credit landed (an earlier attempt
+                # committed it after its reply timed out), or another worker posted it: read
+                # the balance again rather than take a missing wallet for an empty one
+                wb = await self.stores.wallet.get_balance(wallet.account, zc.currency)
+                if wb is None:
+                    raise StoreBusy("the welcome credit is not readable yet: retry")
+                balance = wb.balance
         wallet.balance = balance or 0
 
     async def _stored(self, key: str, check: list[Any]) -> dict[str, Any] | None:

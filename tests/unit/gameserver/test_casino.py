@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from games.rng import Rng
@@ -397,3 +398,30 @@ def _any_slot():
     from games.slots import compile_game, decode_config
 
     return compile_game(decode_config(read_catalog("fruit_slot")), "96.5")
+
+
+def test_a_snapshot_read_before_the_welcome_credit_landed_is_not_an_empty_wallet():
+    """An earlier attempt committed the welcome credit after its reply timed out; the next
+    load read the user before that commit was visible. The balance is read again, so the
+    player is not refused for a balance of 0 (and nothing is credited twice)."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        stores = env.stores
+        assert (await env.request(c, {"type": "balance"}))["data"]["balance"] == START  # credited
+        assert env.hub.casino is not None
+        env.hub.casino.wallets.clear()  # as if that attempt's reply had timed out
+        real = stores.load_user
+
+        async def stale(account: str) -> Any:  # what a read just before the commit returns
+            snap = await real(account)
+            return msgspec.structs.replace(snap, balances=())
+
+        stores.load_user = stale  # type: ignore[method-assign]
+        r = await env.request(c, {"type": "spin", "game": "fruit_slot", "coin": 5})
+        assert r["type"] == "ok", r
+        stores.load_user = real  # type: ignore[method-assign]
+        assert r["data"]["balance"] == START - 5 + r["data"]["win"] == await env.balance()
+        assert await stores.wallet.ledger_totals() == {"FUN": 0}
+
+    run(body)
