@@ -22,7 +22,8 @@ It also reports the server's event-loop lag (a 5 ms probe; what other sessions' 
 would wait) and the tick cost.
 
 Run: ``python -m bench.leaderboard_stream`` (defaults: 10,000 subscribers, 10,000 updates/s,
-10 s per mode); ``--mode sockets --subscribers 2000 --clients 3``; ``--json`` for a summary line.
+10 s per mode); ``--mode sockets --subscribers 2000 --clients 3``; ``--json`` for a summary line;
+``BENCH_GC_FREEZE=1``: ``gc.freeze()`` once the sessions are set up (what full collections cost).
 """
 
 from __future__ import annotations
@@ -251,6 +252,10 @@ async def run_inproc(
         )
         links.append(link)
     await asyncio.sleep(0.5)
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        import gc
+
+        gc.freeze()
     samples.update.clear()
     samples.arrivals.clear()
     lag: list[float] = []
@@ -308,6 +313,10 @@ def _server_main(
         port_q.put(server.ws_port)
         while not go.is_set():
             await asyncio.sleep(0.05)
+        if os.environ.get("BENCH_GC_FREEZE") == "1":  # the sessions are set up: out of the GC's scans
+            import gc
+
+            gc.freeze()
         lag: list[float] = []
         stop = asyncio.Event()
         probe = asyncio.get_running_loop().create_task(probe_lag(stop, lag))
