@@ -21,7 +21,7 @@ from gameserver.domain import RedisStreamEvents, RoundSettled
 from gameserver.hub import Hub
 from gameserver.leaderboards import Leaderboards
 from persistence import Stores, open_stores
-from tests.contract.conftest import REDIS_URL, require
+from tests.contract.conftest import REDIS_URL, redis_url, require  # noqa: F401 - the fixture
 
 from .test_leaderboards import T0, daily, lb_config
 
@@ -139,5 +139,28 @@ def test_an_event_checkpointed_but_not_acknowledged_is_a_duplicate_after_restart
             r = aioredis.Redis.from_url(REDIS_URL)
             await r.delete(stream)
             await r.aclose()
+
+    asyncio.run(go())
+
+
+def test_checkpoints_mirror_the_standings_into_redis_sorted_sets(redis_url: str) -> None:  # noqa: F811
+    """With `store.cache_url` on Redis, each checkpoint also writes the period's sorted set:
+    the shared truth other nodes read (the database stays authoritative)."""
+
+    async def go() -> None:
+        stores = await open_stores("memory://", redis_url)
+        clock = ManualClock(T0 + 3600)
+        hub = Hub(CFG, clock, call_soon=lambda fn: None)
+        svc = Leaderboards(hub, stores, CFG)
+        await svc.start(tick=False)
+        try:
+            for n, (user, win) in enumerate([(1, 500), (2, 900), (1, 100)]):
+                svc.on_event(settled(n, user, win, clock.wall()))
+            await svc.flush()
+            top = await stores.cache.ztop(f"demo:wins:{T0}", limit=10)
+            assert top == [("2", 900), ("1", 600)]
+        finally:
+            await svc.drain()
+            await stores.close()
 
     asyncio.run(go())
