@@ -217,3 +217,58 @@ def test_bonus_mission_referral_and_limits_over_sockets(tmp_path: Path) -> None:
                 await b.close()
 
         asyncio.run(after())
+
+
+def test_pick_round_survives_a_reconnect_and_a_restart(tmp_path: Path) -> None:
+    """INT-1/INT-2 over sockets: an open pick round is listed after a new login, blocks a second
+    round of the game, and continues from the stored layout after a server restart."""
+    base = rewards_server_config(f"sqlite:///{tmp_path}/p.db")
+    zone = msgspec.structs.replace(
+        base.casino.zones["demo"],
+        rewards=msgspec.structs.replace(base.casino.zones["demo"].rewards, pick_games=["pick_a_box"]),
+    )
+    config = msgspec.structs.replace(base, casino=msgspec.structs.replace(base.casino, zones={"demo": zone}))
+    with running_server(config) as r:
+
+        async def begin() -> dict[str, Any]:
+            c, _ = await login(r.ws_url, 31)
+            try:
+                start = await c.request("pick_start", game="pick_a_box", coin=5, key="pick-31")
+                assert start["type"] == "ok", start
+                first = await c.request("pick_open", round=start["data"]["round"], box=4)
+                assert first["type"] == "ok" and first["data"]["opened"] == [4]
+                return {"start": start["data"], "first": first["data"]}
+            finally:
+                await c.close()
+
+        opened = asyncio.run(begin())
+    rid = opened["start"]["round"]
+    with running_server(config) as r2:
+
+        async def resume() -> None:
+            c, _ = await login(r2.ws_url, 31)
+            try:
+                bal = (await c.request("balance"))["data"]
+                assert [o["round"] for o in bal["open_rounds"]] == [rid]
+                busy = await c.request("pick_start", game="pick_a_box", coin=5)
+                assert busy["code"] == ErrorCode.ROUND_IN_PROGRESS
+                again = await c.request("pick_start", game="pick_a_box", coin=5, key="pick-31")
+                assert again["data"]["round"] == rid  # the key returns the original round
+                dup = await c.request("pick_open", round=rid, box=4)
+                assert dup["code"] == ErrorCode.BAD_REQUEST  # box 4 is already open
+                box, last = 0, opened["first"]
+                while not last["complete"]:
+                    if box != 4:
+                        step = await c.request("pick_open", round=rid, box=box)
+                        assert step["type"] == "ok", step
+                        last = step["data"]
+                    box += 1
+                assert last["balance"] == START - 90 + last["win"]
+                hist = (await c.request("history", limit=1))["data"]["rounds"][0]
+                assert hist["round"] == rid and hist["status"] == "settled"
+                assert [s["box"] for s in hist["steps"]] == last["opened"]
+            finally:
+                await c.close()
+
+        asyncio.run(resume())
+        ledger_ok(r2)
