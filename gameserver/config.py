@@ -343,6 +343,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
                 where = f"leaderboards.zones.{zname}.{bname}"
                 if b.top_n < 1 or b.neighbours < 0:
                     raise ValueError(f"{where}: top_n must be at least 1, neighbours not negative")
+                if b.metric == Metric.BIGGEST_WIN and b.operator != Operator.BEST:
+                    raise ValueError(f"{where}: metric biggest_win needs operator best")
                 if any(p < 0 for p in b.prizes):
                     raise ValueError(f"{where}: prizes must not be negative")
                 if b.prizes and zname not in self.casino.zones:

@@ -477,6 +477,8 @@ def test_the_config_is_checked():
         {"leaderboards": {"zones": {"demo": {"b": {"top_n": 0}}}}},
         {"leaderboards": {"zones": {"demo": {"b": {"period": {"kind": "cron", "cron": "* *"}}}}}},
         {"leaderboards": {"zones": {"demo": {"b": {"prizes": [-1]}}}}},
+        {"leaderboards": {"zones": {"demo": {"b": {"metric": "biggest_win"}}}}},  # needs operator best
+        {"leaderboards": {"zones": {"demo": {"b": {"ends_at": 5, "starts_at": 10}}}}},
         {"events": {"url": "http://x"}},
     ):
         raw = msgspec.to_builtins(base)
