@@ -71,7 +71,7 @@ from persistence import (
     spin_txn,
     transfer,
 )
-from persistence.factory import Stores, open_engine
+from persistence.factory import Stores, default_writer_config, open_engine
 
 T = TypeVar("T")
 FUNDS = 10**15
@@ -282,7 +282,9 @@ async def one_case(url: str, worker: int, case: str, opts: dict[str, Any]) -> Ru
     cfg = WriterConfig(
         max_delay_ms=opts["max_delay_ms"],
         max_batch=1 if case == "single" else opts["max_batch"],
-        max_inflight=opts["single_inflight"] if case == "single" else opts["max_inflight"],
+        max_inflight=opts["single_inflight"]
+        if case == "single"
+        else opts["max_inflight"] or default_writer_config(url).max_inflight,
         max_queue=max(opts["concurrency"] * 4, opts["max_batch"]),
         commit_timeout_s=10.0,
     )
@@ -454,7 +456,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-delay-ms", type=float, default=2.0)
     ap.add_argument("--max-batch", type=int, default=512)
-    ap.add_argument("--max-inflight", type=int, default=2, help="batches committing at once per writer")
+    ap.add_argument(
+        "--max-inflight",
+        type=int,
+        default=0,
+        help="batches committing at once per writer (default: the store default, 1 SQLite, 2 MySQL)",
+    )
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument(
         "--half-rate",

@@ -329,6 +329,18 @@ class Stores:
         await self.close()
 
 
+def default_writer_config(url: str) -> WriterConfig:
+    """The writer limits ``open_stores`` uses when none are given.
+
+    SQLite has a single writer connection: a second batch in flight would only queue
+    for it, with its commit timeout already running, so it commits one batch at a time.
+    MySQL pipelines two batches (per-account order kept, see :mod:`persistence.writer`).
+    """
+    if url.startswith("sqlite"):
+        return WriterConfig(max_inflight=1)
+    return WriterConfig()
+
+
 async def open_stores(
     url: str,
     cache_url: str | None = None,
@@ -362,7 +374,7 @@ async def open_stores(
     return Stores(
         backend,
         open_cache(cache_url),
-        writer_config=writer,
+        writer_config=writer or default_writer_config(url),
         write_behind_config=write_behind,
         view_ttl_s=view_ttl_s,
         clock=clock,
