@@ -51,6 +51,7 @@ class Route:
 
     user: tuple[str, int] | None = None  # (zone, user id) from a verified login token
     resume: str | None = None  # ring member from a resume token
+    token: str | None = None  # the resume token itself (a moved session is looked up by it)
 
     @property
     def empty(self) -> bool:
@@ -70,7 +71,7 @@ def _route_for(token: str | None, resume: str | None, secret: str, now: float) -
     if resume:
         owner = auth.resume_owner(resume)
         if owner is not None:
-            return Route(resume=owner)
+            return Route(resume=owner, token=resume)
     return NO_ROUTE
 
 

@@ -188,7 +188,19 @@ def build_cluster_app(sup: Supervisor) -> Starlette:
         return JSONResponse(total)
 
     async def workers(request: Request) -> Response:
-        return JSONResponse({"rolling_restart": sup.rolling, "workers": sup.workers_view()})
+        if request.method == "POST":  # ?count=N: add or remove workers (docs/sharding.md)
+            try:
+                count = int(request.query_params.get("count", ""))
+            except ValueError:
+                return JSONResponse({"started": False, "error": "give ?count=<workers>"}, status_code=400)
+            if sup.resize(count):
+                return JSONResponse({"started": True, "workers": count}, status_code=202)
+            return JSONResponse(
+                {"started": False, "error": "busy (resize or rolling restart), same size, or several nodes"},
+                status_code=409,
+            )
+        view = {"rolling_restart": sup.rolling, "resizing": sup.resizing, "workers": sup.workers_view()}
+        return JSONResponse(view)
 
     async def rolling_restart(request: Request) -> Response:
         if sup.rolling_restart():
@@ -200,7 +212,7 @@ def build_cluster_app(sup: Supervisor) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/stats", stats),
-        Route("/admin/workers", workers),
+        Route("/admin/workers", workers, methods=["GET", "POST"]),
         Route("/admin/rolling-restart", rolling_restart, methods=["POST"]),
     ]
     return Starlette(routes=routes)

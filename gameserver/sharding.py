@@ -266,10 +266,11 @@ class ShardedRouter:
 
     # -- ring changes (a worker or node added or removed) --------------------------------
 
-    async def change_ring(self, members: list[str], timeout: float = 10.0) -> dict[str, int]:
+    async def change_ring(self, members: list[str], timeout: float = 10.0) -> dict[str, str]:
         """Adopt the ring `members`: hand the users and rooms that now belong to another
         worker to it (`share`), keep the rest. Moved sessions are closed with 4009; their
-        clients resume on the new owner. Returns sessions moved, per destination."""
+        clients resume on the new owner. Returns {resume token: new owner} of the moved
+        sessions (the acceptor routes their resumes with it)."""
         from .handover import SessionState, export_sessions
 
         hub = self.hub
@@ -331,7 +332,7 @@ class ShardedRouter:
                     self.remote_rooms.setdefault((zname, uid), {}).setdefault(dst, set()).add(rid)
                 elif (zname, uid) not in hub.players:
                     zone.drop_proxy_if_idle(uid)
-        counts: dict[str, int] = defaultdict(int)
+        moved: dict[str, str] = {}
         for key in moved_users:
             zname, uid = key
             player = hub.players.pop(key)
@@ -351,10 +352,10 @@ class ShardedRouter:
                 player.conn = None
                 conn.player = None
                 conn.close(CloseCode.RESUME_ELSEWHERE, "your session moved: reconnect and resume")
-            counts[new.home(zname, uid)] += 1
+            moved[player.resume_token] = new.home(zname, uid)
         hub.moving -= moved_users
         self._adopt_ring(new)
-        return dict(counts)
+        return moved
 
     def _adopt_ring(self, new: Shards) -> None:
         self.shards = new

@@ -140,6 +140,10 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._rolling: asyncio.Task[None] | None = None
+        self._resizing: asyncio.Task[dict[str, Any]] | None = None
+        #: resume token -> (worker, until): sessions a ring change moved (their tokens
+        #: still name the old worker); kept for the resume grace
+        self.relocated: dict[str, tuple[str, float]] = {}
         self._last_generation = 0
         self._rr = itertools.count()
         self._request_ids = itertools.count(1)
@@ -439,6 +443,10 @@ class Supervisor:
     def owner(self, route: Route) -> str | None:
         if route.user is not None:
             return self.ring.owner(user_key(*route.user))
+        if route.token is not None and self.relocated:
+            moved = self.relocated.get(route.token)
+            if moved is not None:
+                return moved[0]
         if route.resume is not None and route.resume in self.members:
             return route.resume
         return None
@@ -495,8 +503,8 @@ class Supervisor:
     # -- rolling restart ---------------------------------------------------------------
 
     def rolling_restart(self) -> bool:
-        """Start a rolling restart; False if one is already running."""
-        if self._rolling is not None and not self._rolling.done():
+        """Start a rolling restart; False if one (or a resize) is already running."""
+        if self._rolling is not None and not self._rolling.done() or self.resizing:
             return False
         self._rolling = asyncio.get_running_loop().create_task(self._roll())
         return True
@@ -526,6 +534,81 @@ class Supervisor:
                 old.channel.send({"t": "drain"})
                 await self._wait_exit([old], cl.drain_timeout + self.config.limits.close_timeout + 10)
         logger.info("rolling restart done")
+
+    # -- adding and removing workers (docs/sharding.md, "Moving sessions and rooms") ----
+
+    def resize(self, count: int) -> bool:
+        """Grow or shrink this node to `count` workers; False if a resize or rolling restart
+        is running (or the cluster has several nodes: not supported yet)."""
+        if self.rolling or (self._resizing is not None and not self._resizing.done()):
+            return False
+        if len(self.nodes) > 1 or count < 1 or count == len(self.slots):
+            return False
+        self._resizing = asyncio.get_running_loop().create_task(self._resize(count))
+        return True
+
+    @property
+    def resizing(self) -> bool:
+        return self._resizing is not None and not self._resizing.done()
+
+    async def _resize(self, count: int) -> dict[str, Any]:
+        old = len(self.slots)
+        members = all_members(1, count)
+        self.members, self.ring, self.workers = members, HashRing(members), count
+        if count > old:  # new workers first: they receive their share once they are up
+            new_slots = [Slot(i, member_id(self.node_index, i)) for i in range(old, count)]
+            self.slots.extend(new_slots)
+            await asyncio.gather(*(self._spawn(s) for s in new_slots))
+        procs = [s.current for s in self.slots if s.current is not None and not s.current.exited.done()]
+        answers = await asyncio.gather(*(self._ask_ring(wp, list(members)) for wp in procs))
+        until = time.monotonic() + self.config.limits.resume_grace
+        moved = 0
+        errors = []
+        for answer in answers:
+            if not answer:
+                errors.append("no answer")
+                continue
+            if answer.get("error"):
+                errors.append(answer["error"])
+            for token, member in (answer.get("moved") or {}).items():
+                self.relocated[token] = (member, until)
+                moved += 1
+        if count < old:  # the leavers gave everything away: stop them
+            leaving = self.slots[count:]
+            del self.slots[count:]
+            for slot in leaving:
+                wp = slot.current
+                slot.current = None
+                if wp is not None and not wp.exited.done():
+                    wp.draining = True
+                    wp.channel.send({"t": "stop"})
+            await self._wait_exit(
+                [s_wp for s in leaving for s_wp in self.processes if s_wp.slot is s],
+                self.config.cluster.drain_timeout + self.config.limits.close_timeout + 10,
+            )
+        now = time.monotonic()
+        self.relocated = {t: v for t, v in self.relocated.items() if v[1] > now}
+        logger.info(
+            "ring is now %d workers: %d sessions moved%s",
+            count,
+            moved,
+            f", errors: {errors}" if errors else "",
+        )
+        return {"workers": count, "moved": moved, "errors": errors}
+
+    async def _ask_ring(self, wp: WorkerProc, members: list[str]) -> Any:
+        loop = asyncio.get_running_loop()
+        rid = next(self._request_ids)
+        fut: asyncio.Future[Any] = loop.create_future()
+        wp.pending[rid] = fut
+        if not wp.channel.send({"t": "ring", "id": rid, "members": members}):
+            wp.pending.pop(rid, None)
+            return None
+        try:
+            return await asyncio.wait_for(fut, self.config.cluster.drain_timeout + 30)
+        except TimeoutError:
+            wp.pending.pop(rid, None)
+            return None
 
     # -- requests to workers -----------------------------------------------------------
 

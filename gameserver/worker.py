@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -314,12 +315,28 @@ class Worker:
             self._send({"t": "reply", "id": msg["id"], "data": self._metrics()})
         elif t == "stats":
             self._send({"t": "reply", "id": msg["id"], "data": worker_stats(self._hub())})
+        elif t == "ring":
+            self._spawn(self._change_ring(int(msg["id"]), list(msg["members"])))
         elif t == "drain":
             self._spawn(self._stop(CloseCode.RESUME_ELSEWHERE))
         elif t == "stop":
             self._spawn(self._stop(CloseCode.GOING_AWAY))
         for sock in socks if t != "adopt" else ():
             close_quietly(sock)
+
+    async def _change_ring(self, rid: int, members: list[str]) -> None:
+        """A worker was added or removed: move what now hashes elsewhere (docs/sharding.md)."""
+        moved: dict[str, str] = {}
+        error = None
+        try:
+            if self.router is not None:
+                moved = await self.router.change_ring(members)
+        except Exception as exc:  # the supervisor reports it; the sessions stay here
+            logger.exception("ring change of %s failed", self.info.member)
+            error = str(exc)
+        self.info = dataclasses.replace(self.info, members=tuple(members), ring=HashRing(members))
+        self._hub().info = self.info
+        self._send({"t": "reply", "id": rid, "data": {"moved": moved, "error": error}})
 
     def _hub(self) -> WorkerHub:
         assert self.server is not None

@@ -167,6 +167,9 @@ class Zone:
     def apply_remote(self, event: str, data: dict[str, Any]) -> list[Output]:
         """Update the listing of rooms hosted elsewhere from their owner's `room_added`,
         `room_removed` or `room_count` event; announce it to this worker's subscribers."""
+        ref = data.get("room")
+        if (ref.get("id") if isinstance(ref, dict) else ref) in self.rooms:
+            return []  # hosted here (a stale listing from a worker that is handing it over)
         if event == "room_removed":
             view = self.remote_rooms.pop(data["room"], None)
             group = data.get("group") or (view.group if view is not None else None)

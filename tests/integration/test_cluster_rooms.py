@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -91,5 +92,59 @@ def test_room_members_on_two_workers_keep_their_room_through_a_rolling_restart(t
             assert lobby["users"] == 2
             await a.close()
             await b.close()
+
+        asyncio.run(run())
+
+
+def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> None:
+    """POST /admin/workers?count=3 then ?count=2: the sessions that hash to the new worker
+    move to it and back (4009 + resume through the acceptor); the others are not touched."""
+    from gameserver.ring import HashRing, user_key
+    from gameserver.worker import all_members
+
+    three = HashRing(all_members(1, 3))
+    with cluster(write_config(tmp_path, casino=False), 2) as c:
+
+        async def wait_workers(n: int) -> None:
+            for _ in range(150):
+                view = await c.aget("/admin/workers")
+                current = [w for w in view["workers"] if w["current"] and w["ready"]]
+                if not view["resizing"] and len(current) == n:
+                    return
+                await asyncio.sleep(0.2)
+            pytest.fail(f"the cluster did not reach {n} workers")
+
+        async def run() -> None:
+            mover = next(u for u in range(500, 600) if three.owner(user_key("demo", u)) == "0.2")
+            stayer = next(u for u in range(500, 600) if three.owner(user_key("demo", u)) != "0.2")
+            m, dm = await connect(c, mover)
+            s, _ = await connect(c, stayer)
+            room = (await m.request("join_room", room="Lobby"))["data"]["room"]["id"]
+            await s.request("join_room", room="Lobby")
+            seq = (await m.event("user_entered"))["seq"]
+
+            post = urllib.request.Request(c.admin_url + "/admin/workers?count=3", data=b"", method="POST")
+            assert (await asyncio.to_thread(lambda: urllib.request.urlopen(post, timeout=5).status)) == 202
+            m = await resume(c, m, dm["resume_token"], seq)
+            await wait_workers(3)
+            said = await s.request("public_message", room=room, text="to the mover on 0.2")
+            assert said["type"] == "ok", said
+            got = await m.event("public_message", timeout=10)
+            assert got["data"]["text"] == "to the mover on 0.2"
+            seq = got["seq"]
+            await s.event("public_message")  # its own copy
+            stats = await c.aget("/stats")
+            on_new = [w for w in stats["workers"] if w["worker"] == "0.2"]
+            assert [w["players"] for w in on_new] == [1], stats  # the mover, and only it, is there
+
+            shrink = urllib.request.Request(c.admin_url + "/admin/workers?count=2", data=b"", method="POST")
+            assert (await asyncio.to_thread(lambda: urllib.request.urlopen(shrink, timeout=5).status)) == 202
+            m = await resume(c, m, dm["resume_token"], seq)
+            await wait_workers(2)
+            said = await m.request("public_message", room=room, text="back home")
+            assert said["type"] == "ok", said
+            assert (await s.event("public_message", timeout=10))["data"]["text"] == "back home"
+            await m.close()
+            await s.close()
 
         asyncio.run(run())
