@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--url needs a single --backend")
     print(
         f"# bench.store backends={','.join(backends)} workers={args.workers} cpus={os.cpu_count()} "
-        f"max_delay_ms={args.max_delay_ms} max_batch={args.max_batch} max_inflight={args.max_inflight} "
+        f"max_delay_ms={args.max_delay_ms} max_batch={args.max_batch} max_inflight={args.max_inflight or 'store default'} "
         f"seconds={args.seconds} concurrency={args.concurrency}",
         flush=True,
     )
