@@ -189,3 +189,47 @@ def test_redis_down_does_not_stop_money_and_views_rebuild(
         assert reconcile(r, [acct])[acct] == int(view(r) or b"-1")
         assert postings(r, acct, "bet") == 12
         on_server(r, stores_of(r).cache.invalidate_all())
+
+
+@pytest.mark.mysql
+def test_persistent_variables_set_while_the_database_is_down_are_written_after(
+    db_proxy: tuple[FaultProxy, str],
+) -> None:
+    """Non-money state during an outage: the request succeeds at once (written behind),
+    the change is kept while the database refuses, and reaches it after recovery."""
+    from gameserver.config import Config
+    from persistence import VarScope
+
+    from .conftest import server_config
+
+    proxy, url = db_proxy
+    cfg: Config = msgspec.structs.replace(server_config(), store=StoreSection(url=url, zone_state=True))
+    user = 60_000_000 + secrets.randbelow(10**8)
+
+    with running_server(cfg) as r:
+
+        async def body() -> None:
+            c, _ = await login(r.ws_url, user)
+            try:
+                proxy.cut()
+                var = [{"name": "level", "value": 9, "persistent": True}]
+                t0 = time.monotonic()
+                reply = await c.request("set_user_variables", variables=var)
+                assert reply["type"] == "ok", reply
+                assert time.monotonic() - t0 < 0.5  # no database in the request path
+                await asyncio.sleep(1.5)  # at least one flush fails meanwhile
+                assert stores_of(r).write_behind.failures >= 1
+                assert stores_of(r).write_behind.dirty == 1
+                assert (await c.request("ping"))["type"] == "ok"
+                proxy.restore()
+                deadline = time.monotonic() + 20  # the retry backoff is at most 10 s
+                while stores_of(r).write_behind.dirty:
+                    assert time.monotonic() < deadline, "write-behind did not drain"
+                    await asyncio.sleep(0.1)
+            finally:
+                proxy.restore()
+                await c.close()
+
+        asyncio.run(body())
+        got = on_server(r, stores_of(r).variables.load_variables(VarScope.USER, f"demo:{user}"))
+        assert [v.name for v in got] == ["level"]
