@@ -57,6 +57,7 @@ class ZoneState:
         self.hub = hub
         self.stores = stores
         self._tasks: set[asyncio.Task[None]] = set()
+        self._restoring: m.SetUserVariables | None = None
 
     async def load(self) -> None:
         """Bring back bans and the persistent variables of configured rooms."""
@@ -95,10 +96,11 @@ class ZoneState:
         await self.close()
 
     async def _restore_user(self, player: Player) -> None:
-        """Load the user's variables and apply them through the zone (as if the user set them).
+        """Load the user's variables and set them through the router, as if the user had.
 
-        A variable the user set in the meantime wins over the stored one. The zone sends
-        the usual `user_variables` events (to the user; public ones to its room peers).
+        The zone then sends the usual `user_variables` events (to the user; public ones
+        to its room peers, on every worker). A variable the user set in the meantime
+        wins over the stored one.
         """
         zone_name, uid = player.zone, player.user_id
         try:
@@ -107,12 +109,11 @@ class ZoneState:
         except (PersistenceError, TimeoutError) as exc:
             logger.warning("could not load the variables of %s/%s: %s", zone_name, uid, exc)
             return
-        zone = self.hub.zones.get(zone_name)
-        if not stored or zone is None or self.hub.players.get((zone_name, uid)) is not player:
+        if not stored or self.hub.players.get((zone_name, uid)) is not player:
             return  # nothing kept, or the session already ended
-        user = zone.users.get(uid)
-        if user is None:
-            return
+        zone = self.hub.zones.get(zone_name)
+        user = zone.users.get(uid) if zone is not None else None
+        current = user.variables if user is not None else {}
         restored = []
         for item in stored:
             try:
@@ -120,17 +121,21 @@ class ZoneState:
             except msgspec.MsgspecError:
                 logger.warning("skipping unreadable variable %s of user %s/%s", item.name, zone_name, uid)
                 continue
-            if var.name not in user.variables and var.value is not None:
+            if var.name not in current and var.value is not None:
                 restored.append(var)
         if not restored:
             return
+
+        def reply(data: Any, error: RequestError | None) -> None:
+            if error is not None:  # e.g. the zone's limits shrank since they were saved
+                logger.warning("could not restore the variables of %s/%s: %s", zone_name, uid, error.message)
+
+        req = m.SetUserVariables(id=0, variables=restored)
+        self._restoring = req  # `after` need not write back what was just loaded
         try:
-            _, outputs = zone.set_user_variables(uid, restored)
-        except RequestError as exc:  # e.g. the zone's limits shrank since they were saved
-            logger.warning("could not restore the variables of %s/%s: %s", zone_name, uid, exc.message)
-            return
-        if outputs:
-            self.hub.deliver(zone_name, outputs)
+            self.hub.router.submit(zone_name, uid, req, reply)
+        finally:
+            self._restoring = None
 
     # -- recording changes ---------------------------------------------------------------
 
@@ -138,7 +143,11 @@ class ZoneState:
         """Record what a successful zone operation changed (called by the router)."""
         if isinstance(request, m.SetRoomVariables):
             self._room_variables(zone, request.room, outputs)
-        elif isinstance(request, m.SetUserVariables) and user_id < GUEST_ID_BASE:
+        elif (
+            isinstance(request, m.SetUserVariables)
+            and user_id < GUEST_ID_BASE
+            and request is not self._restoring
+        ):
             self._user_variables(zone, user_id, outputs)
         elif isinstance(request, m.Ban) and request.user < GUEST_ID_BASE:
             # (guest ids are handed out again after a restart: their bans end with the process)

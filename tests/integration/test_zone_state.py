@@ -24,7 +24,7 @@ from protocol.codes import ErrorCode
 from tests.contract.conftest import mysql_url  # noqa: F401 - the session database fixture
 
 from .client import WsClient
-from .conftest import SECRET, running_server, server_config
+from .conftest import SECRET, Running, running_server, server_config
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
@@ -140,7 +140,8 @@ def test_persistent_user_variables_come_back_at_the_next_login(store_url: str) -
     with running_server(cfg) as srv:
         asyncio.run(first_run(srv.ws_url))
 
-    async def second_run(ws_url: str) -> None:
+    async def second_run(srv: Running) -> None:
+        ws_url = srv.ws_url
         p = await login(ws_url, peer)
         await p.request("join_room", room="Lobby")
         c = await login(ws_url, user)
@@ -148,6 +149,7 @@ def test_persistent_user_variables_come_back_at_the_next_login(store_url: str) -
         assert restored["data"]["user"] == user
         assert values(restored) == kept
         assert all(v["persistent"] for v in restored["data"]["variables"])
+        assert srv.server.stores is not None and srv.server.stores.write_behind.dirty == 0  # not written back
         joined = await c.request("join_room", room="Lobby")
         assert joined["type"] == "ok", joined
         # a peer sees the public ones only
@@ -157,7 +159,7 @@ def test_persistent_user_variables_come_back_at_the_next_login(store_url: str) -
         await p.close()
 
     with running_server(cfg) as srv:  # a restart: the values come from the database
-        asyncio.run(second_run(srv.ws_url))
+        asyncio.run(second_run(srv))
 
     async def stored() -> list[str]:
         stores = await open_stores(store_url)
