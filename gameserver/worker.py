@@ -299,6 +299,8 @@ class Worker:
         self.router = await attach_router(
             self._hub(), info.member, list(info.members), bus, cl.bus_timeout, wait
         )
+        for service in self._hub().service_list:  # services spanning the ring (leaderboards)
+            getattr(service, "join_cluster", lambda router: None)(self.router)
 
     # -- channel messages ------------------------------------------------------------------
 

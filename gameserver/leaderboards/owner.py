@@ -8,27 +8,36 @@ Two hops, both decided here:
 * **owner → subscriber's worker**: deltas, own-rank changes and notifications are for a
   user; the user's session lives on the member its key `u:<zone>:<user>` hashes to.
 
-Today one process is the only member, so both hops are local calls. When the cross-worker
-bus carries leaderboard traffic, `forward_score` and `forward_event` are where it plugs in
-(they count what could not be routed, so nothing is dropped silently meanwhile). With the
+One process is the only member: both hops are local calls. In a cluster
+(`Leaderboards.join_cluster`) the ring is the router's (`router.shards.ring`, so it follows
+ring changes) and `forward` batches the events for users elsewhere: one `lb.push` cast per
+member per loop iteration, carrying each event once with that member's user ids
+(`flush`). Scores for boards owned elsewhere are cast by the service (`lb.score`); with the
 Redis event bus each owner reads every event through its own consumer group
-(`leaderboards@<member>`) and keeps the boards it owns, so the first hop needs no bus.
+(`leaderboards@<member>`) and keeps the boards it owns, so that hop needs no bus.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from protocol.events import OutEvent
 
 from ..ring import HashRing, leaderboard_key, user_key
 
 if TYPE_CHECKING:
+    from ..bus import Bus
     from ..hub import Hub
+    from ..sharding import ShardedRouter
 
 #: `forward_event(member, zone, user_id, event)`: deliver on another member.
 ForwardEvent = Callable[[str, str, int, OutEvent], None]
+
+#: The bus message that carries events to the users of one member:
+#: `[[zone, event name, data, [user ids]], ...]`.
+PUSH = "lb.push"
 
 
 class Ownership:
@@ -37,14 +46,38 @@ class Ownership:
     def __init__(self, hub: Hub, ring: HashRing | None = None, me: str = "local") -> None:
         self.hub = hub
         self.me = me
-        self.ring = ring or HashRing([me])
-        #: the only member owns everything: no hashing on the hot paths
-        self.alone = self.ring.members == (me,)
+        self._ring = ring or HashRing([me])
+        #: in a cluster: the ring is the router's (it changes when workers come and go)
+        self.router: ShardedRouter | None = None
+        self.bus: Bus | None = None
         self.forward: ForwardEvent | None = None
         #: events for users on other members while no forwarder is plugged in
         self.unrouted_events = 0
         #: score updates for boards owned elsewhere (this member ignores them)
         self.foreign_scores = 0
+        #: `lb.push` casts sent, and the ones the bus refused (queue full, closed)
+        self.casts = 0
+        self.dropped_casts = 0
+        #: member -> id(event) -> [zone, name, data, user ids] (sent at the end of the tick)
+        self._batches: dict[str, dict[int, list[Any]]] = {}
+        self._keep: list[OutEvent] = []  # the batched events stay alive (their ids are keys)
+        self._flush_scheduled = False
+
+    @property
+    def ring(self) -> HashRing:
+        return self.router.shards.ring if self.router is not None else self._ring
+
+    @property
+    def alone(self) -> bool:
+        """The only member owns everything: no hashing on the hot paths."""
+        return self.ring.members == (self.me,)
+
+    def connect(self, router: ShardedRouter) -> None:
+        """Route over the router's ring and bus (cluster mode)."""
+        self.router = router
+        self.me = router.me
+        self.bus = router.bus
+        self.forward = self._batch
 
     def board_owner(self, zone: str, board: str) -> str:
         return self.ring.owner(leaderboard_key(zone, board))
@@ -69,3 +102,28 @@ class Ownership:
             return False
         player.push(event)
         return True
+
+    def _batch(self, member: str, zone: str, user_id: int, event: OutEvent) -> None:
+        items = self._batches.setdefault(member, {})
+        item = items.get(id(event))
+        if item is None:
+            items[id(event)] = [zone, event.name, event.data, [user_id]]
+            self._keep.append(event)
+        else:
+            item[3].append(user_id)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """One `lb.push` cast per member with everything batched since the last flush."""
+        self._flush_scheduled = False
+        batches, self._batches = self._batches, {}
+        self._keep = []
+        bus = self.bus
+        if bus is None:
+            return
+        for member, items in batches.items():
+            self.casts += 1
+            if not bus.cast(member, PUSH, list(items.values())):
+                self.dropped_casts += 1

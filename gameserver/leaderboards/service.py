@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 import time
@@ -27,6 +28,7 @@ from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from persistence import LeaderboardRecord, Stores
@@ -38,17 +40,19 @@ from rooms.leaderboards.board import Leaderboard, LeaderboardConfig, Outcome, Ro
 from rooms.leaderboards.periods import ALL_TIME
 from rooms.leaderboards.stream import LeaderboardStream, Snapshot
 
+from ..bus import BusError, RemoteError
 from ..casino import account_id
 from ..config import Config, LeaderboardBoard
 from ..domain import DomainEvent, RedisStreamEvents, RoundSettled
 from ..hub import GUEST_ID_BASE
-from .owner import Ownership
+from .owner import PUSH, Ownership
 from .store import BoardStore, FinalRow, marker, score_record
 from .tournament import prize_key, rank_rows, settle
 
 if TYPE_CHECKING:
     from ..hub import Hub
     from ..player import Player
+    from ..sharding import ShardedRouter
 
 logger = logging.getLogger("croupier.leaderboards")
 
@@ -57,6 +61,38 @@ logger = logging.getLogger("croupier.leaderboards")
 RESTORE_LIMIT = 100_000
 #: Finished periods checked for unpaid prizes at start-up (the server may have been down).
 CATCH_UP_PERIODS = 3
+
+#: Bus messages between members (docs/leaderboards.md, "Across workers"): a settled round
+#: for the boards a member owns (cast, the encoded event); a request for one of its boards
+#: (call: `[zone, user, encoded request]`); its boards described for `leaderboard_list`
+#: (call: `[zone, user]`); a session's subscriptions that ended (cast: `[zone, user,
+#: [boards]]`); a member (re)started (cast). `lb.push` (owner.py) carries the events.
+SCORE, REQUEST, LIST, GONE, HELLO = "lb.score", "lb.req", "lb.list", "lb.gone", "lb.hello"
+
+_event_enc = msgspec.msgpack.Encoder()
+_score_dec = msgspec.msgpack.Decoder(RoundSettled)
+_req_enc = msgspec.msgpack.Encoder()
+_req_dec = msgspec.msgpack.Decoder(
+    lm.LeaderboardSubscribe
+    | lm.LeaderboardUnsubscribe
+    | lm.LeaderboardSnapshot
+    | lm.LeaderboardJoin
+    | lm.LeaderboardResults
+)
+
+
+def _initial_ownership(hub: Hub) -> Ownership:
+    """The router's ring when the hub has one; a cluster worker's ring before its router is
+    attached (so that it restores and settles only its own boards); else alone."""
+    from ..sharding import ShardedRouter
+
+    router = hub.router
+    if isinstance(router, ShardedRouter):
+        return Ownership(hub, router.shards.ring, router.me)
+    info = getattr(hub, "info", None)  # gameserver/worker.py: ClusterInfo
+    if info is not None:
+        return Ownership(hub, info.ring, info.member)
+    return Ownership(hub)
 
 
 @dataclass
@@ -68,8 +104,10 @@ class Board:
     cfg: LeaderboardBoard
     board: Leaderboard
     stream: LeaderboardStream
-    #: owner id -> user id of the sessions on this worker that subscribed
+    #: owner id -> user id of the subscribed sessions (here, or on the member in `homes`)
     subscribers: dict[str, int] = field(default_factory=dict)
+    #: owner id -> the member whose session subscribed (only for sessions elsewhere)
+    homes: dict[str, str] = field(default_factory=dict)
     #: players who joined the current period (join = "required")
     joined: set[str] = field(default_factory=set)
     joined_period: int = 0
@@ -147,7 +185,7 @@ class Leaderboards:
         self.stores = stores
         self.config = config or hub.config
         self.section = self.config.leaderboards
-        self.ownership = ownership or Ownership(hub)
+        self.ownership = ownership or _initial_ownership(hub)
         self.instance = instance or secrets.token_hex(3)
         self.store = BoardStore(stores) if stores is not None else None
         self.stats = Stats()
@@ -159,6 +197,8 @@ class Leaderboards:
         self.boot_ms = int(hub.clock.wall() * 1000)
         #: the Redis bus redelivers across restarts: keep round ids with the scores
         self.durable_dedupe = isinstance(hub.events, RedisStreamEvents) and stores is not None
+        #: with the Redis bus every member reads every round itself: no `lb.score` casts
+        self.shared_events = isinstance(hub.events, RedisStreamEvents)
         self._pending: dict[tuple[str, str, str], LeaderboardRecord] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._checkpointed_at = float("-inf")  # perf_counter() of the last tick's checkpoint
@@ -195,12 +235,6 @@ class Leaderboards:
     async def start(self, *, tick: bool = True) -> None:
         """Restore the current periods from the store, pay what a restart left unpaid,
         subscribe to settled rounds and start the tick driver."""
-        cluster = self.config.cluster
-        if self.boards and (cluster.workers != 1 or cluster.nodes):
-            logger.warning(
-                "leaderboards run on every worker with the rounds of that worker only: the "
-                "cross-worker hop (Ownership.forward) is not connected yet (docs/leaderboards.md)"
-            )
         if self.store is not None:
             for b in self.boards.values():
                 if self.ownership.owns_board(b.zone, b.name):
@@ -212,6 +246,10 @@ class Leaderboards:
                     await self._catch_up(b)
         if tick:
             self._ticker = asyncio.get_running_loop().create_task(self._drive(), name="leaderboards")
+        from ..sharding import ShardedRouter
+
+        if isinstance(self.hub.router, ShardedRouter):
+            self.join_cluster(self.hub.router)
 
     async def _restore(self, b: Board) -> None:
         assert self.store is not None
@@ -278,6 +316,8 @@ class Leaderboards:
         boards = self.by_zone.get(event.zone)
         if not boards:
             return None
+        if not self.shared_events and not self.ownership.alone:
+            self._cast_scores(event, boards)  # to the owners of the zone's other boards
         if self.durable_dedupe and (
             event.at_ms < self.boot_ms or any(event.at_ms / 1000 <= b.board.forgotten_until for b in boards)
         ):
@@ -583,45 +623,175 @@ class Leaderboards:
     # -- requests ----------------------------------------------------------------------
 
     def handle(self, player: Player, req: Any) -> None:
+        zone, uid = player.zone, player.user_id
         if isinstance(req, lm.LeaderboardList):
-            zc = self.config.casino.zones.get(player.zone)
-            currency = zc.currency if zc is not None else None
-            owner = str(player.user_id)
-            boards = [b.describe(owner, currency) for b in self.by_zone.get(player.zone, [])]
-            mine = self.subs.get((player.zone, player.user_id), set())
-            for d in boards:
-                d["subscribed"] = d["board"] in mine
-            self.hub.reply_to(player, req.id, {"boards": boards})
+            self._list(player, req)
             return
-        b = self._board(player, req.board)
+        b = self.boards.get((zone, req.board))
+        if b is None:
+            raise RequestError(ErrorCode.BOARD_NOT_FOUND, f"no leaderboard {req.board!r} in this zone")
         if isinstance(req, lm.LeaderboardSubscribe):
-            self.hub.reply_to(player, req.id, self.subscribe(player, b))
-        elif isinstance(req, lm.LeaderboardUnsubscribe):
-            self.unsubscribe(player, b)
-            self.hub.reply_to(player, req.id, {"board": b.name, "subscribed": False})
-        elif isinstance(req, lm.LeaderboardSnapshot):
+            mine = self.subs.get((zone, uid), set())
+            if b.name not in mine and len(mine) >= self.section.max_subscriptions:
+                raise RequestError(
+                    ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                    f"at most {self.section.max_subscriptions} boards per session",
+                )
+        if not self.ownership.owns_board(zone, b.name):
+            self._spawn(self._remote(player, req, b))
+            return
+        result = self._serve(zone, uid, req, b, None)
+        if inspect.isawaitable(result):
+            self._spawn(self._reply_later(player, req.id, result))
+            return
+        self._subscribed(player, req, b)
+        self.hub.reply_to(player, req.id, result)
+
+    def _serve(self, zone: str, uid: int, req: Any, b: Board, home: str | None) -> Any:
+        """A board request on its owner, for the user `uid` of member `home` (None: here).
+
+        Returns the reply data, or an awaitable of it; raises `RequestError`."""
+        if isinstance(req, lm.LeaderboardSubscribe):
+            return self._add_subscriber(b, uid, home)
+        if isinstance(req, lm.LeaderboardUnsubscribe):
+            self._drop_subscriber(b, str(uid))
+            return {"board": b.name, "subscribed": False}
+        if isinstance(req, lm.LeaderboardSnapshot):
             deltas = None
             if req.epoch is not None and req.seq is not None:
                 deltas = b.stream.recover(req.epoch, req.seq)
             if deltas is not None:
-                self.hub.reply_to(player, req.id, {"board": b.name, "deltas": deltas, "snapshot": None})
-            else:
-                snap = b.stream.snapshot(str(player.user_id))
-                self.hub.reply_to(player, req.id, {"board": b.name, "deltas": None, "snapshot": snap})
-        elif isinstance(req, lm.LeaderboardJoin):
-            self._join(player, req.id, b)
-        elif isinstance(req, lm.LeaderboardResults):
-            self._spawn(self._results(player, req, b))
+                return {"board": b.name, "deltas": deltas, "snapshot": None}
+            return {"board": b.name, "deltas": None, "snapshot": b.stream.snapshot(str(uid))}
+        if isinstance(req, lm.LeaderboardJoin):
+            return self._join(uid, b)
+        if isinstance(req, lm.LeaderboardResults):
+            return self._results(uid, req, b)
+        raise RequestError(ErrorCode.NOT_SUPPORTED, f"unknown leaderboard request {type(req).__name__}")
 
-    def _board(self, player: Player, name: str) -> Board:
-        b = self.boards.get((player.zone, name))
-        if b is None:
-            raise RequestError(ErrorCode.BOARD_NOT_FOUND, f"no leaderboard {name!r} in this zone")
-        if not self.ownership.owns_board(b.zone, b.name):
-            raise RequestError(ErrorCode.NOT_SUPPORTED, "this board is owned by another worker")
-        return b
+    async def _reply_later(self, player: Player, rid: int, result: Awaitable[Any]) -> None:
+        try:
+            data = await result
+        except RequestError as exc:
+            self.hub.reply_to(player, rid, None, exc)
+            return
+        self.hub.reply_to(player, rid, data)
+
+    def _subscribed(self, player: Player, req: Any, b: Board) -> None:
+        """The home's own record of a session's boards (limits, `list`, the session's end)."""
+        key = (player.zone, player.user_id)
+        if isinstance(req, lm.LeaderboardSubscribe):
+            self.subs.setdefault(key, set()).add(b.name)
+        elif isinstance(req, lm.LeaderboardUnsubscribe):
+            mine = self.subs.get(key)
+            if mine is not None:
+                mine.discard(b.name)
+                if not mine:
+                    del self.subs[key]
+
+    async def _remote(self, player: Player, req: Any, b: Board) -> None:
+        """A request for a board owned elsewhere: a bus call to its owner."""
+        owner = self.ownership.board_owner(b.zone, b.name)
+        try:
+            data = await self._call(owner, REQUEST, [b.zone, player.user_id, _req_enc.encode(req)])
+        except RequestError as exc:
+            self.hub.reply_to(player, req.id, None, exc)
+            return
+        key = (player.zone, player.user_id)
+        if isinstance(req, lm.LeaderboardSubscribe) and self.hub.players.get(key) is not player:
+            self._cast(owner, GONE, [b.zone, player.user_id, [b.name]])  # the session ended meanwhile
+            return
+        self._subscribed(player, req, b)
+        self.hub.reply_to(player, req.id, data)
+
+    async def _call(self, member: str, kind: str, body: Any) -> Any:
+        """`bus.call` with the owner's errors as `RequestError`s (their wire codes kept)."""
+        bus = self.ownership.bus
+        if bus is None:
+            raise RequestError(ErrorCode.UNAVAILABLE, "the board's worker is not reachable: retry")
+        try:
+            return await bus.call(member, kind, body, self._timeout())
+        except RemoteError as exc:
+            code = None
+            with contextlib.suppress(ValueError, TypeError):
+                code = ErrorCode(exc.code) if exc.code is not None else None
+            if code is None:
+                logger.warning("leaderboard %s on %s failed: %s", kind, member, exc)
+                raise RequestError(ErrorCode.INTERNAL, "internal error") from exc
+            raise RequestError(code, exc.message) from exc
+        except BusError as exc:
+            logger.info("leaderboard %s to %s failed: %s", kind, member, exc)
+            raise RequestError(
+                ErrorCode.UNAVAILABLE, f"the board's worker did not answer ({exc.name}): retry"
+            ) from exc
+
+    def _cast(self, member: str, kind: str, body: Any) -> None:
+        bus = self.ownership.bus
+        if bus is not None:
+            bus.cast(member, kind, body)
+
+    def _timeout(self) -> float:
+        router = self.ownership.router
+        return router.timeout if router is not None else self.config.cluster.bus_timeout
+
+    def _list(self, player: Player, req: lm.LeaderboardList) -> None:
+        zone = player.zone
+        boards = self.by_zone.get(zone, [])
+        remote = sorted(
+            {o for b in boards if (o := self.ownership.board_owner(zone, b.name)) != self.ownership.me}
+        )
+        if self.ownership.alone or not remote:
+            self._reply_list(player, req.id, self._describe(zone, player.user_id))
+            return
+
+        async def gather() -> None:
+            rows = {d["board"]: d for d in self._describe(zone, player.user_id)}
+            try:
+                for got in await asyncio.gather(
+                    *(self._call(member, LIST, [zone, player.user_id]) for member in remote)
+                ):
+                    rows.update((d["board"], d) for d in got)
+            except RequestError as exc:
+                self.hub.reply_to(player, req.id, None, exc)
+                return
+            self._reply_list(player, req.id, [rows[b.name] for b in boards if b.name in rows])
+
+        self._spawn(gather())
+
+    def _describe(self, zone: str, uid: int) -> list[dict[str, Any]]:
+        """The zone's boards owned here, described for user `uid`."""
+        zc = self.config.casino.zones.get(zone)
+        currency = zc.currency if zc is not None else None
+        owner = str(uid)
+        return [
+            b.describe(owner, currency)
+            for b in self.by_zone.get(zone, [])
+            if self.ownership.owns_board(zone, b.name)
+        ]
+
+    def _reply_list(self, player: Player, rid: int, boards: list[dict[str, Any]]) -> None:
+        mine = self.subs.get((player.zone, player.user_id), set())
+        for d in boards:
+            d["subscribed"] = d["board"] in mine
+        self.hub.reply_to(player, rid, {"boards": boards})
+
+    def _add_subscriber(self, b: Board, uid: int, home: str | None) -> Snapshot:
+        owner = str(uid)
+        snap = b.stream.subscribe(owner)
+        b.subscribers[owner] = uid
+        if home is None:
+            b.homes.pop(owner, None)
+        else:
+            b.homes[owner] = home
+        return snap
+
+    def _drop_subscriber(self, b: Board, owner: str) -> None:
+        b.homes.pop(owner, None)
+        if b.subscribers.pop(owner, None) is not None:
+            b.stream.unsubscribe(owner)
 
     def subscribe(self, player: Player, b: Board) -> Snapshot:
+        """Subscribe a local session to a board owned here (checks the session's limit)."""
         key = (player.zone, player.user_id)
         mine = self.subs.setdefault(key, set())
         if b.name not in mine and len(mine) >= self.section.max_subscriptions:
@@ -629,21 +799,17 @@ class Leaderboards:
                 ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                 f"at most {self.section.max_subscriptions} boards per session",
             )
-        owner = str(player.user_id)
-        snap = b.stream.subscribe(owner)
-        b.subscribers[owner] = player.user_id
+        snap = self._add_subscriber(b, player.user_id, None)
         mine.add(b.name)
         return snap
 
     def unsubscribe(self, player: Player, b: Board) -> None:
-        owner = str(player.user_id)
-        if b.subscribers.pop(owner, None) is not None:
-            b.stream.unsubscribe(owner)
+        self._drop_subscriber(b, str(player.user_id))
         mine = self.subs.get((player.zone, player.user_id))
         if mine is not None:
             mine.discard(b.name)
 
-    def _join(self, player: Player, rid: int, b: Board) -> None:
+    def _join(self, uid: int, b: Board) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         if b.cfg.join != "required":
             raise RequestError(ErrorCode.JOIN_NOT_REQUIRED, f"{b.name!r} counts every eligible player")
         now = self.hub.clock.wall()
@@ -654,28 +820,26 @@ class Leaderboards:
             board.roll(now)
         if b.joined_period != board.start:
             b.joined, b.joined_period = set(), board.start
-        owner = str(player.user_id)
+        owner = str(uid)
         reply = {"board": b.name, "period": board.start, "joined": True}
         if owner in b.joined or self.store is None:
             b.joined.add(owner)
-            self.hub.reply_to(player, rid, reply)
-            return
+            return reply
         store = self.store
 
-        async def durable() -> None:
-            error = None
+        async def durable() -> dict[str, Any]:
             try:
                 await store.save([marker(b.zone, b.name, "joined", board.start, owner)])
-                if b.joined_period == reply["period"]:
-                    b.joined.add(owner)
             except Exception as exc:
                 logger.warning("join %s/%s failed: %s", b.zone, b.name, exc)
-                error = RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry")
-            self.hub.reply_to(player, rid, None if error else reply, error)
+                raise RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry") from exc
+            if b.joined_period == reply["period"]:
+                b.joined.add(owner)
+            return reply
 
-        self._spawn(durable())
+        return durable()
 
-    async def _results(self, player: Player, req: lm.LeaderboardResults, b: Board) -> None:
+    async def _results(self, uid: int, req: lm.LeaderboardResults, b: Board) -> dict[str, Any]:
         period = req.period
         if period is None:
             period = b.board.period.window(b.board.start - 1)[0] if b.board.start > 0 else 0
@@ -685,22 +849,14 @@ class Leaderboards:
         if rows is None and self.store is not None:
             try:
                 rows = await self.store.final(b.zone, b.name, period) or None
-            except Exception:
-                self.hub.reply_to(
-                    player,
-                    req.id,
-                    None,
-                    RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry"),
-                )
-                return
+            except Exception as exc:
+                raise RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry") from exc
         if not rows:
-            error = RequestError(ErrorCode.RESULTS_NOT_FOUND, f"no results of {b.name!r} for period {period}")
-            self.hub.reply_to(player, req.id, None, error)
-            return
-        owner = str(player.user_id)
+            raise RequestError(ErrorCode.RESULTS_NOT_FOUND, f"no results of {b.name!r} for period {period}")
+        owner = str(uid)
         me = next((r for r in rows if r.user_id == owner), None)
         zc = self.config.casino.zones.get(b.zone)
-        data = {
+        return {
             "board": b.name,
             "period": period,
             "window": [period, b.board.period.window(period)[1]],
@@ -708,7 +864,129 @@ class Leaderboards:
             "me": me,
             "currency": zc.currency if zc is not None and b.cfg.prizes else None,
         }
-        self.hub.reply_to(player, req.id, data)
+
+    # -- the cluster (docs/leaderboards.md, "Across workers") ----------------------------
+
+    def join_cluster(self, router: ShardedRouter) -> None:
+        """Take part in the ring of `router`: boards owned elsewhere are reached by bus.
+
+        Call it once the router is attached (gameserver/worker.py; `start` does it when the
+        hub already has one). Registers the `lb.*` handlers and casts `lb.hello`: the other
+        members drop the subscribers they kept for this member's (previous) sessions and
+        subscribe their sessions again to the boards owned here."""
+        if self.ownership.router is router:
+            return
+        before = self.ownership.me
+        self.ownership.connect(router)
+        if before != router.me:  # started as another member: forget what is not ours
+            for (zone, name), b in list(self.boards.items()):
+                if not self.ownership.owns_board(zone, name):
+                    self._reset(b)
+        bus = router.bus
+        for kind, fn in (
+            (SCORE, self._on_score),
+            (REQUEST, self._on_request),
+            (LIST, self._on_list),
+            (PUSH, self._on_push),
+            (GONE, self._on_gone),
+            (HELLO, self._on_hello),
+        ):
+            bus.on(kind, fn)
+        for member in self.ownership.ring.members:
+            if member != router.me:
+                bus.cast(member, HELLO, None)
+
+    def _reset(self, b: Board) -> None:
+        boards = self.by_zone[b.zone]
+        i = boards.index(b)
+        self._add(b.zone, b.name, b.cfg, self.hub.clock.wall())
+        boards.pop()  # `_add` appended the fresh board: keep the configured order
+        boards[i] = self.boards[(b.zone, b.name)]
+
+    def _cast_scores(self, event: RoundSettled, boards: list[Board]) -> None:
+        own = self.ownership
+        members = {own.board_owner(b.zone, b.name) for b in boards}
+        members.discard(own.me)
+        if members:
+            raw = _event_enc.encode(event)
+            for member in sorted(members):
+                self._cast(member, SCORE, raw)
+
+    def _on_score(self, src: str, body: bytes) -> None:
+        event = _score_dec.decode(body)
+        boards = self.by_zone.get(event.zone)
+        if boards:
+            self._apply(event, boards, ())
+
+    def _on_request(self, src: str, body: list[Any]) -> Any:
+        zone, uid, raw = body
+        req = _req_dec.decode(raw)
+        b = self.boards.get((zone, req.board))
+        if b is None:
+            raise RequestError(ErrorCode.BOARD_NOT_FOUND, f"no leaderboard {req.board!r} in this zone")
+        if not self.ownership.owns_board(zone, b.name):
+            raise RequestError(ErrorCode.UNAVAILABLE, "the board is moving to another worker: retry")
+        return self._serve(zone, uid, req, b, src)
+
+    def _on_list(self, src: str, body: list[Any]) -> list[dict[str, Any]]:
+        zone, uid = body
+        return self._describe(zone, uid)
+
+    def _on_push(self, src: str, items: list[Any]) -> None:
+        """Events from a board's owner for sessions here: each pushed as one `OutEvent`."""
+        players = self.hub.players
+        casino = self.hub.casino
+        pushed = 0
+        for zone, name, data, uids in items:
+            event = OutEvent(name, data)
+            for uid in uids:
+                player = players.get((zone, uid))
+                if player is not None:
+                    player.push(event)
+                    pushed += 1
+                if name == lm.REWARD_EVENT and casino is not None:  # the prize changed the balance
+                    wallet = casino.wallets.get((zone, uid))
+                    if wallet is not None and not wallet.lock.locked():
+                        wallet.balance = None
+        self.stats.pushes += pushed
+        self.hub.counters.events += pushed
+
+    def _on_gone(self, src: str, body: list[Any]) -> None:
+        zone, uid, names = body
+        owner = str(uid)
+        for name in names:
+            b = self.boards.get((zone, name))
+            if b is not None and b.homes.get(owner) == src:
+                self._drop_subscriber(b, owner)
+
+    def _on_hello(self, src: str, body: Any) -> None:
+        """`src` (re)started: its sessions are gone, and the boards it owns start over."""
+        for b in self.boards.values():
+            for owner in [o for o, home in b.homes.items() if home == src]:
+                self._drop_subscriber(b, owner)
+        own = self.ownership
+        for (zone, uid), names in list(self.subs.items()):
+            player = self.hub.players.get((zone, uid))
+            if player is None:
+                continue
+            for name in names:
+                if (zone, name) in self.boards and own.board_owner(zone, name) == src:
+                    self._spawn(self._resubscribe(src, player, name))
+
+    async def _resubscribe(self, member: str, player: Player, name: str) -> None:
+        """Subscribe a session again on a restarted owner; its client sees the new epoch
+        in the next delta and takes a fresh snapshot (docs/leaderboards.md)."""
+        req = lm.LeaderboardSubscribe(id=0, board=name)
+        try:
+            await self._call(member, REQUEST, [player.zone, player.user_id, _req_enc.encode(req)])
+        except RequestError as exc:
+            logger.info("subscribing %s again to %s on %s failed: %s", player.user_id, name, member, exc)
+            mine = self.subs.get((player.zone, player.user_id))
+            if mine is not None:
+                mine.discard(name)
+            return
+        if self.hub.players.get((player.zone, player.user_id)) is not player:
+            self._cast(member, GONE, [player.zone, player.user_id, [name]])
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -767,9 +1045,18 @@ class Leaderboards:
         pass
 
     def player_left(self, player: Player) -> None:
-        names = self.subs.pop((player.zone, player.user_id), None)
-        owner = str(player.user_id)
+        zone, uid = player.zone, player.user_id
+        names = self.subs.pop((zone, uid), None)
+        owner = str(uid)
+        elsewhere: dict[str, list[str]] = {}
         for name in names or ():
-            b = self.boards.get((player.zone, name))
-            if b is not None and b.subscribers.pop(owner, None) is not None:
-                b.stream.unsubscribe(owner)
+            b = self.boards.get((zone, name))
+            if b is None:
+                continue
+            if self.ownership.owns_board(zone, name):
+                if b.homes.get(owner) is None:
+                    self._drop_subscriber(b, owner)
+            else:
+                elsewhere.setdefault(self.ownership.board_owner(zone, name), []).append(name)
+        for member, boards in elsewhere.items():  # the owners drop this session's subscriptions
+            self._cast(member, GONE, [zone, uid, boards])
