@@ -20,6 +20,8 @@ from games.referral import ReferralRule
 from gameserver.casino import account_id
 from gameserver.config import CasinoSection, CasinoZone, Config, LotterySchedule, RewardsZone, StoreSection
 from protocol.codes import ErrorCode
+from protocol.sfs2x import Action, PacketReader, SFSArray, SFSObject, decode_packet_message, encode_frame
+from protocol.sfs2x.messages import extension_request, handshake_request, login_request
 from tests.contract.conftest import mysql_url  # noqa: F401 - the session database fixture
 
 from .client import WsClient
@@ -285,3 +287,51 @@ def test_pick_round_survives_a_reconnect_and_a_restart(tmp_path: Path) -> None:
 
         asyncio.run(resume())
         ledger_ok(r2)
+
+
+def test_smartfox_client_buys_a_ticket_through_an_extension_call() -> None:
+    """An SFS2X TCP client reaches the rewards requests as `casino.<type>` extension calls."""
+    base = rewards_server_config("memory://")
+    config = msgspec.structs.replace(base, server=msgspec.structs.replace(base.server, sfs_tcp_port=0))
+    with running_server(config) as r:
+        port = r.server.sfs_tcp_port
+        assert port is not None
+
+        async def scenario() -> None:
+            rd, w = await asyncio.open_connection("127.0.0.1", port)
+            reader = PacketReader()
+
+            async def call(command: str, params: SFSObject) -> SFSObject:
+                w.write(encode_frame(extension_request(command, params)))
+                while True:
+                    data = await asyncio.wait_for(rd.read(65536), 5)
+                    assert data, "closed"
+                    reader.receive_data(data)
+                    for packet in reader.packets_received():
+                        msg = decode_packet_message(packet)
+                        if msg.action == Action.CALL_EXTENSION and msg.params.get_utf_string("c") == command:
+                            return msg.params.get_sfs_object("p")
+
+            w.write(encode_frame(handshake_request()) + encode_frame(login_request("demo", "sfsplayer")))
+            await w.drain()
+            lst = await call("casino.lottery_list", SFSObject())
+            assert lst.get_utf_string("currency") == "FUN"
+            for _ in range(50):  # wait for a draw with sales open
+                draw = (
+                    (await call("casino.lottery_list", SFSObject()))
+                    .get_sfs_array("lotteries")
+                    .get_sfs_object(0)
+                )
+                if (
+                    draw.get("draw") is not None
+                    and draw.get_sfs_object("draw").get("cutoff_at") - time.time() * 1000 > 500
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            tickets = SFSArray().add_int_array([1, 2, 3])
+            p = SFSObject().put_utf_string("lottery", "quick_3of10").put_sfs_array("tickets", tickets)
+            bought = await call("casino.lottery_buy", p)
+            assert bought.get("cost") == 100 and bought.get("balance") == START - 100
+            w.close()
+
+        asyncio.run(scenario())
