@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install soak clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,14 @@ bench-peer: $(STAMP) bench-peer-install
 
 soak: $(STAMP)
 	$(PY) -m bench.loadgen --scenario bench/scenarios/soak.toml --connections $(CONNECTIONS) --duration $(DURATION) --out bench/out/soak
+
+# The same soak against one cluster (supervisor + SOAK_WORKERS workers behind one port),
+# money on MariaDB (bench/scenarios/servers/soak-cluster.toml; the database is created).
+SOAK_WORKERS ?= 12
+
+soak-cluster: $(STAMP)
+	$(PY) -m bench.cluster held --workers $(SOAK_WORKERS) --connections $(CONNECTIONS) --duration $(DURATION) \
+		--scenario bench/scenarios/soak.toml --config bench/scenarios/servers/soak-cluster.toml --out bench/out/soak-cluster
 
 bench-bus: $(STAMP)
 	$(PY) -m bench.bus

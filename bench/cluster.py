@@ -141,7 +141,7 @@ def cmd_held(args: argparse.Namespace) -> int:
         "CROUPIER_SERVER_SFS_TCP_PORT": "-1",
         "CROUPIER_SERVER_ADMIN_PORT": str(args.port + 100),
     }
-    config = REPO / "bench/scenarios/servers/sessions.toml"
+    config = REPO / args.config
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with supervisor(config, args.workers, env) as c:
@@ -153,7 +153,7 @@ def cmd_held(args: argparse.Namespace) -> int:
             "-m",
             "bench.loadgen",
             "--scenario",
-            "bench/scenarios/idle.toml",
+            args.scenario,
             "--connections",
             str(args.connections),
             "--duration",
@@ -445,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     held.add_argument("--rate", type=float, default=0.0, help="ramp rate (default: the scenario's)")
     held.add_argument("--port", type=int, default=8850)
     held.add_argument("--out", default="bench/out/cluster-held")
+    held.add_argument("--scenario", default="bench/scenarios/idle.toml", help="load generator scenario")
+    held.add_argument(
+        "--config",
+        default="bench/scenarios/servers/sessions.toml",
+        help="server config (no casino by default)",
+    )
     roll = sub.add_parser("rolling", help="rolling restart under load, checked against the ledger")
     roll.add_argument("--workers", type=int, default=2)
     roll.add_argument("--players", type=int, default=100)

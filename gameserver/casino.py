@@ -264,6 +264,7 @@ class Casino:
         config = config or hub.config
         self.zones: dict[str, ZoneCasino] = {z: build_zone(z, c) for z, c in config.casino.zones.items()}
         self.max_history = config.casino.max_history
+        self.warm = config.casino.warm_wallets
         self.timeout = config.store.commit_timeout
         self.rng: Rng = rng or SystemRng()
         self._now_ms = now_ms or (lambda: int(hub.clock.wall() * 1000))
@@ -299,7 +300,7 @@ class Casino:
     def player_joined(self, player: Player) -> None:
         """Start loading the player's balance and open rounds (login: warm the cache)."""
         zc = self.zones.get(player.zone)
-        if zc is not None and (player.zone, player.user_id) not in self.wallets:
+        if zc is not None and self.warm and (player.zone, player.user_id) not in self.wallets:
             task = asyncio.get_running_loop().create_task(self._warm(zc, player))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

@@ -211,6 +211,10 @@ class CasinoSection(Struct, frozen=True, forbid_unknown_fields=True):
     zones: dict[str, CasinoZone] = {}
     #: Most rounds one `history` request returns.
     max_history: int = 50
+    #: Load each player's wallet (and post a guest's welcome credit) at login, so the first
+    #: spin is fast. False: at the first casino request (sessions that never play cost the
+    #: store nothing: large idle soaks).
+    warm_wallets: bool = True
 
 
 class LeaderboardBoard(Struct, frozen=True, forbid_unknown_fields=True):

@@ -425,3 +425,18 @@ def test_a_snapshot_read_before_the_welcome_credit_landed_is_not_an_empty_wallet
         assert await stores.wallet.ledger_totals() == {"FUN": 0}
 
     run(body)
+
+
+def test_without_warm_wallets_a_login_costs_the_store_nothing():
+    config = casino_config()
+    config = msgspec.structs.replace(config, casino=msgspec.structs.replace(config.casino, warm_wallets=False))
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        await asyncio.sleep(0.05)
+        assert env.hub.casino is not None and env.hub.casino.wallets == {}
+        assert await env.stores.wallet.get_balance(account_id("demo", 7), "FUN") is None  # no welcome yet
+        r = await env.request(c, {"type": "spin", "game": "fruit_slot"})
+        assert r["type"] == "ok" and r["data"]["balance"] == START - 1 + r["data"]["win"]
+
+    run(body, config)
