@@ -1,0 +1,343 @@
+"""Leaderboards across workers: two hubs in a ring on one loop thread, a real Unix bus, one
+SQLite file (the store every worker of a node shares), real WebSocket clients.
+
+Each board lives on the worker its key hashes to; a player connects to its home worker.
+The scenarios cross workers on purpose: rounds settled on one worker score on a board owned
+by the other (`lb.score`), requests for a remote board are bus calls to its owner
+(`lb.req`, `lb.list`), its deltas come back once per member (`lb.push`), a session's end
+and a member's restart clean up the owner's subscribers (`lb.gone`, `lb.hello`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import uvloop
+
+from gameserver.casino import account_id
+from gameserver.config import Config, LeaderboardBoard, LeaderboardsSection
+from gameserver.hub import Hub
+from gameserver.leaderboards import Leaderboards
+from gameserver.ring import HashRing, leaderboard_key, user_key
+from gameserver.server import Server, start
+from gameserver.sharding import ShardedRouter, join_ring
+from protocol.codes import ErrorCode
+from rooms.leaderboards.board import Metric
+from rooms.leaderboards.periods import PeriodConfig
+
+from .client import WsClient
+from .test_casino import casino_server_config, login
+
+MEMBERS = ["w0", "w1"]
+RING = HashRing(MEMBERS)
+NAMES = ["spins", "wins", "daily", "race", "sprint", "marathon", "cup", "derby", "league", "rally"]
+
+
+def board_on(worker: str, skip: tuple[str, ...] = ()) -> str:
+    return next(n for n in NAMES if RING.owner(leaderboard_key("demo", n)) == worker and n not in skip)
+
+
+def user_on(worker: str, start_at: int = 7000) -> int:
+    return next(u for u in range(start_at, start_at + 1000) if RING.owner(user_key("demo", u)) == worker)
+
+
+ON_W0, ON_W1 = board_on("w0"), board_on("w1")
+SPINS = LeaderboardBoard(title="Most spins", metric=Metric.SPINS, period=PeriodConfig(kind="daily"), top_n=5)
+
+
+def cluster_config(tmp_path: Path, **boards: LeaderboardBoard) -> Config:
+    base = casino_server_config(f"sqlite:///{tmp_path}/cluster.db")
+    boards = boards or {ON_W0: SPINS, ON_W1: SPINS}
+    return msgspec.structs.replace(
+        base,
+        server=msgspec.structs.replace(base.server, tcp_port=-1, admin_port=-1),
+        leaderboards=LeaderboardsSection(zones={"demo": boards}, tick_interval=0.05),
+    )
+
+
+class Ring:
+    def __init__(self, servers: dict[str, Server], routers: dict[str, ShardedRouter], loop: Any) -> None:
+        self.servers = servers
+        self.routers = routers
+        self.loop = loop
+
+    def url(self, worker: str) -> str:
+        return f"ws://127.0.0.1:{self.servers[worker].ws_port}/ws"
+
+    def lb(self, worker: str) -> Leaderboards:
+        return lb_of(self.servers[worker].hub)
+
+    async def on_servers(self, coro: Any) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+
+def lb_of(hub: Hub) -> Leaderboards:
+    return next(s for s in hub.service_list if isinstance(s, Leaderboards))
+
+
+@contextlib.contextmanager
+def ring(config: Config) -> Iterator[Ring]:
+    """w0 attaches its router before its services start (as test_sharding's ring); w1 the
+    other way round, as gameserver/worker.py does (`join_cluster` after `attach_router`)."""
+    loop = uvloop.new_event_loop()
+    bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-lb-bus-')}"
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def boot() -> None:
+        try:
+            servers: dict[str, Server] = {}
+            routers: dict[str, ShardedRouter] = {}
+            hub = Hub(config)
+            routers["w0"] = await join_ring(hub, "w0", MEMBERS, bus_url)
+            servers["w0"] = await start(config, hub=hub)
+            hub = Hub(config)
+            servers["w1"] = await start(config, hub=hub)
+            routers["w1"] = await join_ring(hub, "w1", MEMBERS, bus_url)
+            lb_of(hub).join_cluster(routers["w1"])
+            box["ring"] = Ring(servers, routers, loop)
+        except BaseException as exc:
+            box["error"] = exc
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(boot())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(15)
+    if "error" in box:
+        raise box["error"]
+    r: Ring = box["ring"]
+
+    async def stop() -> None:
+        for me in r.servers:
+            await r.servers[me].stop(drain_seconds=0.2)
+            await r.routers[me].close()
+
+    try:
+        yield r
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def run(config: Config, body: Any) -> None:
+    with ring(config) as r:
+        asyncio.run(asyncio.wait_for(body(r), 30))
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def delta_of(c: WsClient, board: str, timeout: float) -> dict[str, Any]:
+    """The next delta of `board` (the other events stay queued)."""
+
+    def mine(msg: dict[str, Any]) -> bool:
+        return msg.get("event") == "leaderboard_delta" and msg["data"]["board_id"] == board
+
+    for i, msg in enumerate(c.events):
+        if mine(msg):
+            return c.events.pop(i)["data"]  # type: ignore[no-any-return]
+    while True:
+        msg = await c.recv(timeout)
+        if mine(msg):
+            return msg["data"]  # type: ignore[no-any-return]
+        c.events.append(msg)
+
+
+class View:
+    """A client's copy of a board's top N, kept with the deltas (as ClientView does)."""
+
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.epoch, self.seq = snap["epoch"], snap["seq"]
+        self.rows = {e["user_id"]: e["score"] for e in snap["top"]}
+
+    async def until(self, c: WsClient, board: str, want: dict[str, int]) -> None:
+        deadline = time.monotonic() + 5
+        while self.rows != want:
+            assert time.monotonic() < deadline, (self.rows, want)
+            try:
+                d = await delta_of(c, board, max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                raise AssertionError(f"{board}: {self.rows} != {want}") from None
+            assert d["seq"] == self.seq + 1 and d["epoch"] in (self.epoch, d["prev_epoch"]), d
+            self.seq, self.epoch = d["seq"], d["epoch"]
+            for uid in d["left"]:
+                self.rows.pop(uid, None)
+            for e in d["entered"] + d["moved"]:
+                self.rows[e["user_id"]] = e["score"]
+
+
+async def spin(c: WsClient, times: int = 1) -> int:
+    balance = 0
+    for _ in range(times):
+        r = await c.request("spin", game="fruit_slot", coin=1)
+        assert r["type"] == "ok", r
+        balance = r["data"]["balance"]
+    return balance
+
+
+def test_the_boards_live_on_both_workers() -> None:
+    assert ON_W0 != ON_W1  # the scenarios below need one board on each worker
+
+
+def test_players_on_two_workers_meet_on_each_board(tmp_path: Path) -> None:
+    """Ann (w0) and Bob (w1) subscribe to a board on each worker and spin: both boards count
+    both players, each sees the other's score in the deltas and the snapshots."""
+
+    async def body(r: Ring) -> None:
+        ann_id, bob_id = user_on("w0"), user_on("w1")
+        ann, _ = await login(r.url("w0"), ann_id)
+        bob, _ = await login(r.url("w1"), bob_id)
+        views: dict[tuple[str, str], View] = {}
+        for who, c in (("ann", ann), ("bob", bob)):
+            for board in (ON_W0, ON_W1):
+                got = await c.request("leaderboard_subscribe", board=board)
+                assert got["type"] == "ok", got
+                assert got["data"]["board_id"] == board and got["data"]["top"] == []
+                views[(who, board)] = View(got["data"])
+        await spin(ann, 1)
+        await spin(bob, 2)
+        want = {str(ann_id): 1, str(bob_id): 2}
+        for who, c in (("ann", ann), ("bob", bob)):
+            for board in (ON_W0, ON_W1):
+                await views[(who, board)].until(c, board, want)
+        # own standing changes reach the remote subscriber too
+        mine = await ann.event("leaderboard_rank")
+        assert mine["data"]["me"]["user_id"] == str(ann_id)
+        for c in (ann, bob):
+            for board in (ON_W0, ON_W1):
+                snap = (await c.request("leaderboard_snapshot", board=board))["data"]["snapshot"]
+                assert [(e["user_id"], e["score"]) for e in snap["top"]] == [
+                    (str(bob_id), 2),
+                    (str(ann_id), 1),
+                ]
+        # only the owner holds scores: the other worker's copy of each board stays empty
+        w0, w1 = r.lb("w0"), r.lb("w1")
+        assert w0.boards[("demo", ON_W0)].board.index.get(str(bob_id)) is not None
+        assert w1.boards[("demo", ON_W0)].board.index.get(str(ann_id)) is None
+        assert w1.boards[("demo", ON_W1)].board.index.get(str(ann_id)) is not None
+        # the list merges both workers' boards, in the configured order
+        for c in (ann, bob):
+            listed = (await c.request("leaderboard_list"))["data"]["boards"]
+            assert [(b["board"], b["subscribed"]) for b in listed] == [(ON_W0, True), (ON_W1, True)]
+            assert all(b["seq"] >= 1 for b in listed), listed
+        # errors keep their codes across the bus (the same as on the owner)
+        for c, board in ((ann, ON_W1), (bob, ON_W1), (bob, ON_W0)):
+            got = await c.request("leaderboard_join", board=board)
+            assert got["type"] == "error" and got["code"] == ErrorCode.JOIN_NOT_REQUIRED, got
+            got = await c.request("leaderboard_results", board=board)
+            assert got["type"] == "error" and got["code"] == ErrorCode.RESULTS_NOT_FOUND, got
+        assert (await ann.request("leaderboard_subscribe", board="nope"))["code"] == ErrorCode.BOARD_NOT_FOUND
+        # an unsubscribe reaches the owner; so does the end of a session
+        got = await bob.request("leaderboard_unsubscribe", board=ON_W0)
+        assert got["data"] == {"board": ON_W0, "subscribed": False}, got
+        assert str(bob_id) not in w0.boards[("demo", ON_W0)].subscribers
+        assert str(ann_id) in w1.boards[("demo", ON_W1)].subscribers
+        await ann.request("logout")
+        await ann.close()
+
+        async def ann_gone() -> bool:
+            return str(ann_id) not in w1.boards[("demo", ON_W1)].subscribers
+
+        await eventually(ann_gone)
+        listed = (await bob.request("leaderboard_list"))["data"]["boards"]
+        assert [(b["board"], b["subscribed"]) for b in listed] == [(ON_W0, False), (ON_W1, True)]
+        await bob.close()
+
+    run(cluster_config(tmp_path), body)
+
+
+def test_a_restarted_member_is_forgotten_and_its_boards_subscribed_again(tmp_path: Path) -> None:
+    """`lb.hello` from w1: w0 drops the subscribers it kept for w1's sessions, and
+    subscribes its own sessions again to the boards w1 owns (w1 starts with none)."""
+
+    async def body(r: Ring) -> None:
+        ann_id, bob_id = user_on("w0"), user_on("w1")
+        ann, _ = await login(r.url("w0"), ann_id)
+        bob, _ = await login(r.url("w1"), bob_id)
+        view = View((await ann.request("leaderboard_subscribe", board=ON_W1))["data"])
+        assert (await bob.request("leaderboard_subscribe", board=ON_W0))["type"] == "ok"
+        w0, w1 = r.lb("w0"), r.lb("w1")
+        assert w0.boards[("demo", ON_W0)].homes == {str(bob_id): "w1"}
+
+        async def restart_w1() -> None:  # what a fresh process of w1 would look like
+            b = w1.boards[("demo", ON_W1)]
+            for owner in list(b.subscribers):
+                w1._drop_subscriber(b, owner)
+            assert w1.ownership.bus is not None
+            w1.ownership.bus.cast("w0", "lb.hello", None)
+
+        await r.on_servers(restart_w1())
+
+        async def settled() -> bool:
+            return (
+                not w0.boards[("demo", ON_W0)].subscribers
+                and str(ann_id) in w1.boards[("demo", ON_W1)].subscribers
+            )
+
+        await eventually(settled)
+        await spin(bob, 1)
+        await view.until(ann, ON_W1, {str(bob_id): 1})  # ann still gets w1's deltas
+        await ann.close()
+        await bob.close()
+
+    run(cluster_config(tmp_path), body)
+
+
+def test_a_tournament_on_another_worker_pays_its_winner_once(tmp_path: Path) -> None:
+    """The cup lives on w1; Ann (w0) wins it: w1 pays from the shared ledger, once, and
+    Ann's worker hears it (`tournament_result`, `reward_granted`, a fresh balance)."""
+    now = int(time.time())
+    cup_name = board_on("w1")
+    cup = LeaderboardBoard(
+        title="Sprint", metric=Metric.SPINS, prizes=[777], starts_at=now - 60, ends_at=now + 2
+    )
+
+    async def body(r: Ring) -> None:
+        ann_id, bob_id = user_on("w0"), user_on("w1")
+        ann, _ = await login(r.url("w0"), ann_id)
+        bob, _ = await login(r.url("w1"), bob_id)
+        bal = await spin(ann, 2)
+        await spin(bob, 1)
+        result = (await ann.event("tournament_result", timeout=8))["data"]
+        assert result["board_id"] == cup_name and result["position"] == 1 and result["prize"] == 777
+        reward = (await ann.event("reward_granted"))["data"]
+        assert reward["amount"] == 777 and reward["key"].startswith(f"tournament:demo:{cup_name}:")
+        lost = (await bob.event("tournament_result", timeout=8))["data"]
+        assert lost["position"] == 2 and lost["prize"] == 0
+        assert (await ann.request("balance"))["data"]["balance"] == bal + 777
+        res = await ann.request("leaderboard_results", board=cup_name)
+        assert res["type"] == "ok" and res["data"]["me"]["prize"] == 777, res
+        w0, w1 = r.lb("w0"), r.lb("w1")
+        assert (w0.stats.settlements, w1.stats.settlements) == (0, 1)
+        stores = r.servers["w0"].stores
+        assert stores is not None
+
+        async def prizes() -> int:
+            rows = await stores.wallet.postings(account_id("demo", ann_id), "FUN", limit=1000)
+            return sum(1 for p in rows if p.kind == "prize")
+
+        assert await r.on_servers(prizes()) == 1
+        await ann.close()
+        await bob.close()
+
+    run(cluster_config(tmp_path, **{cup_name: cup}), body)
