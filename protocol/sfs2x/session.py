@@ -414,13 +414,12 @@ class SfsSession:
         token = None
         if req.params is not None and "token" in req.params:
             token = req.params.get_utf_string("token")
+        # A password is taken as a login token: a SmartFox app whose login sends a session
+        # key from the operator's auth service as the password works unchanged once that
+        # service mints Croupier tokens (a bad or expired one: LOGIN_BAD_PASSWORD, ec 3).
+        token = token or req.password
         if token:
             self._submit(Action.LOGIN, "login", {"token": token, "zone": req.zone or None}, ctx)
-        elif req.password:
-            raise _Refused(
-                Ec.GENERIC_ERROR,
-                "password logins are not supported: pass a login token in the login params (key 'token')",
-            )
         else:
             fields = {"guest": True, "zone": req.zone, "name": req.user_name or None}
             self._submit(Action.LOGIN, "login", fields, ctx)

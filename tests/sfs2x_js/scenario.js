@@ -89,13 +89,13 @@ async function join(sfs, name) {
 }
 
 async function main() {
-  // Errors: unknown zone, guests not allowed, bad token, password without token.
+  // Errors: unknown zone, guests not allowed, bad token, a password that is not a valid token.
   await expectLoginError("x", "", "NoZone", 1);
   await expectLoginError("x", "", "members", 10);
   const badToken = new SFS2X.SFSObject();
   badToken.putUtfString("token", "not-a-token");
   await expectLoginError("x", "", "demo", 3, badToken);
-  await expectLoginError("x", "secret", "demo", 28);
+  await expectLoginError("x", "secret", "demo", 3); // LOGIN_BAD_PASSWORD
   step("login-errors");
 
   // Guests log in and get the room list with the login.

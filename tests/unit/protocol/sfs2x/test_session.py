@@ -104,14 +104,18 @@ def test_token_login_from_login_params() -> None:
     )
 
 
-def test_password_without_token_is_refused() -> None:
+def test_a_password_is_taken_as_a_login_token() -> None:
+    """Apps that send a session key from their auth service as the password work unchanged
+    once that service mints Croupier tokens; a bad one is LOGIN_BAD_PASSWORD (ec 3)."""
     s = new()
     feed(s, handshake_request())
     s.data_to_send()
-    assert feed(s, login_request("demo", "alice", "5211df07cd46b5585096e3714f622238")) == []
+    [login] = feed(s, login_request("demo", "alice", "5211df07cd46b5585096e3714f622238"))
+    assert isinstance(login, m.Login) and login.token == "5211df07cd46b5585096e3714f622238"
+    assert login.zone == "demo" and not login.guest
+    s.fail(login.id, ErrorCode.BAD_TOKEN, "bad signature")
     [err] = out(s)
-    assert err.action == Action.LOGIN and err.params.get_short("ec") == 28
-    assert "token" in err.params.get_utf_string_array("ep")[0]
+    assert err.action == Action.LOGIN and err.params.get_short("ec") == 3
 
 
 def test_login_errors_map_to_sfs_codes() -> None:
