@@ -20,10 +20,20 @@ from collections.abc import Iterator
 import pytest
 
 from gameserver import auth
-from gameserver.config import AuthSection, CasinoSection, CasinoZone, Config, ServerSection, StoreSection
+from gameserver.config import (
+    AuthSection,
+    CasinoSection,
+    CasinoZone,
+    Config,
+    LeaderboardBoard,
+    LeaderboardsSection,
+    ServerSection,
+    StoreSection,
+)
 from protocol.sfs2x import Action, PacketReader, SFSObject, decode_packet_message, encode_frame
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 from rooms.config import RoomConfig, ZoneConfig
+from rooms.leaderboards.board import Metric
 
 from .client import WsClient
 from .conftest import SECRET, Running, running_server
@@ -54,6 +64,9 @@ def sfs_config(transport: str) -> Config:
         store=StoreSection(url="memory://"),
         casino=CasinoSection(
             zones={"demo": CasinoZone(games={"fruit_slot": "96.5"}, starting_balance=START)}
+        ),
+        leaderboards=LeaderboardsSection(
+            zones={"demo": {"spins": LeaderboardBoard(metric=Metric.SPINS, top_n=5)}}, tick_interval=0.05
         ),
     )
 
@@ -131,7 +144,7 @@ async def _js_scenario(node: str, server: Running) -> None:
         stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
     assert result == "OK", f"{result} after steps {steps}\n{stderr[-3000:]}"
     assert steps == ["login-errors", "login", "join", "joined", "public", "private", "variables", "kick",
-                     "ban", "extension", "ping", "rooms", "logout"]  # fmt: skip
+                     "ban", "extension", "leaderboard", "ping", "rooms", "logout"]  # fmt: skip
     # The native client saw the SFS users come in, and leave (bob kicked, alice, mod).
     events = native.events
     try:

@@ -209,6 +209,20 @@ async function main() {
   check(spin.get("balance") === balance - spin.get("stake") + spin.get("win"), "balance after spin: " + spin.getDump());
   step("extension");
 
+  // A leaderboard: subscribe (the reply is a snapshot), spin, get the delta pushed.
+  const boardParams = new SFS2X.SFSObject();
+  boardParams.putUtfString("board", "spins");
+  const lbSub = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "casino.leaderboard_subscribe", "lb subscribe");
+  alice.send(new SFS2X.ExtensionRequest("casino.leaderboard_subscribe", boardParams));
+  const snap = (await lbSub).params;
+  check(!snap.containsKey("ec") && snap.containsKey("seq"), "leaderboard snapshot: " + snap.getDump());
+  const delta = waitFor(alice, E.EXTENSION_RESPONSE, (e) => e.cmd === "leaderboard_delta", "leaderboard delta");
+  alice.send(new SFS2X.ExtensionRequest("casino.spin", spinParams));
+  const d = (await delta).params;
+  check(d.get("seq") === snap.get("seq") + 1, "delta seq follows the snapshot: " + d.getDump());
+  check(d.getUtfString("board_id") === "spins", "delta board: " + d.getDump());
+  step("leaderboard");
+
   // Lag monitor: pings answered.
   const ping = waitFor(alice, E.PING_PONG, () => true, "ping pong");
   alice.enableLagMonitor(true, 1, 1);
