@@ -68,6 +68,13 @@ CATCH_UP_PERIODS = 3
 #: (call: `[zone, user]`); a session's subscriptions that ended (cast: `[zone, user,
 #: [boards]]`); a member (re)started (cast). `lb.push` (owner.py) carries the events.
 SCORE, REQUEST, LIST, GONE, HELLO = "lb.score", "lb.req", "lb.list", "lb.gone", "lb.hello"
+#: A board's standings, joined players and subscribers, from its previous owner after a
+#: ring change (cast: `[zone, board, period, rows, subscribers, joined]`).
+HANDOFF = "lb.handoff"
+#: Seconds a new owner logs the rounds it applies (a hand-off may come meanwhile), and
+#: at most how many.
+HANDOFF_WINDOW = 30.0
+HANDOFF_LOG = 100_000
 
 _event_enc = msgspec.msgpack.Encoder()
 _score_dec = msgspec.msgpack.Decoder(RoundSettled)
@@ -119,6 +126,10 @@ class Board:
     results: dict[int, list[FinalRow]] = field(default_factory=dict)
     #: periods whose settlement this owner started (an end that is also a reset: once)
     finishing: set[int] = field(default_factory=set)
+    #: rounds applied since this member came to own the board (until `log_until`, wall
+    #: time): replayed over the previous owner's standings when its hand-off arrives
+    log: list[RoundSettled] | None = None
+    log_until: float = 0.0
 
     def counts(self, at: float) -> bool:
         c = self.cfg
@@ -163,6 +174,7 @@ class Stats:
     checkpoints: int = 0
     checkpoint_failures: int = 0
     settlements: int = 0
+    handoffs: int = 0  # boards received from their previous owner after a ring change
     tick_seconds_max: float = 0.0
     tick_seconds_total: float = 0.0
 
@@ -206,6 +218,9 @@ class Leaderboards:
         self._fanout: deque[tuple[str, OutEvent, list[int], int, Board | None]] = deque()
         self._fanout_scheduled = False
         self._ticker: asyncio.Task[None] | None = None
+        #: the ring the boards were last distributed by, and the boards owned then
+        self._ring = self.ownership.ring
+        self._owned: set[tuple[str, str]] = set()
         now = hub.clock.wall()
         for zone, boards in self.section.zones.items():
             for name, cfg in boards.items():
@@ -352,6 +367,8 @@ class Leaderboards:
             if not self.ownership.owns_board(b.zone, b.name):
                 self.ownership.foreign_scores += 1
                 continue
+            if b.log is not None:
+                self._log(b, event)
             if not b.counts(at) or b.ended:
                 st.ineligible += 1
                 continue
@@ -430,6 +447,8 @@ class Leaderboards:
         started = time.perf_counter()
         now = self.hub.clock.wall()
         st = self.stats
+        if self.ownership.ring is not self._ring:
+            self._ring_changed()
         for b in self.boards.values():
             if not self.ownership.owns_board(b.zone, b.name):
                 continue
@@ -882,8 +901,14 @@ class Leaderboards:
             for (zone, name), b in list(self.boards.items()):
                 if not self.ownership.owns_board(zone, name):
                     self._reset(b)
+        self._ring = self.ownership.ring
+        self._owned = {k for k in self.boards if self.ownership.owns_board(*k)}
+        until = self.hub.clock.wall() + HANDOFF_WINDOW  # a grown ring's hand-offs may come
+        for k in self._owned:
+            self.boards[k].log, self.boards[k].log_until = [], until
         bus = router.bus
         for kind, fn in (
+            (HANDOFF, self._on_handoff),
             (SCORE, self._on_score),
             (REQUEST, self._on_request),
             (LIST, self._on_list),
@@ -896,12 +921,107 @@ class Leaderboards:
             if member != router.me:
                 bus.cast(member, HELLO, None)
 
-    def _reset(self, b: Board) -> None:
+    def _reset(self, b: Board) -> Board:
         boards = self.by_zone[b.zone]
         i = boards.index(b)
         self._add(b.zone, b.name, b.cfg, self.hub.clock.wall())
         boards.pop()  # `_add` appended the fresh board: keep the configured order
-        boards[i] = self.boards[(b.zone, b.name)]
+        fresh = boards[i] = self.boards[(b.zone, b.name)]
+        return fresh
+
+    # -- ring changes: boards move with their standings and subscribers -----------------
+
+    def _ring_changed(self) -> None:
+        """The router adopted a new ring: hand off the boards now owned elsewhere; start
+        the boards owned here now from the store (until their hand-off arrives)."""
+        own = self.ownership
+        self._ring = own.ring
+        owned = {k for k in self.boards if own.owns_board(*k)}
+        for k in self._owned - owned:
+            self._spawn(self._hand_off(self.boards[k], own.board_owner(*k)))
+        until = self.hub.clock.wall() + HANDOFF_WINDOW
+        for k in owned - self._owned:
+            b = self.boards[k]
+            b.log, b.log_until = [], until
+            if self.store is not None:
+                self._spawn(self._adopt_stored(b))
+        self._owned = owned
+
+    async def _hand_off(self, b: Board, member: str) -> None:
+        """Give `b` to its new owner: checkpoint, then its whole state in one cast."""
+        await self.flush()
+        board = b.board
+        rows = [[r.owner_id, board.names.get(r.owner_id, ""), r.score, r.subscore] for r in board.index]
+        subs = [[owner, uid, b.homes.get(owner, self.ownership.me)] for owner, uid in b.subscribers.items()]
+        logger.info(
+            "board %s/%s handed to %s: %d rows, %d subscribers", b.zone, b.name, member, len(rows), len(subs)
+        )
+        self._cast(member, HANDOFF, [b.zone, b.name, board.start, rows, subs, sorted(b.joined)])
+        self._reset(b)
+
+    async def _adopt_stored(self, b: Board) -> None:
+        """A board this member owns now: its standings from the store (a hand-off that
+        comes later replaces them with the previous owner's)."""
+        assert self.store is not None
+        start = b.board.start
+        try:
+            rows = await self.store.standings(b.zone, b.name, start, RESTORE_LIMIT)
+            joined = await self.store.owners(b.zone, b.name, "joined", start, RESTORE_LIMIT)
+        except Exception as exc:
+            logger.warning("restoring %s/%s after a ring change failed: %s", b.zone, b.name, exc)
+            return
+        current = self.boards.get((b.zone, b.name))
+        if current is not None and self.ownership.owns_board(b.zone, b.name):
+            self._rebuild(current, start, rows, joined, [])
+
+    def _on_handoff(self, src: str, body: list[Any]) -> None:
+        zone, name, start, rows, subs, joined = body
+        b = self.boards.get((zone, name))
+        if b is None or not self.ownership.owns_board(zone, name):
+            logger.warning("hand-off of %s/%s from %s ignored: not owned here", zone, name, src)
+            return
+        self.stats.handoffs += 1
+        me = self.ownership.me
+        self._rebuild(
+            b,
+            start,
+            [tuple(r) for r in rows],
+            set(joined),
+            [(o, u, None if h == me else h) for o, u, h in subs],
+        )
+
+    def _rebuild(
+        self,
+        b: Board,
+        start: int,
+        rows: list[tuple[str, str, int, int]],
+        joined: set[str],
+        subs: list[tuple[str, int, str | None]],
+    ) -> None:
+        """A fresh board (a new epoch: clients take a snapshot) holding `rows` of period
+        `start`, then every round this member applied since it owns the board."""
+        log = b.log or []
+        fresh = self._reset(b)
+        fresh.log, fresh.log_until = ([] if b.log is not None else None), b.log_until
+        if start == fresh.board.start:
+            if rows:
+                fresh.board.restore(rows)
+            fresh.joined = b.joined | joined
+            fresh.joined_period = start
+        for ev in log:
+            self._apply(ev, [fresh], ())  # logs them again
+        fresh.stream.tick(self.hub.clock.wall())  # the rebuilt top is the stream's base
+        for owner, uid in b.subscribers.items():
+            self._add_subscriber(fresh, uid, b.homes.get(owner))
+        for _owner, uid, home in subs:
+            self._add_subscriber(fresh, uid, home)
+
+    def _log(self, b: Board, event: RoundSettled) -> None:
+        assert b.log is not None
+        if self.hub.clock.wall() >= b.log_until or len(b.log) >= HANDOFF_LOG:
+            b.log = None
+            return
+        b.log.append(event)
 
     def _cast_scores(self, event: RoundSettled, boards: list[Board]) -> None:
         own = self.ownership

@@ -64,10 +64,13 @@ def cluster_config(tmp_path: Path, **boards: LeaderboardBoard) -> Config:
 
 
 class Ring:
-    def __init__(self, servers: dict[str, Server], routers: dict[str, ShardedRouter], loop: Any) -> None:
+    def __init__(
+        self, servers: dict[str, Server], routers: dict[str, ShardedRouter], loop: Any, bus_url: str
+    ) -> None:
         self.servers = servers
         self.routers = routers
         self.loop = loop
+        self.bus_url = bus_url
 
     def url(self, worker: str) -> str:
         return f"ws://127.0.0.1:{self.servers[worker].ws_port}/ws"
@@ -103,7 +106,7 @@ def ring(config: Config) -> Iterator[Ring]:
             servers["w1"] = await start(config, hub=hub)
             routers["w1"] = await join_ring(hub, "w1", MEMBERS, bus_url)
             lb_of(hub).join_cluster(routers["w1"])
-            box["ring"] = Ring(servers, routers, loop)
+            box["ring"] = Ring(servers, routers, loop, bus_url)
         except BaseException as exc:
             box["error"] = exc
         ready.set()
@@ -341,3 +344,76 @@ def test_a_tournament_on_another_worker_pays_its_winner_once(tmp_path: Path) -> 
         await bob.close()
 
     run(cluster_config(tmp_path, **{cup_name: cup}), body)
+
+
+GROWN = [*MEMBERS, "w2"]
+BIG = HashRing(GROWN)
+
+
+def test_a_board_moves_with_its_standings_and_subscribers_when_the_ring_grows(tmp_path: Path) -> None:
+    """A third worker joins: the board that now hashes to it is handed over by its old
+    owner (standings, subscribers) and keeps counting from there."""
+    mover = next(n for n in NAMES if BIG.owner(leaderboard_key("demo", n)) == "w2")
+    old = RING.owner(leaderboard_key("demo", mover))
+    config = cluster_config(tmp_path, **{mover: SPINS})
+    # no checkpoint before the move: the standings come with the hand-off, not from the store
+    config = msgspec.structs.replace(
+        config, leaderboards=msgspec.structs.replace(config.leaderboards, checkpoint_interval=60.0)
+    )
+
+    def staying(worker: str) -> int:  # a user whose home is the same in both rings
+        return next(
+            u
+            for u in range(7000, 9000)
+            if RING.owner(user_key("demo", u)) == worker == BIG.owner(user_key("demo", u))
+        )
+
+    async def body(r: Ring) -> None:
+        ann_id, bob_id = staying("w0"), staying("w1")
+        ann, _ = await login(r.url("w0"), ann_id)
+        bob, _ = await login(r.url("w1"), bob_id)
+        view = View((await ann.request("leaderboard_subscribe", board=mover))["data"])
+        await spin(ann, 1)
+        await spin(bob, 2)
+        await view.until(ann, mover, {str(ann_id): 1, str(bob_id): 2})
+
+        async def grow() -> None:
+            hub = Hub(config)
+            router = await join_ring(hub, "w2", GROWN, r.bus_url)
+            r.servers["w2"], r.routers["w2"] = await start(config, hub=hub), router
+            await asyncio.gather(*(r.routers[w].change_ring(GROWN) for w in MEMBERS))
+
+        await r.on_servers(grow())
+
+        def score(worker: str, uid: int) -> int | None:
+            got = r.lb(worker).boards[("demo", mover)].board.index.get(str(uid))
+            return None if got is None else got[0]
+
+        async def handed() -> bool:  # the old owner's copy is empty once it handed it over
+            gave = score(old, ann_id) is None and score(old, bob_id) is None
+            return (
+                gave
+                and r.lb("w2").stats.handoffs == 1
+                and score("w2", ann_id) == 1
+                and score("w2", bob_id) == 2
+            )
+
+        await eventually(handed)
+        assert str(ann_id) in r.lb("w2").boards[("demo", mover)].subscribers
+        await spin(ann, 1)  # counted on top of the handed-over score
+
+        async def counted() -> bool:
+            return score("w2", ann_id) == 2
+
+        await eventually(counted)
+        # ann's subscription moved: the new owner's deltas (a new epoch) reach her
+        d = await delta_of(ann, mover, 5)
+        while d["epoch"] == view.epoch:
+            d = await delta_of(ann, mover, 5)
+        snap = (await ann.request("leaderboard_snapshot", board=mover))["data"]["snapshot"]
+        assert snap["epoch"] == d["epoch"]
+        assert [(e["user_id"], e["score"]) for e in snap["top"]] == [(str(bob_id), 2), (str(ann_id), 2)]
+        await ann.close()
+        await bob.close()
+
+    run(config, body)
