@@ -417,3 +417,40 @@ def test_a_board_moves_with_its_standings_and_subscribers_when_the_ring_grows(tm
         await bob.close()
 
     run(config, body)
+
+
+def test_a_real_two_worker_cluster_shares_a_board(tmp_path: Path) -> None:
+    """`gameserver run --workers 2`: the same over worker processes and the acceptor."""
+    from .test_cluster import cluster, owner_of, token as cluster_token, write_config
+
+    path = write_config(tmp_path)
+    with path.open("a") as f:
+        f.write(
+            '\n[leaderboards]\ntick_interval = 0.05\n\n[leaderboards.zones.demo.spins]\nmetric = "spins"\n'
+            'period = { kind = "daily" }\n'
+        )
+
+    with cluster(path, 2) as c:
+        owner = c.ring.owner(leaderboard_key("demo", "spins"))
+        here = next(u for u in range(500, 600) if owner_of(c, u) == owner)
+        there = next(u for u in range(500, 600) if owner_of(c, u) != owner)
+
+        async def body() -> None:
+            clients = []
+            for uid in (here, there):
+                client = await WsClient.connect(f"{c.ws_url}?token={cluster_token(uid)}")
+                assert (await client.request("login", token=cluster_token(uid)))["type"] == "ok"
+                clients.append(client)
+            views = []
+            for client in clients:
+                got = await client.request("leaderboard_subscribe", board="spins")
+                assert got["type"] == "ok", got
+                views.append(View(got["data"]))
+            await spin(clients[0], 1)
+            await spin(clients[1], 2)
+            for client, view in zip(clients, views, strict=True):
+                await view.until(client, "spins", {str(here): 1, str(there): 2})
+            for client in clients:
+                await client.close()
+
+        asyncio.run(asyncio.wait_for(body(), 30))
