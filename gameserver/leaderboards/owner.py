@@ -62,6 +62,8 @@ class Ownership:
         self._batches: dict[str, dict[int, list[Any]]] = {}
         self._keep: list[OutEvent] = []  # the batched events stay alive (their ids are keys)
         self._flush_scheduled = False
+        self._owners: dict[tuple[str, str], str] = {}
+        self._owners_ring: HashRing | None = None
 
     @property
     def ring(self) -> HashRing:
@@ -80,7 +82,13 @@ class Ownership:
         self.forward = self._batch
 
     def board_owner(self, zone: str, board: str) -> str:
-        return self.ring.owner(leaderboard_key(zone, board))
+        ring = self.ring
+        if ring is not self._owners_ring:  # a few boards, asked per round: hash them once
+            self._owners, self._owners_ring = {}, ring
+        owner = self._owners.get((zone, board))
+        if owner is None:
+            owner = self._owners[(zone, board)] = ring.owner(leaderboard_key(zone, board))
+        return owner
 
     def owns_board(self, zone: str, board: str) -> bool:
         return self.alone or self.board_owner(zone, board) == self.me

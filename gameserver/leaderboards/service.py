@@ -1142,6 +1142,22 @@ class Leaderboards:
         yield CounterMetricFamily(
             "croupier_leaderboard_settlements", "Finished periods archived and paid", value=st.settlements
         )
+        own = self.ownership
+        yield CounterMetricFamily(
+            "croupier_leaderboard_push_casts",
+            "lb.push casts to other workers (one per member per loop iteration)",
+            value=own.casts,
+        )
+        yield CounterMetricFamily(
+            "croupier_leaderboard_push_casts_dropped",
+            "lb.push casts the bus refused (queue full or closed)",
+            value=own.dropped_casts,
+        )
+        yield CounterMetricFamily(
+            "croupier_leaderboard_handoffs",
+            "Boards received from their previous owner after a ring change",
+            value=st.handoffs,
+        )
         yield GaugeMetricFamily(
             "croupier_leaderboard_tick_max_seconds",
             "Longest leaderboard tick so far",
