@@ -306,6 +306,8 @@ class Leaderboards:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self.ownership.ring is not self._ring:  # a leaver hands its boards off first
+            self._ring_changed()
         await self.flush()
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)

@@ -413,6 +413,19 @@ def test_a_board_moves_with_its_standings_and_subscribers_when_the_ring_grows(tm
         snap = (await ann.request("leaderboard_snapshot", board=mover))["data"]["snapshot"]
         assert snap["epoch"] == d["epoch"]
         assert [(e["user_id"], e["score"]) for e in snap["top"]] == [(str(bob_id), 2), (str(ann_id), 2)]
+
+        # ... and w2 leaves again: the board goes back, with everything counted meanwhile
+        async def shrink() -> None:
+            await asyncio.gather(*(r.routers[w].change_ring(MEMBERS) for w in GROWN))
+            await r.lb("w2").drain()  # a leaver drains before it stops
+
+        await r.on_servers(shrink())
+
+        async def back() -> bool:
+            return r.lb(old).stats.handoffs == 1 and score(old, ann_id) == 2 and score(old, bob_id) == 2
+
+        await eventually(back)
+        assert str(ann_id) in r.lb(old).boards[("demo", mover)].subscribers
         await ann.close()
         await bob.close()
 
