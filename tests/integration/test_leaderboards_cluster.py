@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import tempfile
 import threading
 import time
@@ -20,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import uvloop
 
 from gameserver.casino import account_id
-from gameserver.config import Config, LeaderboardBoard, LeaderboardsSection
+from gameserver.config import Config, EventsSection, LeaderboardBoard, LeaderboardsSection
 from gameserver.hub import Hub
 from gameserver.leaderboards import Leaderboards
 from gameserver.ring import HashRing, leaderboard_key, user_key
@@ -33,6 +35,7 @@ from protocol.codes import ErrorCode
 from rooms.leaderboards.board import Metric
 from rooms.leaderboards.periods import PeriodConfig
 
+from ..contract.conftest import REDIS_URL, require
 from .client import WsClient
 from .test_casino import casino_server_config, login
 
@@ -202,7 +205,28 @@ def test_the_boards_live_on_both_workers() -> None:
     assert ON_W0 != ON_W1  # the scenarios below need one board on each worker
 
 
-def test_players_on_two_workers_meet_on_each_board(tmp_path: Path) -> None:
+@pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.redis)])
+def events(request: pytest.FixtureRequest) -> Iterator[EventsSection]:
+    """The domain event bus: in-process per worker (rounds are cast to the owners), or one
+    Redis stream every worker reads through its own consumer group (no casts)."""
+    if request.param == "local":
+        yield EventsSection()
+        return
+    require("Redis", REDIS_URL)
+    stream = f"croupier_test:{secrets.token_hex(6)}:events"
+    yield EventsSection(url=REDIS_URL, stream=stream, node="it-node", claim_idle=5.0)
+
+    async def drop() -> None:
+        import redis.asyncio as aioredis
+
+        cli = aioredis.Redis.from_url(REDIS_URL)
+        await cli.delete(stream)
+        await cli.aclose()
+
+    asyncio.run(drop())
+
+
+def test_players_on_two_workers_meet_on_each_board(tmp_path: Path, events: EventsSection) -> None:
     """Ann (w0) and Bob (w1) subscribe to a board on each worker and spin: both boards count
     both players, each sees the other's score in the deltas and the snapshots."""
 
@@ -265,8 +289,12 @@ def test_players_on_two_workers_meet_on_each_board(tmp_path: Path) -> None:
         listed = (await bob.request("leaderboard_list"))["data"]["boards"]
         assert [(b["board"], b["subscribed"]) for b in listed] == [(ON_W0, False), (ON_W1, True)]
         await bob.close()
+        # each owner counted each of the 3 rounds once, and left the other's board alone
+        assert (w0.stats.applied, w1.stats.applied) == (3, 3)
+        assert w0.ownership.foreign_scores == w1.ownership.foreign_scores == 3
 
-    run(cluster_config(tmp_path), body)
+    config = msgspec.structs.replace(cluster_config(tmp_path), events=events)
+    run(config, body)
 
 
 def test_a_restarted_member_is_forgotten_and_its_boards_subscribed_again(tmp_path: Path) -> None:
