@@ -218,6 +218,7 @@ class Leaderboards:
         self._fanout: deque[tuple[str, OutEvent, list[int], int, Board | None]] = deque()
         self._fanout_scheduled = False
         self._ticker: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
         #: the ring the boards were last distributed by, and the boards owned then
         self._ring = self.ownership.ring
         self._owned: set[tuple[str, str]] = set()
@@ -306,6 +307,8 @@ class Leaderboards:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self._announcing is not None:
+            self._announcing.cancel()
         if self.ownership.ring is not self._ring:  # a leaver hands its boards off first
             self._ring_changed()
         await self.flush()
@@ -919,9 +922,24 @@ class Leaderboards:
             (HELLO, self._on_hello),
         ):
             bus.on(kind, fn)
+        if router.serving.is_set():
+            self._hello(router)
+        else:  # a takeover: the predecessor still serves the member until it hands over
+            self._announcing = asyncio.get_running_loop().create_task(self._hello_when_serving(router))
+
+    def _hello(self, router: ShardedRouter) -> None:
         for member in self.ownership.ring.members:
             if member != router.me:
-                bus.cast(member, HELLO, None)
+                router.bus.cast(member, HELLO, None)
+
+    async def _hello_when_serving(self, router: ShardedRouter) -> None:
+        """A takeover: once the predecessor handed over (it checkpointed when it drained),
+        read its boards' standings again, then say hello."""
+        await router.serving.wait()
+        if self.store is not None:
+            for k in sorted(self._owned):
+                await self._adopt_stored(self.boards[k])
+        self._hello(router)
 
     def _reset(self, b: Board) -> Board:
         boards = self.by_zone[b.zone]

@@ -493,5 +493,25 @@ def test_a_real_two_worker_cluster_shares_a_board(tmp_path: Path) -> None:
                 await view.until(client, "spins", {str(here): 1, str(there): 2})
             for client in clients:
                 await client.close()
+            # a rolling restart: the successors hold the same standings and keep counting
+            before = c.current()
+            assert (await asyncio.to_thread(c.post, "/admin/rolling-restart"))["started"]
+            deadline = time.monotonic() + 30
+            while True:
+                now = c.current()
+                replaced = all(m in now and now[m]["pid"] != before[m]["pid"] for m in before)
+                if replaced and not c.get("/admin/workers")["rolling_restart"]:
+                    break
+                assert time.monotonic() < deadline, "the rolling restart did not finish"
+                await asyncio.sleep(0.2)
+            client = await WsClient.connect(f"{c.ws_url}?token={cluster_token(there)}")
+            assert (await client.request("login", token=cluster_token(there)))["type"] == "ok"
+            got = await client.request("leaderboard_subscribe", board="spins")
+            assert got["type"] == "ok", got
+            view = View(got["data"])
+            assert view.rows == {str(here): 1, str(there): 2}
+            await spin(client, 1)
+            await view.until(client, "spins", {str(here): 1, str(there): 3})
+            await client.close()
 
-        asyncio.run(asyncio.wait_for(body(), 30))
+        asyncio.run(asyncio.wait_for(body(), 60))
