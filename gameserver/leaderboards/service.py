@@ -13,6 +13,11 @@
 * **Period ends** archive the final standings and, for tournaments, credit the prize table
   exactly once through the ledger (`tournament.settle`); online players get
   `tournament_result` and `reward_granted`.
+* **Across workers** (`join_cluster`): only a board's owner holds it; the others cast it
+  their rounds (`lb.score`), call it for their sessions' requests (`lb.req`, `lb.list`)
+  and get its events back once per member (`lb.push`); session ends (`lb.gone`), restarts
+  (`lb.hello`) and ring changes (`lb.handoff`) keep the subscribers and standings right
+  (docs/leaderboards.md, "Across workers").
 """
 
 from __future__ import annotations
