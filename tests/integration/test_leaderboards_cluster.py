@@ -5,7 +5,9 @@ Each board lives on the worker its key hashes to; a player connects to its home 
 The scenarios cross workers on purpose: rounds settled on one worker score on a board owned
 by the other (`lb.score`), requests for a remote board are bus calls to its owner
 (`lb.req`, `lb.list`), its deltas come back once per member (`lb.push`), a session's end
-and a member's restart clean up the owner's subscribers (`lb.gone`, `lb.hello`).
+and a member's restart clean up the owner's subscribers (`lb.gone`, `lb.hello`), a ring
+change moves a board with its standings (`lb.handoff`). The last test runs a real
+`--workers 2` cluster through a rolling restart.
 """
 
 from __future__ import annotations
