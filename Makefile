@@ -69,10 +69,12 @@ soak: $(STAMP)
 # The same soak against one cluster (supervisor + SOAK_WORKERS workers behind one port),
 # money on MariaDB (bench/scenarios/servers/soak-cluster.toml; the database is created).
 SOAK_WORKERS ?= 12
+SOAK_RATE    ?= 500
 
 soak-cluster: $(STAMP)
 	$(PY) -m bench.cluster held --workers $(SOAK_WORKERS) --connections $(CONNECTIONS) --duration $(DURATION) \
-		--scenario bench/scenarios/soak.toml --config bench/scenarios/servers/soak-cluster.toml --out bench/out/soak-cluster
+		--rate $(SOAK_RATE) --scenario bench/scenarios/soak.toml --config bench/scenarios/servers/soak-cluster.toml \
+		--out bench/out/soak-cluster
 
 bench-bus: $(STAMP)
 	$(PY) -m bench.bus
