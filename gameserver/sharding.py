@@ -462,12 +462,17 @@ class ShardedRouter:
         )
         zones = export_zones(hub)
         sessions = export_sessions(hub)
+        services = {  # per-session state of services (leaderboard subscriptions...)
+            type(svc).__name__: svc.handover_state()
+            for svc in hub.service_list
+            if hasattr(svc, "handover_state")
+        }
         await self.bus.close()  # from here on peers reach the successor (or retry)
         client = UnixBus(f"{self.me}.handover", directory, default_timeout=timeout)
         await client.start()
         try:
             target = f"{self.me}.next"
-            await client.call(target, "adopt", ["zones", _enc.encode([zones, routing])], timeout)
+            await client.call(target, "adopt", ["zones", _enc.encode([zones, routing, services])], timeout)
             for part in chunks(sessions):
                 await client.call(target, "adopt", ["sessions", _enc.encode(part)], timeout)
             await client.call(target, "adopt", ["done", b""], timeout)
@@ -480,8 +485,13 @@ class ShardedRouter:
 
         step, payload = body
         if step == "zones":
-            zones, routing = msgspec.msgpack.decode(payload, type=tuple[list[ZoneSnapshot], RoutingState])
+            zones, routing, services = msgspec.msgpack.decode(
+                payload, type=tuple[list[ZoneSnapshot], RoutingState, dict[str, Any]]
+            )
             import_zones(self.hub, zones)
+            for svc in self.hub.service_list:
+                if hasattr(svc, "adopt_handover"):
+                    svc.adopt_handover(services.get(type(svc).__name__))
             self.homes = {(z, u): h for z, u, h in routing.homes}
             self.remote_rooms = {}
             for z, u, host, ids in routing.remote_rooms:

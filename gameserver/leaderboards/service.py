@@ -210,6 +210,8 @@ class Leaderboards:
         self.by_zone: dict[str, list[Board]] = {}
         #: the boards each local session subscribed to
         self.subs: dict[tuple[str, int], set[str]] = {}
+        #: this process took over its predecessor's sessions (and their subscriptions)
+        self._adopted = False
         self.tasks: set[asyncio.Task[Any]] = set()
         self.boot_ms = int(hub.clock.wall() * 1000)
         #: the Redis bus redelivers across restarts: keep round ids with the scores
@@ -932,10 +934,23 @@ class Leaderboards:
         else:  # a takeover: the predecessor still serves the member until it hands over
             self._announcing = asyncio.get_running_loop().create_task(self._hello_when_serving(router))
 
-    def _hello(self, router: ShardedRouter) -> None:
+    def _hello(self, router: ShardedRouter, takeover: bool = False) -> None:
+        body = {"takeover": True} if takeover else None
         for member in self.ownership.ring.members:
             if member != router.me:
-                router.bus.cast(member, HELLO, None)
+                router.bus.cast(member, HELLO, body)
+
+    # -- rolling restart: the sessions' subscriptions move with them (gameserver/handover.py)
+
+    def handover_state(self) -> Any:
+        """The local sessions' subscriptions, for this worker's successor."""
+        return [[zone, uid, sorted(names)] for (zone, uid), names in self.subs.items()]
+
+    def adopt_handover(self, state: Any) -> None:
+        """The predecessor's sessions' subscriptions (they continue here)."""
+        self._adopted = True
+        for zone, uid, names in state or ():
+            self.subs.setdefault((zone, int(uid)), set()).update(names)
 
     async def _hello_when_serving(self, router: ShardedRouter) -> None:
         """A takeover: once the predecessor handed over (it checkpointed when it drained),
@@ -944,6 +959,14 @@ class Leaderboards:
         if self.store is not None:
             for k in sorted(self._owned):
                 await self._adopt_stored(self.boards[k])
+        if self._adopted:  # handed-over sessions keep their subscriptions
+            for (zone, uid), names in self.subs.items():
+                for name in names:
+                    b = self.boards.get((zone, name))
+                    if b is not None and (zone, name) in self._owned and (zone, uid) in self.hub.players:
+                        self._add_subscriber(b, uid, None)
+            self._hello(router, takeover=True)
+            return
         self._hello(router)
 
     def _reset(self, b: Board) -> Board:
@@ -1105,8 +1128,12 @@ class Leaderboards:
                 self._drop_subscriber(b, owner)
 
     def _on_hello(self, src: str, body: Any) -> None:
-        """`src` (re)started: its sessions are gone, and the boards it owns start over."""
+        """`src` (re)started: its sessions are gone (unless it took them over from its
+        predecessor: `takeover`), and the boards it owns start over."""
+        takeover = isinstance(body, dict) and body.get("takeover")
         for b in self.boards.values():
+            if takeover:
+                break
             for owner in [o for o, home in b.homes.items() if home == src]:
                 self._drop_subscriber(b, owner)
         own = self.ownership

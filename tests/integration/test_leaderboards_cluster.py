@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import pytest
 import uvloop
+import websockets
 
 from gameserver.casino import account_id
 from gameserver.config import Config, EventsSection, LeaderboardBoard, LeaderboardsSection
@@ -517,3 +518,53 @@ def test_a_real_two_worker_cluster_shares_a_board(tmp_path: Path) -> None:
             await client.close()
 
         asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_a_rolling_restart_keeps_the_moved_sessions_subscriptions(tmp_path: Path) -> None:
+    """w1 is replaced (handover): its player, subscribed to a board owned by w0 and to one
+    owned by w1, resumes on the successor and keeps getting both boards' deltas without
+    subscribing again."""
+
+    async def body(r: Ring) -> None:
+        from gameserver.bus import UnixBus
+        from gameserver.sharding import attach_router
+        from protocol.codes import CloseCode
+
+        uid_w1, uid_w0 = user_on("w1"), user_on("w0", 8000)
+        mover, md = await login(r.url("w1"), uid_w1)
+        other, _ = await login(r.url("w0"), uid_w0)
+        for board in (ON_W0, ON_W1):
+            assert (await mover.request("leaderboard_subscribe", board=board))["type"] == "ok"
+        directory = r.bus_url.removeprefix("unix://")
+        config = r.servers["w1"].hub.config
+
+        async def successor() -> tuple[Server, ShardedRouter]:
+            hub = Hub(config)
+            server = await start(config, hub=hub)
+            bus = UnixBus("w1", directory, listen_as="w1.next")
+            router = await attach_router(hub, "w1", MEMBERS, bus, takeover=10)
+            lb_of(hub).join_cluster(router)
+            return server, router
+
+        new_server, new_router = await r.on_servers(successor())
+        await r.on_servers(r.routers["w1"].hand_over(directory))
+        old = r.servers["w1"]
+        r.servers["w1.old"], r.routers["w1.old"] = old, r.routers["w1"]
+        r.servers["w1"], r.routers["w1"] = new_server, new_router
+        old.hub.shutdown(CloseCode.RESUME_ELSEWHERE, "moving")
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                mover.events.append(await mover.recv(2))
+        seen = max((e["seq"] for e in mover.events if e.get("type") == "event"), default=0)
+        await asyncio.sleep(0.3)  # the successor says hello; the owners keep its subscribers
+        moved = await WsClient.connect(r.url("w1"))
+        resumed = await moved.request("resume", token=md["resume_token"], last_seq=seen)
+        assert resumed["type"] == "ok", resumed
+        await spin(other, 2)  # scores on both boards: deltas to the moved session
+        for board in (ON_W0, ON_W1):
+            d = await delta_of(moved, board, 5)
+            assert any(e["user_id"] == str(uid_w0) for e in d["entered"] + d["moved"]), d
+        await moved.close()
+        await other.close()
+
+    run(cluster_config(tmp_path), body)
