@@ -153,6 +153,10 @@ class ZoneCasino:
     games: dict[str, Game]
     policy: Policy
     minigames: dict[str, WheelConfig | ScratchConfig] = field(default_factory=dict)
+    #: a cluster worker's own house account suffix (its ring member): the house balance
+    #: row is updated by every round, and one row shared by every worker would serialise
+    #: their commits on its lock; the zone's house is the sum of `house:<zone>:*`
+    house_shard: str = ""
 
     @property
     def currency(self) -> str:
@@ -160,7 +164,8 @@ class ZoneCasino:
 
     @property
     def house(self) -> str:
-        return self.config.house(self.zone)
+        base = self.config.house(self.zone)
+        return f"{base}:{self.house_shard}" if self.house_shard else base
 
 
 def build_zone(zone: str, cfg: CasinoZone) -> ZoneCasino:
@@ -263,6 +268,9 @@ class Casino:
         self._disclosing: dict[int, asyncio.Task[SlotReport]] = {}  # exact RTP being computed, per game
         config = config or hub.config
         self.zones: dict[str, ZoneCasino] = {z: build_zone(z, c) for z, c in config.casino.zones.items()}
+        member = getattr(getattr(hub, "info", None), "member", "")  # a cluster worker's ring member
+        for zc in self.zones.values():
+            zc.house_shard = member
         self.max_history = config.casino.max_history
         self.warm = config.casino.warm_wallets
         self.timeout = config.store.commit_timeout

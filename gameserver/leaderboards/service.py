@@ -541,7 +541,7 @@ class Leaderboards:
                     archive=self._archive_size(b),
                     rows=rows,
                     account=account,
-                    house=zc.house(b.zone) if zc is not None else "",
+                    house=self._house(b.zone, zc),
                     currency=zc.currency if zc is not None else "",
                 )
                 break
@@ -897,6 +897,14 @@ class Leaderboards:
         }
 
     # -- the cluster (docs/leaderboards.md, "Across workers") ----------------------------
+
+    def _house(self, zone: str, zc: Any) -> str:
+        """The house account prizes come from: the casino's (a worker's own in a cluster)."""
+        casino = self.hub.casino
+        mine = casino.zones.get(zone) if casino is not None else None
+        if mine is not None:
+            return mine.house
+        return zc.house(zone) if zc is not None else ""
 
     def join_cluster(self, router: ShardedRouter) -> None:
         """Take part in the ring of `router`: boards owned elsewhere are reached by bus.

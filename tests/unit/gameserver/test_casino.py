@@ -440,3 +440,24 @@ def test_without_warm_wallets_a_login_costs_the_store_nothing():
         assert r["type"] == "ok" and r["data"]["balance"] == START - 1 + r["data"]["win"]
 
     run(body, config)
+
+
+def test_a_cluster_worker_has_its_own_house_account():
+    """Every round updates the house balance row: one per worker, so workers never wait
+    on each other's lock (the zone's house is the sum of house:<zone>:*)."""
+    from types import SimpleNamespace
+
+    async def body() -> None:
+        config = casino_config()
+        stores = await open_stores("memory://")
+        try:
+            single = Casino(Hub(config, ManualClock(), call_soon=lambda fn: None), stores)
+            worker_hub = Hub(config, ManualClock(), call_soon=lambda fn: None)
+            worker_hub.info = SimpleNamespace(member="0.3")  # type: ignore[attr-defined]
+            clustered = Casino(worker_hub, stores)
+            assert single.zones["demo"].house == "house:demo"
+            assert clustered.zones["demo"].house == "house:demo:0.3"
+        finally:
+            await stores.close()
+
+    asyncio.run(body())
