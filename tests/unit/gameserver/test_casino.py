@@ -429,7 +429,9 @@ def test_a_snapshot_read_before_the_welcome_credit_landed_is_not_an_empty_wallet
 
 def test_without_warm_wallets_a_login_costs_the_store_nothing():
     config = casino_config()
-    config = msgspec.structs.replace(config, casino=msgspec.structs.replace(config.casino, warm_wallets=False))
+    config = msgspec.structs.replace(
+        config, casino=msgspec.structs.replace(config.casino, warm_wallets=False)
+    )
 
     async def body(env: Env) -> None:
         c = env.client()
