@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
 from persistence import Stores, open_stores
+from persistence.factory import default_writer_config
 
 from .admin import AdminServer, admin_server
 from .casino import Casino
@@ -122,7 +124,10 @@ async def start(
         )
     stores: Stores | None = None
     if config.casino.zones or config.store.zone_state:
-        stores = await open_stores(config.store.url, config.store.cache_url)
+        writer = dataclasses.replace(  # the configured commit timeout governs the writer too
+            default_writer_config(config.store.url), commit_timeout_s=config.store.commit_timeout
+        )
+        stores = await open_stores(config.store.url, config.store.cache_url, writer=writer)
         try:
             if config.casino.zones:
                 casino = Casino(hub, stores, config)

@@ -42,7 +42,9 @@ def test_ws_head_with_token_routes_to_the_user() -> None:
 
 
 def test_ws_head_with_resume_routes_to_the_named_worker() -> None:
-    assert ws_route(head("/ws?resume=1.3.abcDEF_-"), SECRET, time.time()) == Route(resume="1.3")
+    assert ws_route(head("/ws?resume=1.3.abcDEF_-"), SECRET, time.time()) == Route(
+        resume="1.3", token="1.3.abcDEF_-"
+    )  # the token too: a session a ring change moved is looked up by it
 
 
 def test_ws_head_without_key_bad_or_expired_token_has_no_route() -> None:
@@ -64,7 +66,7 @@ def test_first_tcp_frame_routes_login_and_resume() -> None:
     assert tcp_frame_size(login[:-1]) is None and tcp_frame_size(login + b"more") == len(login)
     assert tcp_route(login, SECRET, time.time()) == Route(user=("demo", 7))
     resume = frame(msgspec.msgpack.encode({"type": "resume", "id": 1, "token": "0.2.secret"}))
-    assert tcp_route(resume, SECRET, time.time()) == Route(resume="0.2")
+    assert tcp_route(resume, SECRET, time.time()) == Route(resume="0.2", token="0.2.secret")
     guest = frame(msgspec.msgpack.encode({"type": "login", "id": 1, "guest": True, "zone": "demo"}))
     assert tcp_route(guest, SECRET, time.time()) is NO_ROUTE
     assert tcp_route(frame(b"\xc1"), SECRET, time.time()) is NO_ROUTE
