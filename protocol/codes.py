@@ -2,7 +2,7 @@
 
 Every code a client can see is defined here and documented in docs/protocol.md.
 Close codes use the WebSocket application range (4000-4999) except where RFC 6455
-already names the situation (1000, 1001, 1003, 1008, 1009, 1011).
+already names the situation (1000, 1001, 1002, 1003, 1007, 1009, 1011).
 """
 
 from __future__ import annotations
@@ -102,7 +102,6 @@ class CloseCode(IntEnum):
     WS_PROTOCOL_ERROR = 1002  # a WebSocket framing error (RFC 6455)
     UNSUPPORTED_DATA = 1003  # a text frame on a MessagePack session (or binary on JSON)
     INVALID_TEXT = 1007  # a text message that is not UTF-8
-    POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009  # a message above limits.max_message_bytes
     INTERNAL_ERROR = 1011
 
