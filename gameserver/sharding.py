@@ -37,8 +37,7 @@ from protocol.errors import RequestError
 from protocol.events import OutEvent
 from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
-from rooms.room import Room
-from rooms.snapshot import RoomState, UserState, ZoneSnapshot
+from rooms.snapshot import RoomState, UserState, ZoneSnapshot, room_from, room_state, user_from, user_state
 from rooms.user import User
 from rooms.zone import Zone
 
@@ -108,66 +107,6 @@ class Shards:
             if index < len(self.members):
                 return self.members[index]
         raise RequestError(ErrorCode.ROOM_NOT_FOUND, f"no room {ref!r}")
-
-
-def _user_state(user: User, rooms: list[int]) -> UserState:
-    return UserState(
-        user.id,
-        user.name,
-        int(user.role),
-        list(user.variables.values()),
-        sorted(rooms),
-        sorted(user.groups),
-        sorted(user.rooms_created),
-    )
-
-
-def _user_from(st: UserState) -> User:
-    user = User(st.id, st.name, Role(st.role))
-    user.variables = {v.name: v for v in st.variables}
-    user.rooms = set(st.rooms)
-    user.groups = set(st.groups)
-    user.rooms_created = set(st.rooms_created)
-    return user
-
-
-def _room_state(r: Room) -> RoomState:
-    return RoomState(
-        r.id,
-        r.name,
-        r.group,
-        r.game,
-        r.max_users,
-        r.max_spectators,
-        r.password,
-        r.hidden,
-        r.owner,
-        r.static,
-        list(r.players.items()),
-        sorted(r.spectators),
-        list(r.variables.values()),
-        dict(r.var_setters),
-    )
-
-
-def _room_from(st: RoomState) -> Room:
-    room = Room(
-        st.id,
-        st.name,
-        st.group,
-        game=st.game,
-        max_users=st.max_users,
-        max_spectators=st.max_spectators,
-        password=st.password,
-        hidden=st.hidden,
-        owner=st.owner,
-        static=st.static,
-    )
-    room.players = dict(st.players)
-    room.spectators = set(st.spectators)
-    room.variables = {v.name: v for v in st.variables}
-    room.var_setters = dict(st.var_setters)
-    return room
 
 
 def _user_spec(user: User) -> list[Any]:
@@ -296,7 +235,7 @@ class ShardedRouter:
             dst = new.home(zname, uid)
             user = hub.zones[zname].users[uid]
             rooms_to_dst = [rid for rid in user.rooms if moved_rooms.get((zname, rid)) == dst]
-            by_dst[dst][0].append([zname, _user_state(user, rooms_to_dst)])
+            by_dst[dst][0].append([zname, user_state(user, rooms_to_dst)])
             remote: dict[str, set[int]] = {h: set(ids) for h, ids in self.remote_rooms.get(key, {}).items()}
             for rid in user.rooms:
                 host = moved_rooms.get((zname, rid), self.me)
@@ -308,10 +247,10 @@ class ShardedRouter:
         for (zname, rid), dst in moved_rooms.items():
             zone = hub.zones[zname]
             room = zone.rooms[rid]
-            by_dst[dst][1].append([zname, _room_state(room)])
+            by_dst[dst][1].append([zname, room_state(room)])
             for uid in room.members:  # members homed elsewhere than dst need a proxy there
                 if new.home(zname, uid) != dst:
-                    by_dst[dst][2].append([zname, _user_state(zone.users[uid], [rid])])
+                    by_dst[dst][2].append([zname, user_state(zone.users[uid], [rid])])
         for dst in set(dst_sessions) | set(by_dst):
             users, rooms, proxies, remote = by_dst[dst]
             payload = [users, rooms, proxies, remote, dst_sessions.get(dst, [])]
@@ -391,7 +330,7 @@ class ShardedRouter:
             old = zone.rooms.pop(rstate.id, None)  # a fresh configured copy, if any
             if old is not None:
                 zone.rooms_by_name.pop(old.name, None)
-            room = _room_from(rstate)
+            room = room_from(rstate)
             zone.rooms[room.id] = room
             zone.rooms_by_name[room.name] = room
             zone.remote_rooms.pop(room.id, None)
@@ -411,7 +350,7 @@ class ShardedRouter:
             zone = hub.zones[zname]
             st = msgspec.convert(us, UserState)
             mine = zone.users.get(st.id)  # a proxy of it (rooms hosted here), if any
-            user = _user_from(st)
+            user = user_from(st)
             if mine is not None:
                 user.rooms |= mine.rooms
             zone.users[user.id] = user
@@ -425,7 +364,7 @@ class ShardedRouter:
                 continue
             proxy = zone.users.get(st.id)
             if proxy is None:
-                proxy = _user_from(msgspec.structs.replace(st, groups=[], rooms_created=[]))
+                proxy = user_from(msgspec.structs.replace(st, groups=[], rooms_created=[]))
                 zone.users[proxy.id] = proxy
             else:
                 proxy.rooms |= set(st.rooms)

@@ -53,42 +53,72 @@ class ZoneSnapshot(Struct, frozen=True):
     max_room_id: int
 
 
+def room_state(r: Room) -> RoomState:
+    return RoomState(
+        r.id,
+        r.name,
+        r.group,
+        r.game,
+        r.max_users,
+        r.max_spectators,
+        r.password,
+        r.hidden,
+        r.owner,
+        r.static,
+        list(r.players.items()),
+        sorted(r.spectators),
+        list(r.variables.values()),
+        dict(r.var_setters),
+    )
+
+
+def room_from(st: RoomState) -> Room:
+    room = Room(
+        st.id,
+        st.name,
+        st.group,
+        game=st.game,
+        max_users=st.max_users,
+        max_spectators=st.max_spectators,
+        password=st.password,
+        hidden=st.hidden,
+        owner=st.owner,
+        static=st.static,
+    )
+    room.players = dict(st.players)
+    room.spectators = set(st.spectators)
+    room.variables = {v.name: v for v in st.variables}
+    room.var_setters = dict(st.var_setters)
+    return room
+
+
+def user_state(user: User, rooms: list[int] | None = None) -> UserState:
+    """`rooms`: the room ids to record (default: every room the user is in)."""
+    return UserState(
+        user.id,
+        user.name,
+        int(user.role),
+        list(user.variables.values()),
+        sorted(user.rooms if rooms is None else rooms),
+        sorted(user.groups),
+        sorted(user.rooms_created),
+    )
+
+
+def user_from(st: UserState) -> User:
+    user = User(st.id, st.name, Role(st.role))
+    user.variables = {v.name: v for v in st.variables}
+    user.rooms = set(st.rooms)
+    user.groups = set(st.groups)
+    user.rooms_created = set(st.rooms_created)
+    return user
+
+
 def export_zone(zone: Zone) -> ZoneSnapshot:
-    rooms = [
-        RoomState(
-            r.id,
-            r.name,
-            r.group,
-            r.game,
-            r.max_users,
-            r.max_spectators,
-            r.password,
-            r.hidden,
-            r.owner,
-            r.static,
-            list(r.players.items()),
-            sorted(r.spectators),
-            list(r.variables.values()),
-            dict(r.var_setters),
-        )
-        for r in zone.rooms.values()
-    ]
-    users = [
-        UserState(
-            u.id,
-            u.name,
-            int(u.role),
-            list(u.variables.values()),
-            sorted(u.rooms),
-            sorted(u.groups),
-            sorted(u.rooms_created),
-        )
-        for u in zone.users.values()
-    ]
     return ZoneSnapshot(
         zone.name,
-        users,
-        rooms,
+        [user_state(u) for u in zone.users.values()],
+        [room_state(r) for r in zone.rooms.values()],
         sorted(zone.groups),
         dict(zone.bans),
         max((r.id for r in zone.rooms.values()), default=0),
@@ -102,22 +132,7 @@ def restore_zone(zone: Zone, snap: ZoneSnapshot) -> None:
     zone.rooms.clear()
     zone.rooms_by_name.clear()
     for rs in snap.rooms:
-        room = Room(
-            rs.id,
-            rs.name,
-            rs.group,
-            game=rs.game,
-            max_users=rs.max_users,
-            max_spectators=rs.max_spectators,
-            password=rs.password,
-            hidden=rs.hidden,
-            owner=rs.owner,
-            static=rs.static,
-        )
-        room.players = dict(rs.players)
-        room.spectators = set(rs.spectators)
-        room.variables = {v.name: v for v in rs.variables}
-        room.var_setters = dict(rs.var_setters)
+        room = room_from(rs)
         zone.rooms[room.id] = room
         zone.rooms_by_name[room.name] = room
     for g in snap.groups:
@@ -125,11 +140,7 @@ def restore_zone(zone: Zone, snap: ZoneSnapshot) -> None:
         zone.subscribers.setdefault(g, set())
     zone.users.clear()
     for us in snap.users:
-        user = User(us.id, us.name, Role(us.role))
-        user.variables = {v.name: v for v in us.variables}
-        user.rooms = set(us.rooms)
-        user.groups = set(us.groups)
-        user.rooms_created = set(us.rooms_created)
+        user = user_from(us)
         zone.users[user.id] = user
         for g in user.groups:
             zone.subscribers.setdefault(g, set()).add(user.id)
