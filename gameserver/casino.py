@@ -340,19 +340,8 @@ class Casino:
             async with asyncio.timeout(self.timeout):
                 wallet = await self._wallet(zc, player)
                 data = await self._handlers[type(req)](zc, wallet, player, req)
-        except RequestError as exc:
-            error = exc
-        except InsufficientFunds:
-            error = RequestError(ErrorCode.INSUFFICIENT_FUNDS, "balance too low for this stake")
-        except StoreBusy:
-            error = RequestError(ErrorCode.BUSY, "the store is busy: retry with the same id")
-        except (StoreUnavailable, StoreClosed, TimeoutError):
-            error = RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry with the same id")
-        except RoundConflict:
-            error = RequestError(ErrorCode.ROUND_COMPLETE, "the round is already settled")
-        except Exception:
-            logger.exception("%s failed", type(req).__name__)
-            error = RequestError(ErrorCode.INTERNAL, "internal error")
+        except Exception as exc:
+            error = request_error(exc, type(req).__name__)
         self._send(player, req.id, data, error)
 
     def _send(self, player: Player, rid: int, data: Any, error: RequestError | None) -> None:
@@ -733,6 +722,23 @@ class Casino:
         game.rtp, game.hit_frequency = report.rtp, report.hit_frequency
 
 
+def request_error(exc: Exception, what: str) -> RequestError:
+    """The wire error for a money request that failed with `exc` (retryable store
+    failures keep the request's id usable for the retry)."""
+    if isinstance(exc, RequestError):
+        return exc
+    if isinstance(exc, InsufficientFunds):
+        return RequestError(ErrorCode.INSUFFICIENT_FUNDS, "balance too low for this stake")
+    if isinstance(exc, StoreBusy):
+        return RequestError(ErrorCode.BUSY, "the store is busy: retry with the same id")
+    if isinstance(exc, StoreUnavailable | StoreClosed | TimeoutError):
+        return RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry with the same id")
+    if isinstance(exc, RoundConflict):
+        return RequestError(ErrorCode.ROUND_COMPLETE, "the round is already settled")
+    logger.error("%s failed", what, exc_info=exc)
+    return RequestError(ErrorCode.INTERNAL, "internal error")
+
+
 def _played(state: PlayerState, now: int, outcome: RoundOutcome, game: str) -> PlayerState:
     """Record a round for the policy checks; activity is kept only while limits need it."""
     if not state.limits:
@@ -833,4 +839,4 @@ def _history_entry(rec: RoundRecord) -> dict[str, Any]:
     return entry
 
 
-__all__ = ["CASINO_TYPES", "Casino", "RoundState", "account_id", "build_zone", "txn_key"]
+__all__ = ["CASINO_TYPES", "Casino", "RoundState", "account_id", "build_zone", "request_error", "txn_key"]

@@ -29,13 +29,8 @@ from games.lottery import LotteryConfig, LotteryError, validate_lottery
 from games.policy import PlayerState, check_entry
 from games.rng import Rng, SystemRng
 from persistence import (
-    InsufficientFunds,
-    RoundConflict,
     RoundRecord,
-    StoreBusy,
-    StoreClosed,
     Stores,
-    StoreUnavailable,
     Txn,
     TxnResult,
 )
@@ -45,7 +40,7 @@ from protocol.codes import ErrorCode
 from protocol.errors import RequestError
 from rooms.roles import Role
 
-from ..casino import Casino, Wallet, ZoneCasino, account_id, txn_key
+from ..casino import Casino, Wallet, ZoneCasino, account_id, request_error, txn_key
 from ..config import LotterySchedule, RewardsZone
 from ..domain import DomainEvent, RoundSettled
 
@@ -272,19 +267,8 @@ class Rewards:
             async with asyncio.timeout(self.timeout):
                 ctx = Ctx(player, self.account(player), req)
                 data = await self._handlers[type(req)](zr, ctx, req)
-        except RequestError as exc:
-            error = exc
-        except InsufficientFunds:
-            error = RequestError(ErrorCode.INSUFFICIENT_FUNDS, "balance too low")
-        except StoreBusy:
-            error = RequestError(ErrorCode.BUSY, "the store is busy: retry with the same id")
-        except (StoreUnavailable, StoreClosed, TimeoutError):
-            error = RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry with the same id")
-        except RoundConflict:
-            error = RequestError(ErrorCode.ROUND_COMPLETE, "the round is already settled")
-        except Exception:
-            logger.exception("%s failed", type(req).__name__)
-            error = RequestError(ErrorCode.INTERNAL, "internal error")
+        except Exception as exc:
+            error = request_error(exc, type(req).__name__)
         self.hub.reply_to(player, req.id, data, error)
 
     # -- events --------------------------------------------------------------------------
