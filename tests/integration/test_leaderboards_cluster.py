@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import secrets
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import uvloop
 import websockets
 
 from gameserver.casino import account_id
@@ -39,6 +37,7 @@ from rooms.leaderboards.board import Metric
 from rooms.leaderboards.periods import PeriodConfig
 
 from ..contract.conftest import REDIS_URL, require
+from . import rings
 from .client import WsClient
 from .test_casino import casino_server_config, login
 
@@ -69,78 +68,20 @@ def cluster_config(tmp_path: Path, **boards: LeaderboardBoard) -> Config:
     )
 
 
-class Ring:
-    def __init__(
-        self, servers: dict[str, Server], routers: dict[str, ShardedRouter], loop: Any, bus_url: str
-    ) -> None:
-        self.servers = servers
-        self.routers = routers
-        self.loop = loop
-        self.bus_url = bus_url
-
-    def url(self, worker: str) -> str:
-        return f"ws://127.0.0.1:{self.servers[worker].ws_port}/ws"
-
+class Ring(rings.Ring):
     def lb(self, worker: str) -> Leaderboards:
         return lb_of(self.servers[worker].hub)
-
-    async def on_servers(self, coro: Any) -> Any:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
 
 def lb_of(hub: Hub) -> Leaderboards:
     return next(s for s in hub.service_list if isinstance(s, Leaderboards))
 
 
-@contextlib.contextmanager
-def ring(config: Config) -> Iterator[Ring]:
+def ring(config: Config) -> contextlib.AbstractContextManager[Ring]:
     """w0 attaches its router before its services start (as test_sharding's ring); w1 the
     other way round, as gameserver/worker.py does (`join_cluster` after `attach_router`)."""
-    loop = uvloop.new_event_loop()
     bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-lb-bus-')}"
-    box: dict[str, Any] = {}
-    ready = threading.Event()
-
-    async def boot() -> None:
-        try:
-            servers: dict[str, Server] = {}
-            routers: dict[str, ShardedRouter] = {}
-            hub = Hub(config)
-            routers["w0"] = await join_ring(hub, "w0", MEMBERS, bus_url)
-            servers["w0"] = await start(config, hub=hub)
-            hub = Hub(config)
-            servers["w1"] = await start(config, hub=hub)
-            routers["w1"] = await join_ring(hub, "w1", MEMBERS, bus_url)
-            lb_of(hub).join_cluster(routers["w1"])
-            box["ring"] = Ring(servers, routers, loop, bus_url)
-        except BaseException as exc:
-            box["error"] = exc
-        ready.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(boot())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    ready.wait(15)
-    if "error" in box:
-        raise box["error"]
-    r: Ring = box["ring"]
-
-    async def stop() -> None:
-        for me in r.servers:
-            await r.servers[me].stop(drain_seconds=0.2)
-            await r.routers[me].close()
-
-    try:
-        yield r
-    finally:
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(15)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return rings.running_ring(config, MEMBERS, bus_url, Ring, late=("w1",))
 
 
 def run(config: Config, body: Any) -> None:

@@ -10,13 +10,10 @@ import asyncio
 import contextlib
 import secrets
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvloop
 import websockets
 
 from gameserver import auth
@@ -30,6 +27,7 @@ from rooms.config import RoomConfig, ZoneConfig
 from rooms.zone import Zone
 
 from ..contract.conftest import REDIS_URL, require
+from . import rings
 from .client import WsClient
 
 SECRET = "sharding-secret"
@@ -73,22 +71,7 @@ def token(user: int, role: str = "user") -> str:
     return auth.mint(SECRET, user, "demo", name=f"u{user}", role=role, expires=int(time.time()) + 3600)
 
 
-class Ring:
-    def __init__(
-        self, servers: dict[str, Server], routers: dict[str, ShardedRouter], loop: Any, bus_url: str
-    ) -> None:
-        self.servers = servers
-        self.routers = routers
-        self.loop = loop  # the servers' loop (another thread)
-        self.bus_url = bus_url
-
-    async def on_servers(self, coro: Any) -> Any:
-        """Run `coro` on the servers' loop."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
-
-    def url(self, worker: str) -> str:
-        return f"ws://127.0.0.1:{self.servers[worker].ws_port}/ws"
-
+class Ring(rings.Ring):
     async def guest(self, worker: str, name: str) -> tuple[WsClient, dict[str, Any]]:
         c = await WsClient.connect(self.url(worker))
         r = await c.request("login", guest=True, zone="demo", name=name)
@@ -102,53 +85,13 @@ class Ring:
         return c
 
 
-@contextlib.contextmanager
-def ring(bus: str = "unix") -> Iterator[Ring]:
+def ring(bus: str = "unix") -> contextlib.AbstractContextManager[Ring]:
     """Two workers on one uvloop thread (separate hubs, ports and bus connections).
 
     `bus="redis"`: the workers talk through the Redis server, as two nodes would."""
-    loop = uvloop.new_event_loop()
     prefix = f"croupier-test:{secrets.token_hex(4)}:"  # this ring's channels only
     bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-bus-')}" if bus == "unix" else REDIS_URL
-    box: dict[str, Any] = {}
-    ready = threading.Event()
-
-    async def boot() -> None:
-        try:
-            servers, routers = {}, {}
-            for me in MEMBERS:
-                hub = Hub(config())
-                routers[me] = await join_ring(hub, me, MEMBERS, bus_url, prefix=prefix)
-                servers[me] = await start(hub.config, hub=hub)
-            box["ring"] = Ring(servers, routers, loop, bus_url)
-        except BaseException as exc:
-            box["error"] = exc
-        ready.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(boot())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    ready.wait(10)
-    if "error" in box:
-        raise box["error"]
-    r: Ring = box["ring"]
-
-    async def stop() -> None:
-        for me in r.servers:
-            await r.servers[me].stop(drain_seconds=0.3)
-            await r.routers[me].close()
-
-    try:
-        yield r
-    finally:
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return rings.running_ring(config(), MEMBERS, bus_url, Ring, prefix=prefix)
 
 
 @pytest.fixture(params=["unix", pytest.param("redis", marks=pytest.mark.redis)])
