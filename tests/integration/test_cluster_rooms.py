@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,14 @@ def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> No
             await s.request("join_room", room="Lobby")
             seq = (await m.event("user_entered"))["seq"]
 
+            for bad, status in (("abc", 400), ("", 400), ("2", 409), ("0", 409)):  # refused, nothing moves
+                req = urllib.request.Request(
+                    f"{c.admin_url}/admin/workers?count={bad}", data=b"", method="POST"
+                )
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    await asyncio.to_thread(urllib.request.urlopen, req, None, 5)
+                assert refused.value.code == status
+                refused.value.close()
             post = urllib.request.Request(c.admin_url + "/admin/workers?count=3", data=b"", method="POST")
             assert (await asyncio.to_thread(lambda: urllib.request.urlopen(post, timeout=5).status)) == 202
             m = await resume(c, m, dm["resume_token"], seq)
