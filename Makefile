@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ bench-cluster: $(STAMP)
 	$(PY) -m bench.cluster held --workers 3 --connections 30000 --duration 20
 	$(PY) -m bench.cluster rolling --workers 2 --players 100 --idle 1000
 	$(PY) -m bench.cluster rolling --workers 2 --players 100 --idle 1000 --kill
+
+# Server and load-generator CPU per login, per held session and per heartbeat ping
+# (one server process, real loopback sockets; bench/RESULTS.md)
+bench-heartbeat: $(STAMP)
+	$(PY) -m bench.heartbeat $(ARGS)
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec
