@@ -1,8 +1,9 @@
 """One simulated session: connect, log in, run its profile's steps, reconnect when dropped.
 
 One-shot steps run in order in the bot's coroutine, each waiting for its reply;
-periodic steps run from loop timers (no task each), so a session that only holds and
-pings costs a socket, two small objects and a timer.
+periodic steps run from the process's one timer wheel (bench/loadgen/wheel.py: no task
+and no loop timer per session), so a session that only holds and pings costs a socket,
+two small objects and a wheel entry.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Bot:
         "conn",
         "vars",
         "token",
-        "timers",
+        "epoch",
         "active",
         "lost",
         "logged_in",
@@ -114,7 +115,8 @@ class Bot:
         self.conn: WsConn | None = None
         self.vars: dict[str, Any] | None = None
         self.token: str | None = None
-        self.timers: list[asyncio.TimerHandle] = []
+        #: bumped to cancel this session's periodic steps waiting in the wheel
+        self.epoch = 0
         #: periodic steps started on the current session (restarted after a resume)
         self.active: list[CompiledStep] = []
         self.lost: asyncio.Future[bool] | None = None
@@ -424,22 +426,11 @@ class Bot:
     def _start_periodic(self, cs: CompiledStep) -> None:
         every = cs.step.every
         first = random.uniform(0.0, every)  # spread the phase of each session
-        self._schedule(cs, first, cs.step.times)
+        self.w.wheel.add(first, self._fire, cs, cs.step.times, self.epoch)
 
-    def _schedule(self, cs: CompiledStep, delay: float, left: int) -> None:
-        loop = asyncio.get_running_loop()
-        h = loop.call_later(delay, self._fire, cs, left)
-        self.timers.append(h)
-        if len(self.timers) > 8:
-            now = loop.time()
-            # uvloop returns a plain Handle (no `when`) for a delay <= 0: keep it until it ran
-            self.timers = [
-                t for t in self.timers if not t.cancelled() and (not hasattr(t, "when") or t.when() >= now)
-            ]
-
-    def _fire(self, cs: CompiledStep, left: int) -> None:
+    def _fire(self, cs: CompiledStep, left: int, epoch: int) -> None:
         conn = self.conn
-        if conn is None or conn.closed or self.w.stopping or cs.st.unsupported:
+        if epoch != self.epoch or conn is None or conn.closed or self.w.stopping or cs.st.unsupported:
             return
         try:
             conn.send(cs.build(self), cs.st, cs.step.timeout, None, cs.accept)
@@ -447,14 +438,14 @@ class Bot:
             return
         if left == 1:
             return
-        every = cs.step.every
-        j = cs.step.jitter
-        self._schedule(cs, every * random.uniform(1.0 - j, 1.0 + j), left - 1 if left else 0)
+        step = cs.step
+        j = step.jitter
+        self.w.wheel.add(
+            step.every * (1.0 - j + 2.0 * j * random.random()), self._fire, cs, left - 1 if left else 0, epoch
+        )
 
     def _cancel_timers(self) -> None:
-        for t in self.timers:
-            t.cancel()
-        self.timers = []
+        self.epoch += 1
 
     # -- commands from the worker ---------------------------------------------------------
 

@@ -42,10 +42,20 @@ class Incoming(Struct):
     data: Raw = Raw()
 
 
+#: the whole header (2 bytes + the zero mask) of a final frame under 126 bytes, by opcode
+#: and length: one concatenation per message
+_SHORT_HEADS: dict[int, list[bytes]] = {
+    op: [bytes((0x80 | op, 0x80 | n)) + _ZERO_MASK for n in range(126)] for op in (0x1, 0x2)
+}
+
+
 def client_frame(payload: bytes, opcode: int) -> bytes:
     """One masked (zero key) final frame."""
     n = len(payload)
     if n < 126:
+        heads = _SHORT_HEADS.get(opcode)
+        if heads is not None:
+            return heads[n] + payload
         head = bytes((0x80 | opcode, 0x80 | n))
     elif n < 65536:
         head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
@@ -205,6 +215,12 @@ class WsConn(asyncio.Protocol):
         t.write(self._req)
 
     def data_received(self, data: bytes) -> None:
+        if self.upgraded and not self._buf:
+            # the common case: exactly one short, final text/binary frame (a reply)
+            n = len(data)
+            if n >= 2 and (data[0] == 0x82 or data[0] == 0x81) and data[1] == n - 2 and n < 128:
+                self._message(data[2:], time.monotonic())
+                return
         if self._buf:
             data = self._buf + data
             self._buf = b""

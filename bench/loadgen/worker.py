@@ -23,6 +23,7 @@ from msgspec import Struct
 from .bot import Bot, CompiledStep
 from .scenario import Scenario, assign_profile
 from .stats import Histogram
+from .wheel import Wheel
 from .wire import Shared
 
 #: sockets one generator process may hold (the open-file limit is 20,000)
@@ -86,6 +87,8 @@ class Worker:
         self.stopping = False
         self.in_hold = False
         self.bots: list[Bot] = []
+        #: every session's periodic steps (pings, spins...) on one loop timer
+        self.wheel = Wheel()
         self.first_tries = 0
         self.max_lag = 0.0
         self.gc_max = 0.0
@@ -352,6 +355,7 @@ class Worker:
             await ramp
         for bot in self.bots:
             bot.stop()
+        self.wheel.clear()
         tasks = [b.task for b in self.bots if b.task is not None and not b.task.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=self.cfg.close_timeout)
