@@ -346,6 +346,7 @@ class ColyseusConn(WsConn):
             frame = request_frame(rid, REQUEST_TYPES.get(mtype, mtype), msg)
         now = time.monotonic()
         self.pending[rid] = (st, now, now + timeout, fut, accept, declined)
+        self.shared.busy.add(self)  # left by the sweep once nothing is pending
         t.write(frame)
         st.sent += 1
         self.shared.sent += 1

@@ -121,6 +121,7 @@ class Shared:
         "unmatched",
         "unmatched_codes",
         "in_hold",
+        "busy",
     )
 
     def __init__(self) -> None:
@@ -136,6 +137,10 @@ class Shared:
         #: replies with no request waiting (late after a timeout, or id null)
         self.unmatched = 0
         self.unmatched_codes: dict[int, int] = {}
+        #: connections that may have requests in flight: the only ones the once-a-second
+        #: timeout sweep visits (walking every session cost more than all the pings of
+        #: a quiet one). A connection joins on send and leaves once nothing is pending.
+        self.busy: set[Any] = set()
 
     def step(self, label: str) -> StepStats:
         st = self.steps.get(label)
@@ -336,7 +341,10 @@ class WsConn(asyncio.Protocol):
             shared.recv_error += 1
         else:
             return  # "closing" (TCP only) or something newer
-        p = self.pending.pop(msg.id, None) if msg.id is not None else None
+        pending = self.pending
+        p = pending.pop(msg.id, None) if msg.id is not None else None
+        if not pending:
+            shared.busy.discard(self)
         if p is None:
             shared.unmatched += 1
             if t == "error":
@@ -383,7 +391,10 @@ class WsConn(asyncio.Protocol):
         rid = self._next_id
         msg["id"] = rid
         now = time.monotonic()
-        self.pending[rid] = (st, now, now + timeout, fut, accept, declined)
+        pending = self.pending
+        if not pending:
+            self.shared.busy.add(self)
+        pending[rid] = (st, now, now + timeout, fut, accept, declined)
         t.write(client_frame(self._encode(msg), self._opcode))
         st.sent += 1
         self.shared.sent += 1
@@ -414,11 +425,13 @@ class WsConn(asyncio.Protocol):
             if fut is not None and not fut.done():
                 fut.set_exception(ConnectionError("connection lost"))
         self.pending.clear()
+        self.shared.busy.discard(self)
         return n
 
     def expire(self, now: float) -> None:
         """Count requests past their deadline as timed out."""
         if not self.pending:
+            self.shared.busy.discard(self)
             return
         late = [rid for rid, p in self.pending.items() if now > p[2]]
         for rid in late:

@@ -264,10 +264,8 @@ class Worker:
         for _ in self._ticks(1.0):
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            for bot in self.bots:
-                c = bot.conn
-                if c is not None and c.pending:
-                    c.expire(now)
+            for c in list(self.shared.busy):  # connections with requests in flight only
+                c.expire(now)
 
     # -- ramp and life --------------------------------------------------------------------
 
