@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-checkpoint soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,9 @@ soak-cluster: $(STAMP)
 
 bench-bus: $(STAMP)
 	$(PY) -m bench.bus
+
+bench-checkpoint: $(STAMP)
+	$(PY) -m bench.checkpoint
 
 # Cluster: sessions held by N workers (load generator), a rolling restart and a SIGKILL under spins.
 bench-cluster: $(STAMP)

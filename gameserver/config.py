@@ -91,6 +91,10 @@ class ClusterSection(Struct, frozen=True, forbid_unknown_fields=True):
     #: SIGKILL a superseded (unresponsive) worker at once; false: only cut it off and let
     #: it fence itself when it wakes up (it exits when it sees its lease has run out).
     kill_superseded: bool = True
+    #: Seconds between checkpoints of a worker's sessions and rooms (gameserver/checkpoint.py):
+    #: after a crash its restarted process restores them and the clients resume. 0 = off
+    #: (the clients of a crashed worker log in again).
+    checkpoint_interval: float = 2.0
 
 
 class LimitsSection(Struct, frozen=True, forbid_unknown_fields=True):
@@ -331,6 +335,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("cluster.node_index must index cluster.nodes")
         if cl.heartbeat_interval <= 0 or cl.lease_timeout <= 2 * cl.heartbeat_interval:
             raise ValueError("cluster.lease_timeout must be above twice cluster.heartbeat_interval")
+        if cl.checkpoint_interval < 0:
+            raise ValueError("cluster.checkpoint_interval must be 0 (off) or more")
         self._check_leaderboards(set(names))
 
     def _check_leaderboards(self, zones: set[str]) -> None:

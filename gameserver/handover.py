@@ -50,18 +50,25 @@ class RoutingState(msgspec.Struct, frozen=True):
     guest_seq: dict[str, int]
 
 
-def export_sessions(hub: Hub) -> list[SessionState]:
+def export_sessions(hub: Hub, events_per_session: int = EVENTS_PER_SESSION) -> list[SessionState]:
     out = []
     for (zone, uid), p in hub.players.items():
-        events = [(seq, ev.name, ev.data) for seq, ev in p.log.buffered()[-EVENTS_PER_SESSION:]]
+        events = (
+            [(seq, ev.name, ev.data) for seq, ev in p.log.buffered()[-events_per_session:]]
+            if events_per_session
+            else []
+        )
         out.append(
             SessionState(zone, uid, p.name, int(p.role), p.resume_token, p.session_id, p.log.last_seq, events)
         )
     return out
 
 
-def import_sessions(hub: Hub, sessions: list[SessionState]) -> int:
-    """Detached sessions, ready for `resume` (within the resume grace from now)."""
+def import_sessions(hub: Hub, sessions: list[SessionState], restored: bool = False) -> int:
+    """Detached sessions, ready for `resume` (within the resume grace from now).
+
+    `restored`: from a crashed worker's checkpoint, so their last events are lost; their
+    first resume is accepted whatever seq the client saw (the reply says ``gap``)."""
     now = hub.clock.monotonic()
     replay = hub.config.limits.replay_buffer
     for s in sessions:
@@ -69,6 +76,7 @@ def import_sessions(hub: Hub, sessions: list[SessionState]) -> int:
         player.session_id = s.session_id
         player.log = EventLog.restore(replay, s.last_seq, [(seq, OutEvent(n, d)) for seq, n, d in s.events])
         player.detached_at = now
+        player.gap = restored
         hub.players[(s.zone, s.user_id)] = player
         hub.by_resume_token[s.resume_token] = player
         for service in hub.service_list:

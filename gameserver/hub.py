@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from protocol import messages as m
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import RequestError
+from protocol.events import OutEvent
 from protocol.limits import FloodLimits
+from protocol.replay import EventLog
 from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
 from rooms.user import User
@@ -274,16 +276,26 @@ class Hub:
         player = self.by_resume_token.get(req.token)
         if player is None:
             raise RequestError(ErrorCode.RESUME_FAILED, "no such session (expired?): log in again")
-        missed = player.log.since(req.last_seq)
+        gap = player.gap
+        if gap:  # restored after a worker crash: number on from what the client saw
+            since_restore = [event for _, event in player.log.buffered()]
+            player.log = EventLog.restore(self.config.limits.replay_buffer, max(0, req.last_seq), [])
+            missed: list[tuple[int, OutEvent]] | None = [(player.log.append(e), e) for e in since_restore]
+        else:
+            missed = player.log.since(req.last_seq)
         if missed is None:
             raise RequestError(ErrorCode.RESUME_FAILED, "missed events are gone: log in again")
+        player.gap = False
         previous = player.conn
         if previous is not None:  # a half-open old socket: the new one wins
             previous.player = None
             previous.close(CloseCode.SESSION_REPLACED, "resumed elsewhere")
         self._attach(conn, player)
         conn.session.authenticate(self.zones[player.zone].config.flood)
-        conn.session.reply(req.id, {"user": player.user_id, "last_seq": player.log.last_seq})
+        data: dict[str, Any] = {"user": player.user_id, "last_seq": player.log.last_seq}
+        if gap:
+            data["gap"] = True
+        conn.session.reply(req.id, data)
         for seq, event in missed:
             conn.session.send_event(seq, event)
 

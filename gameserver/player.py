@@ -26,6 +26,7 @@ class Player:
         "conn",
         "detached_at",
         "session_id",
+        "gap",
     )
 
     def __init__(
@@ -42,6 +43,8 @@ class Player:
         self.detached_at: float | None = None
         #: names this session (kept across resumes) in idempotency keys and round records
         self.session_id = secrets.token_hex(8)
+        #: restored from a crashed worker's checkpoint: events after it were lost
+        self.gap = False
 
     def push(self, event: OutEvent) -> None:
         """Number the event, keep it for replay, and send it if connected."""

@@ -43,10 +43,21 @@ from rooms.zone import Zone
 
 from .bus import Bus, BusError, RemoteError, open_bus
 from .handlers import ZONE_HANDLERS
+from .handover import (
+    EVENTS_PER_SESSION,
+    RoutingState,
+    SessionState,
+    chunks,
+    export_sessions,
+    export_zones,
+    import_sessions,
+    import_zones,
+)
 from .ring import HashRing, room_key, user_key
 from .router import ReplyFn
 
 if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
     from .hub import Hub
 
 logger = logging.getLogger("croupier.sharding")
@@ -147,6 +158,8 @@ class ShardedRouter:
             ("staff", self._on_staff),
             ("adopt", self._on_adopt),
             ("share", self._on_share),
+            ("reconcile", self._on_reconcile),
+            ("lost", self._on_lost),
         ):
             bus.on(kind, fn)
         #: set once this worker serves its member: at start, or after a takeover
@@ -154,8 +167,10 @@ class ShardedRouter:
 
     # -- start-up ----------------------------------------------------------------------
 
-    async def start(self, takeover: float = 0.0) -> None:
+    async def start(self, takeover: float = 0.0, checkpoint: Checkpoint | None = None) -> None:
         """Announce this (re)started worker and read the other workers' room lists.
+
+        `checkpoint`: the crashed predecessor's state, restored first (`restore`).
 
         `takeover` > 0: this process replaces a draining one of the same member (a rolling
         restart): it waits up to that many seconds for the predecessor's sessions and
@@ -163,6 +178,9 @@ class ShardedRouter:
         """
         if takeover > 0:
             self._spawn(self._fresh_after(takeover))
+            return
+        if checkpoint is not None:
+            await self.restore(checkpoint)
             return
         await self._serve(announce=True)
 
@@ -186,16 +204,25 @@ class ShardedRouter:
         if rebind is not None:
             await rebind()
 
-    async def _read_directory(self, peer: str) -> None:
+    async def _read_directory(self, peer: str, replace: bool = False) -> None:
+        """Add `peer`'s rooms to the listings; `replace`: also drop those it no longer has."""
         try:
             listing = await self.bus.call(peer, "dir_full", None, self.timeout)
         except BusError as exc:  # not up yet: its own hello will make us read it
             logger.info("room list of %s not read: %s", peer, exc)
             return
-        for zname, views in listing.items():
-            zone = self.hub.zones.get(zname)
-            if zone is not None:
-                for view in views:
+        for zname, zone in self.hub.zones.items():
+            views = listing.get(zname, [])
+            if replace:
+                have = {v["id"] for v in views}
+                for rid in [
+                    r for r in zone.remote_rooms if r not in have and self._hosted_by(zname, r) == peer
+                ]:
+                    outputs = zone.apply_remote("room_removed", {"room": rid})
+                    if outputs:
+                        self.hub.deliver(zname, outputs)
+            for view in views:
+                if not (replace and view["id"] in zone.remote_rooms):
                     zone.apply_remote("room_added", {"room": view})
 
     async def close(self) -> None:
@@ -210,7 +237,6 @@ class ShardedRouter:
         worker to it (`share`), keep the rest. Moved sessions are closed with 4009; their
         clients resume on the new owner. Returns {resume token: new owner} of the moved
         sessions (the acceptor routes their resumes with it)."""
-        from .handover import SessionState, export_sessions
 
         hub = self.hub
         leaving = self.me not in members
@@ -320,7 +346,6 @@ class ShardedRouter:
 
     async def _on_share(self, src: str, body: bytes) -> int:
         """Users, rooms and sessions that a ring change gave to this worker."""
-        from .handover import SessionState, import_sessions
 
         sender, (users, rooms, proxies, remote, raw_sessions) = msgspec.msgpack.decode(body)
         hub = self.hub
@@ -379,17 +404,18 @@ class ShardedRouter:
 
     # -- handover (rolling restart: gameserver/handover.py) -------------------------------
 
-    async def hand_over(self, directory: str, timeout: float = 10.0) -> int:
-        """Give this worker's sessions and rooms to its successor (listening as
-        ``<me>.next`` in `directory`); stop talking on the bus. Returns sessions moved.
+    def export_state(
+        self, events: int | None = None
+    ) -> tuple[list[ZoneSnapshot], RoutingState, dict[str, Any], list[SessionState]]:
+        """This worker's zones, routing maps, services' per-session state and sessions
+        (with up to `events` events each; None: the handover's default)."""
 
-        Raises `BusError` if the successor did not take them (nothing is lost then: the
-        sessions stay here and the clients log in again)."""
-        from .bus import UnixBus
-        from .handover import RoutingState, chunks, export_sessions, export_zones
+        routing, services = self.export_routing()
+        sessions = export_sessions(self.hub, EVENTS_PER_SESSION if events is None else events)
+        return export_zones(self.hub), routing, services, sessions
 
-        hub = self.hub
-        hub.frozen = True  # nothing changes after the copy
+    def export_routing(self) -> tuple[RoutingState, dict[str, Any]]:
+        """The routing maps, and the services' per-session state (leaderboard subscriptions)."""
         routing = RoutingState(
             [(z, u, h) for (z, u), h in self.homes.items()],
             [
@@ -399,13 +425,42 @@ class ShardedRouter:
             ],
             dict(self._guest_seq),
         )
-        zones = export_zones(hub)
-        sessions = export_sessions(hub)
-        services = {  # per-session state of services (leaderboard subscriptions...)
+        services = {
             type(svc).__name__: svc.handover_state()
-            for svc in hub.service_list
+            for svc in self.hub.service_list
             if hasattr(svc, "handover_state")
         }
+        return routing, services
+
+    def import_state(
+        self, zones: list[ZoneSnapshot], routing: RoutingState, services: dict[str, Any]
+    ) -> None:
+        """The zones, routing maps and services' state of `export_state` (sessions apart)."""
+
+        import_zones(self.hub, zones)
+        for svc in self.hub.service_list:
+            if hasattr(svc, "adopt_handover"):
+                svc.adopt_handover(services.get(type(svc).__name__))
+        self.homes = {(z, u): h for z, u, h in routing.homes}
+        self.remote_rooms = {}
+        for z, u, host, ids in routing.remote_rooms:
+            self.remote_rooms.setdefault((z, u), {})[host] = set(ids)
+        self._guest_seq.update(routing.guest_seq)
+        for zone in self.hub.zones.values():
+            top = max((rid for rid in zone.rooms if rid >= DYNAMIC_BASE), default=0)
+            zone.use_room_ids(i for i in room_ids_for(self.shards.index) if i > top)
+
+    async def hand_over(self, directory: str, timeout: float = 10.0) -> int:
+        """Give this worker's sessions and rooms to its successor (listening as
+        ``<me>.next`` in `directory`); stop talking on the bus. Returns sessions moved.
+
+        Raises `BusError` if the successor did not take them (nothing is lost then: the
+        sessions stay here and the clients log in again)."""
+        from .bus import UnixBus
+
+        hub = self.hub
+        hub.frozen = True  # nothing changes after the copy
+        zones, routing, services, sessions = self.export_state()
         await self.bus.close()  # from here on peers reach the successor (or retry)
         client = UnixBus(f"{self.me}.handover", directory, default_timeout=timeout)
         await client.start()
@@ -420,25 +475,13 @@ class ShardedRouter:
         return len(sessions)
 
     async def _on_adopt(self, src: str, body: list[Any]) -> int:
-        from .handover import RoutingState, SessionState, import_sessions, import_zones
 
         step, payload = body
         if step == "zones":
             zones, routing, services = msgspec.msgpack.decode(
                 payload, type=tuple[list[ZoneSnapshot], RoutingState, dict[str, Any]]
             )
-            import_zones(self.hub, zones)
-            for svc in self.hub.service_list:
-                if hasattr(svc, "adopt_handover"):
-                    svc.adopt_handover(services.get(type(svc).__name__))
-            self.homes = {(z, u): h for z, u, h in routing.homes}
-            self.remote_rooms = {}
-            for z, u, host, ids in routing.remote_rooms:
-                self.remote_rooms.setdefault((z, u), {})[host] = set(ids)
-            self._guest_seq.update(routing.guest_seq)
-            for zone in self.hub.zones.values():
-                top = max((rid for rid in zone.rooms if rid >= DYNAMIC_BASE), default=0)
-                zone.use_room_ids(i for i in room_ids_for(self.shards.index) if i > top)
+            self.import_state(zones, routing, services)
             return len(zones)
         if step == "sessions":
             return import_sessions(self.hub, msgspec.msgpack.decode(payload, type=list[SessionState]))
@@ -450,6 +493,140 @@ class ShardedRouter:
                     self._announce(zname, OutEvent("room_count", {"room": room.id}))
         logger.info("took over %s: %d sessions", self.me, len(self.hub.players))
         return len(self.hub.players)
+
+    # -- restore after a crash (gameserver/checkpoint.py) --------------------------------
+
+    async def restore(self, cp: Checkpoint) -> int:
+        """Start from the checkpoint of this member's crashed predecessor, then reconcile
+        with the peers what changed after it. Returns the sessions restored."""
+
+        from .checkpoint import complete
+
+        hub = self.hub
+        defaults = {name: list(z.config.default_groups) for name, z in hub.zones.items()}
+        self.import_state(complete(cp, defaults), cp.routing, cp.services)
+        mine = [s for s in cp.sessions if self.shards.home(s.zone, s.user_id) == self.me]
+        import_sessions(hub, mine, restored=True)
+        for zname, zone in hub.zones.items():  # users of the checkpoint without a session here
+            for uid in [
+                u for u in zone.users if (zname, u) not in hub.players and (zname, u) not in self.homes
+            ]:
+                outputs = zone.remove_user(uid)
+                if outputs:
+                    self.deliver(zname, outputs)
+        users = [[z, u] for z, u in hub.players]
+        peers = self._peers()
+        for peer in peers:
+            self.bus.cast(peer, "hello", {"restored": True})
+        await asyncio.gather(*(self._read_directory(p) for p in peers))
+        await asyncio.gather(*(self._reconcile(p, users) for p in peers))
+        self.serving.set()
+        logger.info("restored %s from its checkpoint: %d sessions", self.me, len(mine))
+        return len(mine)
+
+    async def _reconcile(self, peer: str, users: list[list[Any]]) -> None:
+        """Agree with `peer` on room memberships after a restore: the host's rooms are the
+        truth for who is in them, the home's session list for who exists."""
+        try:
+            reply = await self.bus.call(peer, "reconcile", users, self.timeout * 5)
+        except BusError as exc:  # down: its own hello (when it starts) resets both sides
+            logger.info("reconcile with %s skipped: %s", peer, exc)
+            return
+        theirs, ours = reply  # their users in our rooms, our users in their rooms
+        hub = self.hub
+        for key, hosts in list(self.remote_rooms.items()):
+            hosts.pop(peer, None)
+            if not hosts:
+                del self.remote_rooms[key]
+        for z, u, ids in ours:
+            if (z, u) in hub.players and ids:
+                self.remote_rooms.setdefault((z, u), {})[peer] = set(ids)
+        truth = {(z, u): (set(ids), spec) for z, u, ids, spec in theirs}
+        lost: list[list[Any]] = []
+        for zname, zone in hub.zones.items():  # their users' proxies here: as they say
+            for uid in [u for u in zone.users if self.homes.get((zname, u)) == peer]:
+                user = zone.users[uid]
+                want, _ = truth.pop((zname, uid), (set(), None))
+                for rid in sorted(user.rooms - want):  # left after the checkpoint
+                    self._sync_member(zname, uid, rid, join=False, lost=lost)
+                for rid in sorted(want - user.rooms):  # joined after it
+                    self._sync_member(zname, uid, rid, join=True, lost=lost)
+                if not user.rooms:
+                    self.homes.pop((zname, uid), None)
+                    zone.drop_proxy_if_idle(uid)
+        for (zname, uid), (ids, spec) in truth.items():  # no proxy in the checkpoint
+            zone = hub.zones[zname]
+            pid, name, role, public = spec
+            proxy = zone.add_proxy(User(pid, name, Role(role)))
+            proxy.variables = {v["name"]: msgspec.convert(v, m.Variable) for v in public}
+            self.homes[(zname, uid)] = peer
+            for rid in sorted(ids):
+                self._sync_member(zname, uid, rid, join=True, lost=lost)
+            if not proxy.rooms:
+                self.homes.pop((zname, uid), None)
+                zone.drop_proxy_if_idle(uid)
+        if lost:
+            self.bus.cast(peer, "lost", lost)
+
+    def _sync_member(self, zname: str, uid: int, rid: int, *, join: bool, lost: list[list[Any]]) -> None:
+        """Join or leave room `rid` for a remote user's proxy, announcing it to the room;
+        a room that no longer exists (or is full) is `lost` for that user."""
+        zone = self.hub.zones[zname]
+        user = zone.users[uid]
+        if rid not in zone.rooms:
+            user.rooms.discard(rid)
+            if join:
+                lost.append([zname, uid, [rid]])
+            return
+        try:
+            if join:
+                _, outputs = zone.join_room(uid, rid, password=zone.rooms[rid].password)
+            else:
+                _, outputs = zone.leave_room(uid, rid)
+        except RequestError:
+            if join:
+                lost.append([zname, uid, [rid]])
+            return
+        if outputs:
+            self.deliver(zname, outputs)
+
+    def _on_reconcile(self, src: str, body: list[Any]) -> list[Any]:
+        """`src` restored a checkpoint: drop the proxies of its users that are gone, and
+        tell it where our users are in its rooms and where its users are in ours."""
+        hub = self.hub
+        alive = {(z, u) for z, u in body}
+        for key, home in list(self.homes.items()):
+            if home == src and key not in alive:
+                self._on_gone(src, list(key))
+        theirs = [
+            [z, u, sorted(hosts[src]), _user_spec(hub.zones[z].users[u])]
+            for (z, u), hosts in self.remote_rooms.items()
+            if hosts.get(src) and (z, u) in hub.players
+        ]
+        ours = []
+        for (z, u), home in self.homes.items():
+            if home == src:
+                user = hub.zones[z].users.get(u)
+                if user is not None and user.rooms:
+                    ours.append([z, u, sorted(user.rooms)])
+        return [theirs, ours]
+
+    def _on_lost(self, src: str, body: list[Any]) -> None:
+        """Rooms of `src` our users were in but that its restore does not have: they left."""
+        hub = self.hub
+        for zname, uid, ids in body:
+            hosts = self.remote_rooms.get((zname, uid))
+            if hosts is None or src not in hosts:
+                continue
+            hosts[src].difference_update(ids)
+            if not hosts[src]:
+                del hosts[src]
+            if not hosts:
+                del self.remote_rooms[(zname, uid)]
+            player = hub.players.get((zname, uid))
+            if player is not None:
+                for rid in ids:
+                    player.push(OutEvent("user_left", {"room": rid, "user": uid}))
 
     def new_guest_id(self, zone: str) -> int:
         """The next guest id of `zone` whose home is this worker (unique in the ring)."""
@@ -740,7 +917,14 @@ class ShardedRouter:
         }
 
     def _on_hello(self, src: str, body: Any) -> None:
-        """`src` (re)started: its sessions and rooms are gone; read its room list."""
+        """`src` (re)started: its sessions and rooms are gone; read its room list.
+
+        ``{"restored": true}``: it restored its checkpoint (gameserver/checkpoint.py), so
+        its sessions and rooms continue; `reconcile` follows. Only its room list is read
+        again, dropping the rooms it no longer has."""
+        if isinstance(body, dict) and body.get("restored"):
+            self._spawn(self._read_directory(src, replace=True))
+            return
         for key, home in list(self.homes.items()):
             if home == src:
                 self._on_gone(src, list(key))
@@ -783,7 +967,13 @@ class ShardedRouter:
 
 
 async def attach_router(
-    hub: Hub, me: str, members: list[str], bus: Bus, timeout: float = 2.0, takeover: float = 0.0
+    hub: Hub,
+    me: str,
+    members: list[str],
+    bus: Bus,
+    timeout: float = 2.0,
+    takeover: float = 0.0,
+    checkpoint: Checkpoint | None = None,
 ) -> ShardedRouter:
     """Start `bus` and make `hub` the worker `me` of the ring `members`.
 
@@ -793,7 +983,7 @@ async def attach_router(
     await bus.start()
     router = ShardedRouter(hub, me, members, bus, timeout)
     hub.router = router
-    await router.start(takeover)
+    await router.start(takeover, checkpoint)
     return router
 
 

@@ -36,6 +36,7 @@ from protocol.codes import CloseCode, ErrorCode
 from . import auth, logs
 from .admin import worker_stats
 from .bus import Bus, HybridBus, UnixBus
+from .checkpoint import Checkpointer, CheckpointFiles, load as load_checkpoint
 from .config import Config
 from .connection import Connection
 from .handoff import Channel, close_quietly, recv_blocking
@@ -258,6 +259,7 @@ class Worker:
         self.exit_code = 0
         self._stopping = False
         self.router: ShardedRouter | None = None
+        self.checkpointer: Checkpointer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> int:
@@ -296,9 +298,20 @@ class Worker:
             else UnixBus(info.member, directory, default_timeout=cl.bus_timeout, listen_as=listen_as)
         )
         wait = cl.drain_timeout + self.config.limits.close_timeout + 10 if self.takeover else 0.0
+        files = CheckpointFiles(os.path.join(info.run_dir, "checkpoints"), info.member, info.generation)
+        restored = None
+        if not self.takeover and cl.checkpoint_interval > 0:  # a restart after a crash?
+            restored = load_checkpoint(
+                files, list(info.members), self.config.limits.resume_grace, time.time()
+            )
         self.router = await attach_router(
-            self._hub(), info.member, list(info.members), bus, cl.bus_timeout, wait
+            self._hub(), info.member, list(info.members), bus, cl.bus_timeout, wait, restored
         )
+        if cl.checkpoint_interval > 0:
+            self.checkpointer = Checkpointer(
+                self.router, files, cl.checkpoint_interval, lambda: self.lease.valid() and not self._stopping
+            )
+            self.checkpointer.start()
         for service in self._hub().service_list:  # services spanning the ring (leaderboards)
             getattr(service, "join_cluster", lambda router: None)(self.router)
 
@@ -415,7 +428,7 @@ class Worker:
         """Drain: take no new session, finish rounds in flight, move clients, flush, exit."""
         if self._stopping:
             return
-        self._stopping = True
+        self._stopping = True  # no checkpoint from here on (the sessions end or move)
         server = self.server
         assert server is not None
         hub = server.hub
@@ -435,6 +448,8 @@ class Worker:
         await server.stop(drain_seconds=self.config.limits.close_timeout)
         if self.router is not None:
             await self.router.close()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop(remove=True)
         self._send({"t": "drained", "metrics": self._metrics()})
         await asyncio.sleep(0.05)  # let the channel write
         self.done.set()

@@ -937,9 +937,10 @@ class Leaderboards:
             (HELLO, self._on_hello),
         ):
             bus.on(kind, fn)
-        if router.serving.is_set():
+        if router.serving.is_set() and not self._adopted:
             self._hello(router)
-        else:  # a takeover: the predecessor still serves the member until it hands over
+        else:  # a takeover (the predecessor still serves the member until it hands over)
+            # or a restore from a checkpoint: the sessions keep their subscriptions
             self._announcing = asyncio.get_running_loop().create_task(self._hello_when_serving(router))
 
     def _hello(self, router: ShardedRouter, takeover: bool = False) -> None:

@@ -4,6 +4,8 @@ workers share a room, and keep it through a rolling restart (handover + resume).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -155,5 +157,77 @@ def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> No
             assert (await s.event("public_message", timeout=10))["data"]["text"] == "back home"
             await m.close()
             await s.close()
+
+        asyncio.run(run())
+
+
+def test_sigkill_of_a_room_host_restores_its_sessions_and_rooms(tmp_path: Path) -> None:
+    """SIGKILL the worker that hosts 'Lobby' and holds user A: its restarted process
+    restores its checkpoint (gameserver/checkpoint.py). A resumes (``gap``: events after
+    the checkpoint are lost) and is still in the Lobby with B, who lives on the other
+    worker; C, also on the other worker, joined after the last checkpoint and is still a
+    member too (the peers reconcile what changed after it)."""
+    run_dir = tmp_path / "run"
+    extra = f'checkpoint_interval = 3.0\nrun_dir = "{run_dir}"'
+    with cluster(write_config(tmp_path, casino=False, cluster=extra), 2) as c:
+        ckpts = run_dir / "checkpoints"
+
+        async def checkpoint_after(t: float, member: str) -> None:
+            for _ in range(100):
+                files = list(ckpts.glob(f"{member}.*.ckpt"))
+                if files and max(f.stat().st_mtime for f in files) > t:
+                    return
+                await asyncio.sleep(0.1)
+            pytest.fail("no checkpoint written")
+
+        async def run() -> None:
+            host = c.ring.owner(room_key("demo", "Lobby"))
+            ua, ub = users_on_two_workers(c)
+            uc = next(u for u in range(400, 500) if owner_of(c, u) != host)
+            a, da = await connect(c, ua)
+            b, _ = await connect(c, ub)
+            room = (await a.request("join_room", room="Lobby"))["data"]["room"]["id"]
+            assert (await b.request("join_room", room="Lobby"))["type"] == "ok"
+            seq_a = (await a.event("user_entered"))["seq"]
+            victim = c.current()[host]
+            await checkpoint_after(time.time(), host)  # the next one is 3 s away
+            cl, _ = await connect(c, uc)  # after the checkpoint: only its home knows it
+            assert (await cl.request("join_room", room="Lobby"))["type"] == "ok"
+            seq_a = (await a.event("user_entered"))["seq"]  # not in the checkpoint
+            os.kill(victim["pid"], signal.SIGKILL)
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await a.recv(10)
+            for _ in range(150):
+                now = c.current()
+                if host in now and now[host]["pid"] != victim["pid"] and now[host]["ready"]:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the killed worker was not restarted")
+            a = await WsClient.connect(f"{c.ws_url}?resume={da['resume_token']}")
+            reply = await a.request("resume", token=da["resume_token"], last_seq=seq_a)
+            assert reply["type"] == "ok", reply
+            assert reply["data"]["gap"] is True
+            # numbering goes on from the client's seq: what the restore sent is replayed after it
+            assert reply["data"]["last_seq"] >= seq_a
+            replayed = [await a.recv() for _ in range(reply["data"]["last_seq"] - seq_a)]
+            assert [e["seq"] for e in replayed] == list(range(seq_a + 1, reply["data"]["last_seq"] + 1))
+            said = await a.request("public_message", room=room, text="after the crash")
+            assert said["type"] == "ok", said
+            for other in (b, cl):
+                got = await other.event("public_message", timeout=10)
+                assert got["data"]["text"] == "after the crash"
+            for _ in range(30):  # room counts are coalesced: one sweep later at most
+                listing = await b.request("list_rooms")
+                lobby = next(r for r in listing["data"]["rooms"] if r["name"] == "Lobby")
+                if lobby["users"] == 3:
+                    break
+                await asyncio.sleep(0.1)
+            assert lobby["users"] == 3
+            other = next(m for m in c.current() if m != host)
+            assert c.current()[other]["pid"] != victim["pid"]
+            for client in (a, b, cl):
+                await client.close()
 
         asyncio.run(run())
