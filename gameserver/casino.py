@@ -122,8 +122,10 @@ def txn_key(kind: str, account: str, session: str, request_id: int | str) -> str
 def account_id(zone: str, user_id: int, guest_run: str | None = None) -> str:
     """The player's wallet account (and round owner) in the store.
 
-    Guest ids are handed out again after a restart, so a guest's account also names the
-    server run (`guest_run`): a guest never inherits an earlier guest's wallet.
+    Guest ids are handed out again after a restart, so a guest's account also names its
+    session (`guest_run`: the session id, which moves with the session in a handover, a
+    ring change and a restore after a crash): a guest never inherits an earlier guest's
+    wallet, and keeps its own as long as its session lives.
     """
     if guest_run is not None:
         return f"{zone}:guest:{user_id}:{guest_run}"
@@ -353,7 +355,7 @@ class Casino:
         key = (zc.zone, player.user_id)
         wallet = self.wallets.get(key)
         if wallet is None:
-            run = self.run_id if player.role is Role.GUEST else None
+            run = player.session_id if player.role is Role.GUEST else None
             account = account_id(zc.zone, player.user_id, run)
             wallet = Wallet(zc.zone, player.user_id, account)
             if self.hub.players.get(key) is player:  # not for a session that already ended

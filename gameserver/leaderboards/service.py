@@ -568,8 +568,10 @@ class Leaderboards:
     def _account(self, zone: str, owner: str) -> str:
         uid = int(owner)
         casino = self.hub.casino
-        run = casino.run_id if casino is not None and uid >= GUEST_ID_BASE else None
-        return account_id(zone, uid, run)
+        if casino is not None and uid >= GUEST_ID_BASE:  # a guest's wallet names its session
+            wallet = casino.wallets.get((zone, uid))
+            return wallet.account if wallet is not None else account_id(zone, uid, casino.run_id)
+        return account_id(zone, uid)
 
     def _notify(self, b: Board, start: int, final: list[FinalRow], currency: str | None) -> None:
         window = [start, b.board.period.window(start)[1]]

@@ -290,7 +290,7 @@ class Rewards:
     # -- accounts, locks, money ----------------------------------------------------------
 
     def account(self, player: Player) -> str:
-        run = self.casino.run_id if player.role is Role.GUEST else None
+        run = player.session_id if player.role is Role.GUEST else None
         return account_id(player.zone, player.user_id, run)
 
     def account_of(self, zone: str, user_id: int) -> str:

@@ -376,6 +376,16 @@ def test_sigkill_of_a_worker_restarts_it_and_spares_the_others(main_cluster: Clu
         users = {owner_of(c, u): u for u in range(40, 80)}
         assert set(users) == {"0.0", "0.1", "0.2"}
         clients = {m: await ws_login(c, u) for m, u in users.items()}
+        for _ in range(30):  # a guest on the victim, which spins: its wallet names its session
+            guest = await WsClient.connect(c.ws_url)
+            g = (await guest.request("login", guest=True, zone="demo"))["data"]
+            if auth.resume_owner(g["resume_token"]) == victim:
+                break
+            await guest.close()
+        else:
+            pytest.fail("no guest landed on the victim")
+        assert (await guest.request("spin", game="fruit_slot", coin=1, key="g1"))["type"] == "ok"
+        guest_balance = (await guest.request("balance"))["data"]["balance"]
         await asyncio.sleep(4.5)  # past a checkpoint (cluster.checkpoint_interval: 2 s)
         os.kill(before[victim]["pid"], signal.SIGKILL)
         with pytest.raises(websockets.ConnectionClosed):
@@ -398,6 +408,10 @@ def test_sigkill_of_a_worker_restarts_it_and_spares_the_others(main_cluster: Clu
         assert resumed["type"] == "ok", resumed
         assert resumed["data"] == {"user": users[victim], "last_seq": 0, "gap": True}
         assert (await client.request("balance"))["type"] == "ok"
+        guest = await WsClient.connect(f"{c.ws_url}?resume={g['resume_token']}")
+        assert (await guest.request("resume", token=g["resume_token"]))["data"]["gap"] is True
+        assert (await guest.request("balance"))["data"]["balance"] == guest_balance  # the same wallet
+        await guest.close()
         for m in ("0.0", "0.2"):
             assert (await clients[m][0].request("ping"))["type"] == "ok"
             await clients[m][0].close()
