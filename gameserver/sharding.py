@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
@@ -160,8 +160,17 @@ class ShardedRouter:
             ("share", self._on_share),
             ("reconcile", self._on_reconcile),
             ("lost", self._on_lost),
+            ("zcount", self._on_zcount),
         ):
             bus.on(kind, fn)
+        #: zone population for `max_users` across the ring: every worker casts its
+        #: sessions per zone once per sweep (when they changed, and every 10 sweeps)
+        self._counts: dict[str, dict[str, int]] = {}  # member -> zone -> sessions
+        self._sampled: dict[str, tuple[int, int]] = {}  # zone -> (our sessions, zone.logins) at the sweep
+        self._sent: dict[str, int] = {}
+        self._sweeps = 0
+        for zname, zone in hub.zones.items():
+            zone.population = self._population(zname, zone)
         #: set once this worker serves its member: at start, or after a takeover
         self.serving = asyncio.Event()
 
@@ -324,6 +333,7 @@ class ShardedRouter:
 
     def _adopt_ring(self, new: Shards) -> None:
         self.shards = new
+        self._counts = {m: c for m, c in self._counts.items() if m in new.members}
         for key, hosts in list(self.remote_rooms.items()):  # rooms keep their ids; hosts move
             regrouped: dict[str, set[int]] = {}
             for ids in hosts.values():
@@ -830,11 +840,35 @@ class ShardedRouter:
             self.bus.cast(peer, "dir", [zone, event.name, data])
 
     def sweep(self) -> None:
-        """Room counts, coalesced, to local subscribers and every other worker."""
+        """Room counts, coalesced, to local subscribers and every other worker; our
+        sessions per zone to the others (zone `max_users` counts every worker's)."""
         for name, zone in self.hub.zones.items():
             counts = zone.flush_counts(always=True)
             if counts:
                 self.deliver(name, counts)
+        sessions = Counter(z for z, _ in self.hub.players)
+        for name, zone in self.hub.zones.items():
+            self._sampled[name] = (sessions.get(name, 0), zone.logins)
+        self._sweeps += 1
+        mine = {name: sessions.get(name, 0) for name in self.hub.zones}
+        if mine != self._sent or self._sweeps % 10 == 0:
+            self._sent = mine
+            for peer in self._peers():
+                self.bus.cast(peer, "zcount", mine)
+
+    def _population(self, zname: str, zone: Zone) -> Callable[[], int]:
+        """Sessions of `zname` on every worker: ours at the last sweep plus the logins
+        since (logouts since are not subtracted), plus the others' last counts."""
+
+        def population() -> int:
+            ours, logins = self._sampled.get(zname, (0, zone.logins))
+            others = sum(c.get(zname, 0) for m, c in self._counts.items() if m != self.me)
+            return ours + (zone.logins - logins) + others
+
+        return population
+
+    def _on_zcount(self, src: str, body: dict[str, int]) -> None:
+        self._counts[src] = body
 
     # -- bus handlers (run on the receiving worker) --------------------------------------
 

@@ -9,7 +9,7 @@ passed in (`now`, seconds), never read.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import count
 from typing import Any
 
@@ -44,6 +44,11 @@ class Zone:
         self.config = config
         self.name = config.name
         self.users: dict[int, User] = {}
+        #: logins so far (add_user calls); a sharded worker counts zone population with it
+        self.logins = 0
+        #: how many users the zone holds, for `max_users`: this process's users by default;
+        #: a sharded worker counts every worker's sessions (gameserver/sharding.py)
+        self.population: Callable[[], int] = lambda: len(self.users)
         self.rooms: dict[int, Room] = {}
         self.rooms_by_name: dict[str, Room] = {}
         self.groups: set[str] = set(config.groups) | set(config.default_groups)
@@ -67,7 +72,7 @@ class Zone:
             if until > now:
                 raise _err(ErrorCode.USER_BANNED, f"banned for {math.ceil((until - now) / 60)} more minutes")
             del self.bans[user_id]
-        if user_id not in self.users and len(self.users) >= self.config.max_users:
+        if user_id not in self.users and self.population() >= self.config.max_users:
             raise _err(ErrorCode.ZONE_FULL, f"zone {self.name!r} is full")
 
     def add_user(self, user: User) -> Result:
@@ -75,6 +80,7 @@ class Zone:
         if user.id in self.users:
             raise _err(ErrorCode.ALREADY_LOGGED_IN, "user already in zone")
         self.users[user.id] = user
+        self.logins += 1
         for g in self.config.default_groups:
             user.groups.add(g)
             self.subscribers[g].add(user.id)

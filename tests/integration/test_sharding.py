@@ -434,3 +434,41 @@ def test_adding_a_worker_moves_only_its_share_of_users_and_rooms() -> None:
             await c.close()
 
     run(body, "unix")
+
+
+def test_zone_max_users_counts_the_sessions_of_every_worker() -> None:
+    """A zone of 3 users with sessions on both workers: the fourth login is refused
+    (zone full) on either worker, and accepted again once someone logged out."""
+    import msgspec
+
+    base = config()
+    cfg = msgspec.structs.replace(base, zones=[msgspec.structs.replace(base.zones[0], max_users=3)])
+    bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-bus-')}"
+
+    async def login(r: Ring, uid: int) -> tuple[WsClient, dict[str, Any]]:
+        c = await WsClient.connect(r.url(SHARDS.home("demo", uid)))
+        return c, await c.request("login", token=token(uid))
+
+    async def body(r: Ring) -> None:
+        a, b, c = user_on("w0", 100), user_on("w0", user_on("w0", 100) + 1), user_on("w1", 100)
+        clients = []
+        for uid in (a, b, c):
+            client, reply = await login(r, uid)
+            assert reply["type"] == "ok", reply
+            clients.append(client)
+        await asyncio.sleep(0.3)  # a few sweeps: the workers have told each other
+        for worker in MEMBERS:
+            extra, reply = await login(r, user_on(worker, 5000))
+            assert reply["code"] == ErrorCode.ZONE_FULL, (worker, reply)
+            await extra.close()
+        assert (await clients[2].request("logout"))["type"] == "ok"
+        await asyncio.sleep(0.3)
+        extra, reply = await login(r, user_on("w0", 5000))
+        assert reply["type"] == "ok", reply
+        for client in [*clients, extra]:
+            await client.close()
+
+    with rings.running_ring(
+        cfg, MEMBERS, bus_url, Ring, prefix=f"croupier-test:{secrets.token_hex(4)}:"
+    ) as r:
+        asyncio.run(asyncio.wait_for(body(r), 30))
