@@ -26,8 +26,20 @@ def frame_header(opcode: int, size: int) -> bytes:
     return _pack_64(first, 127, size)
 
 
+#: the headers of final text / binary frames under 126 bytes, by opcode and size
+_SHORT_HEADERS: dict[int, list[bytes]] = {
+    op: [bytes((_FIN | op, n)) for n in range(126)] for op in (OP_TEXT, OP_BINARY)
+}
+
+
 def encode_frames(payloads: list[bytes], opcode: int) -> bytes:
     """Every payload as one final frame, joined into one buffer."""
+    if len(payloads) == 1:  # most flushes: one reply
+        p = payloads[0]
+        n = len(p)
+        heads = _SHORT_HEADERS.get(opcode)
+        if n < 126 and heads is not None:
+            return heads[n] + p
     parts: list[bytes] = []
     for p in payloads:
         parts.append(frame_header(opcode, len(p)))
