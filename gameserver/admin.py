@@ -7,7 +7,8 @@ event loop. The operator panel will grow here, on the same interfaces.
 
 With several workers the supervisor serves the same routes over every worker of the
 node (`build_cluster_app`): counters summed, gauges labelled `worker`, `/stats` summed
-with a per-worker list; plus `GET /admin/workers` and `POST /admin/rolling-restart`.
+with a per-worker list; plus `GET /admin/workers` and `POST /admin/rolling-restart`,
+`POST /admin/workers?count=N` and `GET`/`POST /admin/nodes`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,11 +28,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .config import NodeAddress
 from .metrics import registry_for, render
 
 if TYPE_CHECKING:
     from .hub import Hub
     from .supervisor import Supervisor
+
+
+class _NodeList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    nodes: list[NodeAddress]
 
 
 def build_app(hub: Hub) -> Starlette:
@@ -202,6 +209,26 @@ def build_cluster_app(sup: Supervisor) -> Starlette:
         view = {"rolling_restart": sup.rolling, "resizing": sup.resizing, "workers": sup.workers_view()}
         return JSONResponse(view)
 
+    async def nodes(request: Request) -> Response:
+        """GET: the node list; POST {"nodes": [...]}: nodes added at the end or the last
+        ones removed (docs/cluster.md, "Adding and removing nodes")."""
+        if request.method == "POST":
+            try:
+                body = msgspec.json.decode(await request.body(), type=_NodeList)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return JSONResponse({"started": False, "error": f"bad node list: {exc}"}, status_code=400)
+            why = sup.set_nodes(body.nodes)
+            if why is not None:
+                return JSONResponse({"started": False, "error": why}, status_code=409)
+            return JSONResponse({"started": True, "nodes": len(body.nodes)}, status_code=202)
+        view = {
+            "nodes": [msgspec.to_builtins(n) for n in sup.nodes],
+            "node_index": sup.node_index,
+            "joining": sup.joining,
+            "changing": sup.resizing,
+        }
+        return JSONResponse(view)
+
     async def rolling_restart(request: Request) -> Response:
         if sup.rolling_restart():
             return JSONResponse({"started": True}, status_code=202)
@@ -214,6 +241,7 @@ def build_cluster_app(sup: Supervisor) -> Starlette:
         Route("/stats", stats),
         Route("/admin/workers", workers, methods=["GET", "POST"]),
         Route("/admin/rolling-restart", rolling_restart, methods=["POST"]),
+        Route("/admin/nodes", nodes, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes)
 

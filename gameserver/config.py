@@ -79,6 +79,8 @@ class ClusterSection(Struct, frozen=True, forbid_unknown_fields=True):
     #: nodes, rooms and users on other nodes cannot be reached (a warning at start-up).
     #: The workers of one node always talk over Unix sockets in `run_dir`.
     bus_url: str | None = None
+    #: Channel prefix on that Redis: one per cluster, so that clusters can share a Redis.
+    bus_prefix: str = "croupier:bus:"
     #: Seconds a request between workers (a room operation, a delivery) may take.
     bus_timeout: float = 2.0
     #: Seconds between the supervisor's lease renewals (heartbeats) to each worker.
@@ -95,6 +97,10 @@ class ClusterSection(Struct, frozen=True, forbid_unknown_fields=True):
     #: after a crash its restarted process restores them and the clients resume. 0 = off
     #: (the clients of a crashed worker log in again).
     checkpoint_interval: float = 2.0
+    #: This node is being added to a running cluster (it is the last of `nodes`): until its
+    #: `POST /admin/nodes`, its acceptor sends every client to its owner on the ring of the
+    #: nodes before it (docs/cluster.md, "Adding and removing nodes").
+    joining: bool = False
 
 
 class LimitsSection(Struct, frozen=True, forbid_unknown_fields=True):
@@ -335,6 +341,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("cluster.node_index must index cluster.nodes")
         if cl.heartbeat_interval <= 0 or cl.lease_timeout <= 2 * cl.heartbeat_interval:
             raise ValueError("cluster.lease_timeout must be above twice cluster.heartbeat_interval")
+        if cl.joining and (len(cl.nodes) < 2 or cl.node_index != len(cl.nodes) - 1):
+            raise ValueError("cluster.joining: this node must be the last of two or more cluster.nodes")
         if cl.checkpoint_interval < 0:
             raise ValueError("cluster.checkpoint_interval must be 0 (off) or more")
         self._check_leaderboards(set(names))

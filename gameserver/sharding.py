@@ -173,6 +173,9 @@ class ShardedRouter:
             zone.population = self._population(zname, zone)
         #: set once this worker serves its member: at start, or after a takeover
         self.serving = asyncio.Event()
+        #: called with the resume tokens of the sessions a ring change moved here (the
+        #: supervisor routes their resumes here, whichever worker their token names)
+        self.on_moved_in: Callable[[list[str]], None] | None = None
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -406,7 +409,10 @@ class ShardedRouter:
             self.homes[(zname, st.id)] = self.shards.home(zname, st.id)
         for zname, uid, host, ids in remote:
             self.remote_rooms.setdefault((zname, uid), {}).setdefault(host, set()).update(ids)
-        import_sessions(hub, msgspec.convert(raw_sessions, list[SessionState]))
+        moved_in = msgspec.convert(raw_sessions, list[SessionState])
+        import_sessions(hub, moved_in)
+        if self.on_moved_in is not None and moved_in:
+            self.on_moved_in([s.resume_token for s in moved_in])
         for zname, rs in rooms:  # everyone's listing: these rooms are hosted here now
             if not rs["hidden"]:
                 self._announce(zname, OutEvent("room_count", {"room": rs["id"]}))

@@ -127,6 +127,13 @@ class Supervisor:
         self.node_index = cl.node_index
         self.members = all_members(max(1, len(self.nodes)), self.workers)
         self.ring = HashRing(self.members)
+        #: joining a running cluster: route by the ring of the nodes before this one until
+        #: `set_nodes` (docs/cluster.md, "Adding and removing nodes")
+        self.joining = cl.joining
+        self._joining_ring = HashRing(all_members(self.node_index, self.workers)) if cl.joining else self.ring
+        #: node index -> address of nodes removed at run time (their moved sessions' resume
+        #: tokens still name them), until the resume grace has passed
+        self.departed: dict[int, tuple[NodeAddress, float]] = {}
         self.slots = [Slot(i, member_id(self.node_index, i)) for i in range(self.workers)]
         self.log_level = log_level
         self.log_format = log_format
@@ -337,6 +344,10 @@ class Supervisor:
                 wp.ready.set_result(None)
         elif t == "drained":
             wp.last_metrics = msg.get("metrics") or wp.last_metrics
+        elif t == "moved_in":  # sessions a ring change gave this worker: route their resumes here
+            until = time.monotonic() + self.config.limits.resume_grace
+            for token in msg.get("tokens") or ():
+                self.relocated[str(token)] = (wp.slot.member, until)
 
     async def _watch(self, wp: WorkerProc) -> None:
         code = await wp.proc.wait()
@@ -441,14 +452,23 @@ class Supervisor:
     # -- routing -----------------------------------------------------------------------
 
     def owner(self, route: Route) -> str | None:
-        if route.user is not None:
-            return self.ring.owner(user_key(*route.user))
         if route.token is not None and self.relocated:
             moved = self.relocated.get(route.token)
             if moved is not None:
                 return moved[0]
-        if route.resume is not None and route.resume in self.members:
-            return route.resume
+        if route.user is not None:
+            ring = self._joining_ring if self.joining else self.ring
+            return ring.owner(user_key(*route.user))
+        if route.resume is not None:
+            if route.resume in self.members:
+                return route.resume
+            with contextlib.suppress(ValueError):
+                if node_of(route.resume) in self.departed:  # its node redirects it on
+                    return route.resume
+        if self.joining:  # a guest: a worker of the nodes before us
+            return self._joining_ring.owner(f"guest:{next(self._rr)}")
+        if self.nodes and self.node_index >= len(self.nodes):  # this node left the cluster
+            return self.ring.owner(f"guest:{next(self._rr)}")
         return None
 
     def dispatch(self, kind: str, sock: socket.socket, pre: bytes, route: Route) -> None:
@@ -489,8 +509,13 @@ class Supervisor:
         rotated = up[start:] + up[:start]  # ties: round-robin
         return min(rotated, key=lambda s: s.current.load if s.current is not None else 0)
 
+    def _address(self, index: int) -> NodeAddress:
+        if index < len(self.nodes):
+            return self.nodes[index]
+        return self.departed[index][0]
+
     def _redirect(self, kind: str, sock: socket.socket, pre: bytes, member: str) -> None:
-        node = self.nodes[node_of(member)]
+        node = self._address(node_of(member))
         self.counters["redirects"] += 1
         code = int(CloseCode.WRONG_NODE)
         if kind == "ws":
@@ -550,6 +575,66 @@ class Supervisor:
     @property
     def resizing(self) -> bool:
         return self._resizing is not None and not self._resizing.done()
+
+    def set_nodes(self, nodes: list[NodeAddress]) -> str | None:
+        """Adopt the cluster's new node list (nodes added at the end, or the last ones
+        removed): this node's workers hand what now hashes to other workers to them.
+        Returns why not, or None when started. Call it on every node: first on those that
+        give sessions away (the old nodes when adding, the leaving ones when removing),
+        then on the others (docs/cluster.md, "Adding and removing nodes")."""
+        if self.rolling or self.resizing:
+            return "busy: a resize or a rolling restart is running"
+        old = self.nodes or [self._own_address()]
+        common = min(len(old), len(nodes))
+        if not nodes:
+            return "give the cluster's nodes"
+        if self.nodes and list(nodes[:common]) != list(old[:common]):  # (alone: any address for us)
+            return "the nodes already in the cluster must keep their positions and addresses"
+        if len(nodes) == len(old) and not self.joining:
+            return "the node list is unchanged"
+        self._resizing = asyncio.get_running_loop().create_task(self._set_nodes(list(nodes)))
+        return None
+
+    def _own_address(self) -> NodeAddress:
+        s = self.config.server
+        return NodeAddress(
+            host=s.host,
+            ws_port=self.ports.get("ws", s.ws_port),
+            tcp_port=self.ports.get("tcp", s.tcp_port),
+            sfs_tcp_port=self.ports.get("sfs", s.sfs_tcp_port),
+        )
+
+    async def _set_nodes(self, nodes: list[NodeAddress]) -> dict[str, Any]:
+        old = self.nodes or [self._own_address()]
+        until = time.monotonic() + self.config.limits.resume_grace
+        for i in range(len(nodes), len(old)):
+            self.departed[i] = (old[i], until)
+        self.nodes = nodes
+        members = all_members(len(nodes), self.workers)
+        self.members, self.ring = members, HashRing(members)
+        procs = [s.current for s in self.slots if s.current is not None and not s.current.exited.done()]
+        answers = await asyncio.gather(*(self._ask_ring(wp, list(members)) for wp in procs))
+        moved, errors = 0, []
+        for answer in answers:
+            if not answer:
+                errors.append("no answer")
+                continue
+            if answer.get("error"):
+                errors.append(answer["error"])
+            for token, member in (answer.get("moved") or {}).items():
+                self.relocated[token] = (member, until)
+                moved += 1
+        self.joining = False
+        now = time.monotonic()
+        self.relocated = {t: v for t, v in self.relocated.items() if v[1] > now}
+        self.departed = {i: v for i, v in self.departed.items() if v[1] > now}
+        logger.info(
+            "the cluster is now %d nodes: %d sessions moved from here%s",
+            len(nodes),
+            moved,
+            f", errors: {errors}" if errors else "",
+        )
+        return {"nodes": len(nodes), "moved": moved, "errors": errors}
 
     async def _resize(self, count: int) -> dict[str, Any]:
         old = len(self.slots)

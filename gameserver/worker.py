@@ -292,9 +292,16 @@ class Worker:
         if len(nodes) > 1 and not cl.bus_url:
             logger.warning("several nodes but no cluster.bus_url: other nodes' rooms are unreachable")
         listen_as = f"{info.member}.next" if self.takeover else None  # until handed over
-        bus: Bus = (
-            HybridBus(info.member, directory, cl.bus_url, default_timeout=cl.bus_timeout, listen_as=listen_as)
-            if len(nodes) > 1 and cl.bus_url
+        bus: Bus = (  # with a Redis bus even alone: nodes can join at run time
+            HybridBus(
+                info.member,
+                directory,
+                cl.bus_url,
+                prefix=cl.bus_prefix,
+                default_timeout=cl.bus_timeout,
+                listen_as=listen_as,
+            )
+            if cl.bus_url
             else UnixBus(info.member, directory, default_timeout=cl.bus_timeout, listen_as=listen_as)
         )
         wait = cl.drain_timeout + self.config.limits.close_timeout + 10 if self.takeover else 0.0
@@ -312,6 +319,7 @@ class Worker:
                 self.router, files, cl.checkpoint_interval, lambda: self.lease.valid() and not self._stopping
             )
             self.checkpointer.start()
+        self.router.on_moved_in = lambda tokens: self._send({"t": "moved_in", "tokens": tokens})
         for service in self._hub().service_list:  # services spanning the ring (leaderboards)
             getattr(service, "join_cluster", lambda router: None)(self.router)
 

@@ -35,6 +35,7 @@ from gameserver.hub import GUEST_ID_BASE
 from gameserver.ring import HashRing, user_key
 from gameserver.worker import all_members
 from persistence import open_stores
+from protocol.codes import CloseCode
 from protocol.sfs2x import Action, PacketReader, decode_packet_message, encode_frame
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 
@@ -758,3 +759,117 @@ def test_haproxy_config_in_front_of_two_nodes(tmp_path: Path) -> None:
         finally:
             haproxy.terminate()
             haproxy.wait(10)
+
+
+def _post_json(c: Cluster, path: str, body: Any) -> tuple[int, Any]:
+    req = urllib.request.Request(
+        c.admin_url + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.redis
+def test_a_node_joins_a_running_cluster_and_leaves_again(tmp_path: Path) -> None:
+    """Node 0 runs alone (2 workers, Redis bus); node 1 starts `joining` and
+    `POST /admin/nodes` on both adds it: the users that now hash to node 1 move there
+    (4009, resume through node 0's acceptor, 4010 to node 1, resume) and keep their room
+    with the users who stay. Removing it again (leaving node first) moves them back."""
+    from ..contract.conftest import REDIS_URL, require
+
+    require("Redis", REDIS_URL)
+    ports = [(free_port(), free_port()), (free_port(), free_port())]
+    addrs = [{"host": "127.0.0.1", "ws_port": ws, "tcp_port": tcp} for ws, tcp in ports]
+    bus = f'bus_url = "{REDIS_URL}"\nbus_prefix = "croupier-test:{random.getrandbits(32):x}:"'
+    both = "\n".join(
+        f'[[cluster.nodes]]\nhost = "127.0.0.1"\nws_port = {ws}\ntcp_port = {tcp}\n' for ws, tcp in ports
+    )
+    cfg0 = write_config(tmp_path, casino=False, cluster=bus, ports=ports[0], name="n0")
+    cfg1 = write_config(
+        tmp_path,
+        casino=False,
+        cluster=f"{bus}\nnode_index = 1\njoining = true\n{both}",
+        ports=ports[1],
+        name="n1",
+    )
+    two = HashRing(all_members(2, 2))
+    with cluster(cfg0, 2) as a:
+
+        async def login(url: str, user: int) -> tuple[WsClient, dict[str, Any]]:
+            client = await WsClient.connect(f"{url}?token={token(user)}")
+            reply = await client.request("login", token=token(user))
+            assert reply["type"] == "ok", reply
+            return client, reply["data"]
+
+        async def follow(old: WsClient, url: str, rt: str, last_seq: int) -> tuple[WsClient, str]:
+            """Wait for 4009; resume at `url`, following one 4010 redirect."""
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await old.recv(15)
+            assert old.ws.close_code == CloseCode.RESUME_ELSEWHERE, old.ws.close_code
+            for _ in range(3):
+                client = await WsClient.connect(f"{url}?resume={rt}")
+                try:
+                    reply = await client.request("resume", token=rt, last_seq=last_seq)
+                except websockets.ConnectionClosed:
+                    code, reason = client.ws.close_code, client.ws.close_reason
+                    assert code == CloseCode.WRONG_NODE, (code, reason)
+                    url = reason
+                    continue
+                assert reply["type"] == "ok", reply
+                return client, url
+            pytest.fail("no resume after 3 redirects")
+
+        async def run() -> None:
+            mover = next(u for u in range(1, 300) if two.owner(user_key("demo", u)).startswith("1."))
+            stayer = next(u for u in range(1, 300) if two.owner(user_key("demo", u)).startswith("0."))
+            m, dm = await login(a.ws_url, mover)  # both on node 0 while it is alone
+            s, _ = await login(a.ws_url, stayer)
+            room = (await m.request("join_room", room="Lobby"))["data"]["room"]["id"]
+            await s.request("join_room", room="Lobby")
+            seq = (await m.event("user_entered"))["seq"]
+            with cluster(cfg1, 2, nodes=2) as b:
+                # joining: node 1 sends its clients to node 0 (which still owns every user)
+                ws = await websockets.connect(f"{b.ws_url}?token={token(mover)}")
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.WRONG_NODE
+                assert (await asyncio.to_thread(_post_json, a, "/admin/nodes", {"nodes": [addrs[1]]}))[
+                    0
+                ] == 409
+                status, body = await asyncio.to_thread(_post_json, a, "/admin/nodes", {"nodes": addrs})
+                assert status == 202, body
+                m, url = await follow(m, a.ws_url, dm["resume_token"], seq)
+                assert url == b.ws_url  # redirected to the new node
+                assert (await asyncio.to_thread(_post_json, b, "/admin/nodes", {"nodes": addrs}))[0] == 202
+                said = await s.request("public_message", room=room, text="to node 1")
+                assert said["type"] == "ok", said
+                got = await m.event("public_message", timeout=10)
+                assert got["data"]["text"] == "to node 1"
+                seq = got["seq"]
+                await s.event("public_message")  # its own copy
+                stats = await b.aget("/stats")
+                assert stats["players"] == 1  # the mover, and only it
+
+                # and out again: the leaving node first, then the one that stays
+                for node in (b, a):
+                    status, body = await asyncio.to_thread(
+                        _post_json, node, "/admin/nodes", {"nodes": addrs[:1]}
+                    )
+                    assert status == 202, body
+                m, url = await follow(m, b.ws_url, dm["resume_token"], seq)
+                assert url == a.ws_url
+                said = await m.request("public_message", room=room, text="back on node 0")
+                assert said["type"] == "ok", said
+                assert (await s.event("public_message", timeout=10))["data"]["text"] == "back on node 0"
+            await m.close()
+            await s.close()
+
+        asyncio.run(run())
