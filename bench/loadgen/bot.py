@@ -289,7 +289,8 @@ class Bot:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
             sock.bind((w.source_ip, 0))
-            await asyncio.wait_for(loop.sock_connect(sock, (host, port)), w.connect_timeout)
+            async with asyncio.timeout(w.connect_timeout):  # no task of its own, unlike wait_for
+                await loop.sock_connect(sock, (host, port))
         except (OSError, TimeoutError) as exc:
             sock.close()
             self._connect_failed(first, exc)
@@ -303,7 +304,8 @@ class Bot:
             self._connect_failed(first, exc)
             return None
         try:
-            await asyncio.wait_for(hs, w.connect_timeout)
+            async with asyncio.timeout(w.connect_timeout):
+                await hs
         except Exception as exc:  # refused upgrade, closed, timed out
             conn.abort()
             self._connect_failed(first, exc, "handshake")
