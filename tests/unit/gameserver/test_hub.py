@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from gameserver import auth
 from protocol.codes import CloseCode, ErrorCode
+from protocol.events import OutEvent
+from rooms.roles import Role
+from rooms.user import User
 
 from .fakes import SECRET, Client, make_hub
 
@@ -128,6 +131,30 @@ def test_resume_replays_missed_events_and_keeps_rooms():
     assert [e["data"]["text"] for e in replayed] == ["while you were away"]
     assert replayed[0]["seq"] == last + 1
     assert a2.send({"type": "public_message", "room": 1, "text": "back"})["type"] == "ok"
+
+
+def test_a_session_restored_after_a_crash_resumes_once_with_a_gap():
+    """A session from a crashed worker's checkpoint (gameserver/checkpoint.py) has no
+    events: its first resume is accepted whatever seq the client saw, says `gap`, and
+    numbers the events pushed since the restore after the client's seq; the next resume
+    is an ordinary one."""
+    from gameserver.handover import SessionState, import_sessions
+
+    hub, clock = make_hub(resume_grace=30)
+    import_sessions(hub, [SessionState("demo", 42, "alice", 1, "rt-42", "sid", 0, [])], restored=True)
+    hub.zones["demo"].add_user(User(42, "alice", Role.USER))
+    player = hub.players[("demo", 42)]
+    player.push(OutEvent("notice", {"n": 1}))  # sent after the restore, before the resume
+    c = Client(hub)
+    reply = c.send({"type": "resume", "token": "rt-42", "last_seq": 57})
+    assert reply["data"] == {"user": 42, "last_seq": 58, "gap": True}
+    hub.flush()
+    assert [(e["seq"], e["data"]) for e in c.link.events("notice")] == [(58, {"n": 1})]
+    c.drop()
+    again = Client(hub)
+    assert again.send({"type": "resume", "token": "rt-42", "last_seq": 99})["code"] == ErrorCode.RESUME_FAILED
+    reply = again.send({"type": "resume", "token": "rt-42", "last_seq": 58})
+    assert reply["data"] == {"user": 42, "last_seq": 58}
 
 
 def test_resume_fails_after_grace_window():
