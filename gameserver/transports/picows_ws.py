@@ -43,7 +43,7 @@ class _MessageListener(WSListener):  # type: ignore[misc]
     """Frames -> whole messages (protocol/assembler.py), and the close handshake."""
 
     # no per-connection __dict__ (WSListener already takes weak references: picows keeps a proxy)
-    __slots__ = ("transport", "assembler", "close_timeout", "_closed", "peer_code")
+    __slots__ = ("transport", "assembler", "close_timeout", "_closed", "peer_code", "_max", "_partial")
 
     def __init__(self, max_message: int, close_timeout: float) -> None:
         self.transport: WSTransport | None = None
@@ -51,10 +51,24 @@ class _MessageListener(WSListener):  # type: ignore[misc]
         self.close_timeout = close_timeout
         self._closed = False
         self.peer_code: int | None = None
+        self._max = max_message
+        #: a fragmented message is being assembled (the assembler returned None)
+        self._partial = False
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         op = frame.msg_type
         if op is _BINARY:
+            if (
+                frame.fin
+                and not self._partial
+                and not self._closed
+                and frame.payload_size <= self._max
+                and not (frame.rsv1 or frame.rsv2 or frame.rsv3)
+            ):
+                # a whole binary message in one frame, within the limit: nothing for
+                # the assembler to check or join (text still goes there: UTF-8)
+                self.on_message(frame.get_payload_as_bytes(), True)
+                return None
             opcode = _OP_BINARY
         elif op is _TEXT:
             opcode = _OP_TEXT
@@ -71,7 +85,10 @@ class _MessageListener(WSListener):  # type: ignore[misc]
                 )
             except ProtocolViolation as exc:
                 return self.close(int(exc.code), exc.reason)
-            if done is not None:
+            if done is None:
+                self._partial = True
+            else:
+                self._partial = False
                 self.on_message(*done)
             return None
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
