@@ -15,7 +15,8 @@ so one run has three windows that do not overlap:
 3. **ping**: every session pings (each with its own phase): CPU per ping reply, and the
    same minus the held cost of the window.
 
-CPU is the processes' time on a CPU (/proc/<pid>/schedstat, ns), read at the window edges; pings
+CPU is read at the window edges by two clocks (see `_cpu`): user + system time, and the
+scheduler's run time (`*_run`, ns resolution); pings
 are the generators' counted `ok` replies. `--compare DIR` runs the same rounds against
 another checkout (e.g. `git archive <commit> | tar -x -C DIR`), interleaved A, B, A, B,
 and prints B/A ratios: both trees run their own server and their own generator code.
@@ -67,19 +68,23 @@ def _env(tree: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _cpu(p: psutil.Process) -> float:
-    """CPU seconds of `p`, all its threads: /proc/<pid>/task/*/schedstat count nanoseconds,
-    where psutil's user + system time moves in 10 ms clock ticks (too coarse for a quiet
-    window). Threads that ended are not counted (these processes keep theirs)."""
+def _cpu(p: psutil.Process) -> tuple[float, float]:
+    """CPU seconds of `p` by two clocks: (user + system time, run time).
+
+    User + system time (what `top` and the load runs' sampler show) moves in 10 ms clock
+    ticks, too coarse for the quiet window; the scheduler's run time of every thread
+    (/proc/<pid>/task/*/schedstat) counts nanoseconds. Both are reported.
+    """
+    t = p.cpu_times()
+    ticks = float(t.user + t.system)
     total = 0
     try:
         for tid in os.listdir(f"/proc/{p.pid}/task"):
             with open(f"/proc/{p.pid}/task/{tid}/schedstat") as f:
                 total += int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
-        t = p.cpu_times()
-        return float(t.user + t.system)
-    return total / 1e9
+        return ticks, ticks
+    return ticks, total / 1e9
 
 
 class Server:
@@ -111,7 +116,7 @@ class Server:
                 break
         self.ps = psutil.Process(self.proc.pid)
 
-    def cpu(self) -> float:
+    def cpu(self) -> tuple[float, float]:
         return _cpu(self.ps)
 
     def stop(self) -> None:
@@ -145,7 +150,7 @@ class Generator:
         self.snap: dict[str, Any] | None = None
         self.final: dict[str, Any] | None = None
 
-    def cpu(self) -> float:
+    def cpu(self) -> tuple[float, float]:
         return _cpu(self.ps)
 
     def on_message(self, msg: dict[str, Any]) -> None:
@@ -253,16 +258,19 @@ def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
         _until(gens, lambda: all(g.ready for g in gens), 30.0, "the generators to start")
         time.sleep(0.5)
 
-        def cpus() -> tuple[float, float]:
-            return server.cpu(), sum(g.cpu() for g in gens)
+        def cpus() -> tuple[float, float, float, float]:
+            """(server, generators) by user + system time, then the same by run time."""
+            sv = server.cpu()
+            gv = [g.cpu() for g in gens]
+            return sv[0], sum(x[0] for x in gv), sv[1], sum(x[1] for x in gv)
 
         # 1. login
-        s0, g0 = cpus()
+        l0 = cpus()
         t0 = time.monotonic()
         for g in gens:
             g.pipe.send({"cmd": "start", "t0": t0})
         _until(gens, lambda: all(g.ramped for g in gens), args.guard, "the logins")
-        s1, g1 = cpus()
+        l1 = cpus()
         ramp_s = time.monotonic() - t0
         logins = sum(g.sessions for g in gens)
         if logins < args.connections:
@@ -303,25 +311,26 @@ def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
         for g in gens:
             g.stop()
         server.stop()
-    held_server_rate = (h1[0] - h0[0]) / held_s  # CPU-s per s
-    held_gen_rate = (h1[1] - h0[1]) / held_s
     k = args.connections / 1000
-    return {
-        "logins": logins,
-        "logins_per_s": logins / ramp_s,
-        "server_us_per_login": (s1 - s0) / logins * 1e6,
-        "gen_us_per_login": (g1 - g0) / logins * 1e6,
-        "server_ms_per_1k_held_per_s": held_server_rate / k * 1e3,
-        "gen_ms_per_1k_held_per_s": held_gen_rate / k * 1e3,
-        "pings_per_s": pings / ping_s,
-        "server_us_per_ping": (p1[0] - p0[0]) / pings * 1e6,
-        "gen_us_per_ping": (p1[1] - p0[1]) / pings * 1e6,
-        "server_us_per_ping_net": ((p1[0] - p0[0]) - held_server_rate * ping_s) / pings * 1e6,
-        "gen_us_per_ping_net": ((p1[1] - p0[1]) - held_gen_rate * ping_s) / pings * 1e6,
-        "server_cores_ping": (p1[0] - p0[0]) / ping_s,
-        "gen_cores_ping": (p1[1] - p0[1]) / ping_s,
-        "errors": errors,
-    }
+    out: dict[str, float] = {"logins": logins, "logins_per_s": logins / ramp_s, "pings_per_s": pings / ping_s}
+    for clock, (si, gi) in (("", (0, 1)), ("_run", (2, 3))):  # user + system time; run time
+        held_server = (h1[si] - h0[si]) / held_s  # CPU-s per s
+        held_gen = (h1[gi] - h0[gi]) / held_s
+        ping_server, ping_gen = p1[si] - p0[si], p1[gi] - p0[gi]
+        out |= {
+            f"server_us_per_login{clock}": (l1[si] - l0[si]) / logins * 1e6,
+            f"gen_us_per_login{clock}": (l1[gi] - l0[gi]) / logins * 1e6,
+            f"server_ms_per_1k_held_per_s{clock}": held_server / k * 1e3,
+            f"gen_ms_per_1k_held_per_s{clock}": held_gen / k * 1e3,
+            f"server_us_per_ping{clock}": ping_server / pings * 1e6,
+            f"gen_us_per_ping{clock}": ping_gen / pings * 1e6,
+            f"server_us_per_ping_net{clock}": (ping_server - held_server * ping_s) / pings * 1e6,
+            f"gen_us_per_ping_net{clock}": (ping_gen - held_gen * ping_s) / pings * 1e6,
+            f"server_cores_ping{clock}": ping_server / ping_s,
+            f"gen_cores_ping{clock}": ping_gen / ping_s,
+        }
+    out["errors"] = errors
+    return out
 
 
 def _fmt(v: float) -> str:
