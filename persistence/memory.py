@@ -64,6 +64,8 @@ class _State:
     txns: dict[str, bytes] = field(default_factory=dict)
     ledger: list[LedgerPosting] = field(default_factory=list)
     rounds: dict[str, RoundRecord] = field(default_factory=dict)
+    #: user -> ids of its open rounds (a session's load reads them without a scan)
+    open_rounds: dict[str, set[str]] = field(default_factory=dict)
     variables: dict[tuple[str, str, str], Variable] = field(default_factory=dict)
     scores: dict[tuple[str, str, str], LeaderboardRecord] = field(default_factory=dict)
     configs: dict[tuple[str, str, int], ConfigDoc] = field(default_factory=dict)
@@ -183,8 +185,10 @@ class MemoryWallet(_Part):
             )
         for rid, rec in plan.round_inserts.items():
             s.rounds[rid] = rec
+            _index_round(s, rec)
         for rid, rec in plan.round_updates.items():
-            s.rounds[rid] = replace(rec, created_at=s.rounds[rid].created_at)
+            s.rounds[rid] = rec = replace(rec, created_at=s.rounds[rid].created_at)
+            _index_round(s, rec)
         return plan.outcomes
 
     async def get_txn(self, key: str) -> TxnResult | None:
@@ -217,12 +221,24 @@ class MemoryWallet(_Part):
         return out
 
 
+def _index_round(s: _State, rec: RoundRecord) -> None:
+    if rec.status is RoundStatus.OPEN:
+        s.open_rounds.setdefault(rec.user_id, set()).add(rec.round_id)
+    else:
+        ids = s.open_rounds.get(rec.user_id)
+        if ids is not None:
+            ids.discard(rec.round_id)
+            if not ids:
+                del s.open_rounds[rec.user_id]
+
+
 class MemoryRounds(_Part):
     async def get_round(self, round_id: str) -> RoundRecord | None:
         return self._s.rounds.get(round_id)
 
     async def open_rounds(self, user_id: str) -> list[RoundRecord]:
-        rows = [r for r in self._s.rounds.values() if r.user_id == user_id and r.status is RoundStatus.OPEN]
+        rounds = self._s.rounds
+        rows = [rounds[rid] for rid in self._s.open_rounds.get(user_id, ())]
         return sorted(rows, key=lambda r: (r.created_at, r.round_id))
 
     async def history(self, user_id: str, *, limit: int = 10, before: int | None = None) -> list[RoundRecord]:
@@ -450,7 +466,16 @@ class MemoryBackend:
     async def clear(self) -> None:
         """Delete everything. Used for testing purposes only."""
         st = self._state
-        for container in (st.accounts, st.balances, st.txns, st.ledger, st.rounds, st.variables, st.scores):
+        for container in (
+            st.accounts,
+            st.balances,
+            st.txns,
+            st.ledger,
+            st.rounds,
+            st.open_rounds,
+            st.variables,
+            st.scores,
+        ):
             container.clear()
         for other in (st.configs, st.bans, st.audit):
             other.clear()
