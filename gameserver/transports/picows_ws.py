@@ -271,9 +271,6 @@ async def serve_picows(
         read_buffer_init_size=_READ_BUFFER_INIT,
         enable_auto_pong=False,  # we answer pings ourselves, after checking reserved bits
         backlog=backlog,
-        # uvloop's own accept and transport (C), as for sockets adopted from the acceptor;
-        # picows' default (aiofastnet) accepts through a task and Python socket calls
-        use_aiofastnet=False,
     )
 
 
