@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-checkpoint soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-checkpoint bench-acceptor soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,9 @@ bench-bus: $(STAMP)
 
 bench-checkpoint: $(STAMP)
 	$(PY) -m bench.checkpoint
+
+bench-acceptor: $(STAMP)
+	$(PY) -m bench.acceptor $(ARGS)
 
 # Cluster: sessions held by N workers (load generator), a rolling restart and a SIGKILL under spins.
 bench-cluster: $(STAMP)

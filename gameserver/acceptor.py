@@ -178,7 +178,12 @@ Dispatch = Callable[[str, socket.socket, bytes, Route], None]
 
 
 class Acceptor:
-    """Listening sockets of one node and the first-bytes reader of each new client."""
+    """Listening sockets of one node and the first-bytes reader of each new client.
+
+    No task, future or timer per connection: a client whose first bytes came with it is
+    routed in the accept callback; otherwise a reader callback collects its bytes, and
+    one timer for all of them drops those still silent after `read_timeout`.
+    """
 
     def __init__(self, secret: str, read_timeout: float, max_frame: int, dispatch: Dispatch) -> None:
         self.secret = secret
@@ -188,7 +193,9 @@ class Acceptor:
         self.listeners: list[tuple[str, socket.socket]] = []
         self.accepted = 0
         self.dropped = 0  # closed before a key was learnt (timeout, EOF, garbage)
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: fd -> (socket, kind, bytes so far, deadline) of clients still being read
+        self._reading: dict[int, tuple[socket.socket, str, bytearray, float]] = {}
+        self._expiry: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
     def listen(self, kind: str, host: str, port: int, backlog: int) -> int:
@@ -208,8 +215,12 @@ class Acceptor:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
         self.listeners.clear()
-        for task in self._tasks:
-            task.cancel()
+        for fd, (sock, _, _, _) in list(self._reading.items()):
+            self._stop_reading(fd)
+            sock.close()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
 
     def _accept(self, kind: str, lsock: socket.socket) -> None:
         for _ in range(256):
@@ -228,46 +239,77 @@ class Acceptor:
             if kind == "sfs":
                 self.dispatch(kind, sock, b"", NO_ROUTE)
                 continue
-            task = self._loop.create_task(self._read_key(kind, sock))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            buf = bytearray()
+            if not self._read_some(kind, sock, buf):  # not there yet: wait for it
+                fd = sock.fileno()
+                self._reading[fd] = (sock, kind, buf, self._loop.time() + self.read_timeout)
+                self._loop.add_reader(fd, self._on_readable, fd)
+                if self._expiry is None:
+                    self._expiry = self._loop.call_later(self.read_timeout / 4, self._expire)
 
-    async def _read_key(self, kind: str, sock: socket.socket) -> None:
-        buf = bytearray()
-        loop = self._loop
-        deadline = loop.time() + self.read_timeout
-        try:
-            while True:
-                if kind == "ws":
-                    if head_complete(buf):
-                        route = ws_route(bytes(buf), self.secret, time.time())
-                        break
-                    if len(buf) > MAX_HEAD:
-                        route = NO_ROUTE  # the worker rejects it
-                        break
-                else:
-                    if len(buf) >= HEADER_SIZE and int.from_bytes(buf[:HEADER_SIZE], "big") > self.max_frame:
-                        route = NO_ROUTE  # the worker closes it (message too big)
-                        break
-                    size = tcp_frame_size(buf)
-                    if size is not None:
-                        route = tcp_route(bytes(buf[:size]), self.secret, time.time())
-                        break
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise TimeoutError
-                data = await asyncio.wait_for(loop.sock_recv(sock, 65536), remaining)
-                if not data:
-                    raise ConnectionError("closed before the first message")
-                buf += data
-        except (TimeoutError, OSError):
-            self.dropped += 1
-            sock.close()
+    def _on_readable(self, fd: int) -> None:
+        entry = self._reading.get(fd)
+        if entry is None:
             return
-        except asyncio.CancelledError:
-            sock.close()
-            raise
-        self.dispatch(kind, sock, bytes(buf), route)
+        sock, kind, buf, _ = entry
+        if self._read_some(kind, sock, buf, fd):
+            self._stop_reading(fd)
+
+    def _read_some(self, kind: str, sock: socket.socket, buf: bytearray, fd: int | None = None) -> bool:
+        """Read what is there; dispatch or close the socket once done. True if done."""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                data = b""
+            if not data:  # closed before the first message
+                self._drop(sock, fd)
+                return True
+            buf += data
+            route = self._route_of(kind, buf)
+            if route is not None:
+                if fd is not None:
+                    self._stop_reading(fd)
+                self.dispatch(kind, sock, bytes(buf), route)
+                return True
+
+    def _route_of(self, kind: str, buf: bytearray) -> Route | None:
+        """The route once enough of `buf` has arrived, else None."""
+        if kind == "ws":
+            if head_complete(buf):
+                return ws_route(bytes(buf), self.secret, time.time())
+            if len(buf) > MAX_HEAD:
+                return NO_ROUTE  # the worker rejects it
+            return None
+        if len(buf) >= HEADER_SIZE and int.from_bytes(buf[:HEADER_SIZE], "big") > self.max_frame:
+            return NO_ROUTE  # the worker closes it (message too big)
+        size = tcp_frame_size(buf)
+        if size is not None:
+            return tcp_route(bytes(buf[:size]), self.secret, time.time())
+        return None
+
+    def _stop_reading(self, fd: int) -> None:
+        if self._reading.pop(fd, None) is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(fd)
+
+    def _drop(self, sock: socket.socket, fd: int | None) -> None:
+        if fd is not None:
+            self._stop_reading(fd)
+        self.dropped += 1
+        sock.close()
+
+    def _expire(self) -> None:
+        """Drop the clients that sent too little within `read_timeout`."""
+        self._expiry = None
+        now = self._loop.time()
+        for fd, (sock, _, _, deadline) in list(self._reading.items()):
+            if deadline <= now:
+                self._drop(sock, fd)
+        if self._reading:
+            self._expiry = self._loop.call_later(self.read_timeout / 4, self._expire)
 
 
 __all__ = ["Acceptor", "Route", "NO_ROUTE", "CloseCode", "ws_route", "tcp_route", "parse_ws_head"]

@@ -217,3 +217,48 @@ def test_a_hub_past_its_lease_handles_nothing() -> None:
         assert conn.link.aborted and fenced == [True]
 
     uvloop.run(run())
+
+
+def test_the_acceptor_routes_whole_split_and_silent_first_bytes() -> None:
+    """Real sockets: a head that arrives with the connection is routed at once, one that
+    arrives in pieces is read on, a TCP first frame is routed, and a client that sends
+    nothing is dropped after the read timeout. Every socket is dispatched or closed."""
+    from gameserver.acceptor import Acceptor
+
+    async def body() -> None:
+        got: list[tuple[str, bytes, Route]] = []
+        acc = Acceptor(
+            SECRET,
+            0.3,
+            1 << 16,
+            lambda kind, sock, pre, route: (got.append((kind, pre, route)), sock.close()),
+        )
+        ws_port = acc.listen("ws", "127.0.0.1", 0, 16)
+        tcp_port = acc.listen("tcp", "127.0.0.1", 0, 16)
+        whole = head(f"/ws?token={tok(5)}")
+        _, w1 = await asyncio.open_connection("127.0.0.1", ws_port)
+        w1.write(whole)
+        _, w2 = await asyncio.open_connection("127.0.0.1", ws_port)
+        await asyncio.sleep(0.05)  # accepted before any byte arrives
+        w2.write(whole[:20])
+        await asyncio.sleep(0.05)
+        w2.write(whole[20:])
+        _, t1 = await asyncio.open_connection("127.0.0.1", tcp_port)
+        t1.write(frame(msgspec.msgpack.encode({"type": "login", "id": 1, "token": tok(6)})))
+        _, silent = await asyncio.open_connection("127.0.0.1", ws_port)
+        for _ in range(100):
+            if len(got) == 3 and acc.dropped == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert sorted((k, r.user) for k, _, r in got) == [
+            ("tcp", ("demo", 6)),
+            ("ws", ("demo", 5)),
+            ("ws", ("demo", 5)),
+        ]
+        assert [pre for k, pre, _ in got if k == "ws"] == [whole, whole]
+        assert acc.dropped == 1 and acc.accepted == 4
+        for w in (w1, w2, t1, silent):
+            w.close()
+        acc.close()
+
+    uvloop.run(body())
