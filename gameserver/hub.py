@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import count
 from time import perf_counter
@@ -69,6 +70,17 @@ class Hub:
         self.zones: dict[str, Zone] = {z.name: Zone(z) for z in config.zones}
         self.router: Router = router or LocalRouter(self)
         self.connections: set[Connection] = set()
+        #: (monotonic time, connection) of connections that must log in soon (new, or
+        #: logged out): swept every time for their auth timeout; the rest less often
+        self._awaiting_login: deque[tuple[float, Connection]] = deque()
+        limits = config.limits
+        #: every connection's idle deadline and every dropped session's resume window are
+        #: checked this often: a tenth of the shorter of the two (a sweep per connection is
+        #: most of a full worker's idle CPU)
+        self._full_sweep_every = max(
+            0.0, min(limits.idle_timeout, limits.resume_grace or limits.idle_timeout) / 10
+        )
+        self._next_full_sweep = 0.0
         self.players: dict[tuple[str, int], Player] = {}
         self.by_resume_token: dict[str, Player] = {}
         self._guest_ids = count(GUEST_ID_BASE)
@@ -122,6 +134,7 @@ class Hub:
 
     def connection_made(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self._awaiting_login.append((self.clock.monotonic(), conn))
         if not self.accepting:
             conn.close(CloseCode.GOING_AWAY, "server shutting down")
 
@@ -307,7 +320,9 @@ class Hub:
         player.conn = None
         self._end_player(player)
         conn.session.deauthenticate()
-        conn.session.restart_auth_clock(self.clock.monotonic())
+        now = self.clock.monotonic()
+        conn.session.restart_auth_clock(now)
+        self._awaiting_login.append((now, conn))
         conn.session.reply(req.id, {"zone": player.zone})
 
     def _attach(self, conn: Connection, player: Player) -> None:
@@ -358,19 +373,30 @@ class Hub:
 
     def sweep(self) -> None:
         """Close connections past their deadlines, end sessions past the resume window,
-        and announce the room counts that changed since the last sweep."""
+        and announce the room counts that changed since the last sweep.
+
+        Connections waiting for a login are checked every sweep (auth timeout); all of
+        them, and the dropped sessions, every `_full_sweep_every` seconds."""
         now = self.clock.monotonic()
-        for conn in list(self.connections):
+        awaiting = self._awaiting_login
+        horizon = now - self.config.limits.auth_timeout - 1.0  # past it they were closed, or logged in
+        while awaiting and awaiting[0][0] < horizon:
+            awaiting.popleft()
+        full = now >= self._next_full_sweep
+        if full:
+            self._next_full_sweep = now + self._full_sweep_every
+        for conn in list(self.connections) if full else [c for _, c in awaiting if c in self.connections]:
             session = conn.session
             session.check_timeouts(now)
             if session.close_expected():
                 self.schedule_flush(conn)
-        grace = self.config.limits.resume_grace
-        expired = [
-            p for p in self.players.values() if p.detached_at is not None and now - p.detached_at > grace
-        ]
-        for player in expired:
-            self._end_player(player)
+        if full:
+            grace = self.config.limits.resume_grace
+            expired = [
+                p for p in self.players.values() if p.detached_at is not None and now - p.detached_at > grace
+            ]
+            for player in expired:
+                self._end_player(player)
         self.router.sweep()
 
     def shutdown(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:

@@ -852,7 +852,10 @@ class ShardedRouter:
             counts = zone.flush_counts(always=True)
             if counts:
                 self.deliver(name, counts)
-        sessions = Counter(z for z, _ in self.hub.players)
+        players = self.hub.players
+        zones = self.hub.zones
+        # one zone (the usual case): no pass over every session
+        sessions = {next(iter(zones)): len(players)} if len(zones) == 1 else Counter(z for z, _ in players)
         for name, zone in self.hub.zones.items():
             self._sampled[name] = (sessions.get(name, 0), zone.logins)
         self._sweeps += 1
