@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,10 @@ class Running:
     proc: subprocess.Popen[str]
     ws_url: str
     admin_url: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.admin_url + path, timeout=10) as r:
@@ -111,8 +115,36 @@ def _proc_stats(pid: int) -> tuple[int, int]:
     return rss, fds
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process so far, from /proc (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_during(rows: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool]) -> dict[str, float]:
+    """Mean CPU (% of one core) of the workers together and of the supervisor (with its
+    acceptor) over the consecutive samples for which `keep` holds."""
+    spent = {"workers": 0.0, "supervisor": 0.0}
+    wall = 0.0
+    for a, b in zip(rows, rows[1:], strict=False):
+        if not (keep(a) and keep(b)):
+            continue
+        wall += b["t"] - a["t"]
+        spent["supervisor"] += max(0.0, b["sup_cpu"] - a["sup_cpu"])
+        for member, w in b["workers"].items():
+            before = a["workers"].get(member)
+            if before is not None and before["pid"] == w["pid"]:
+                spent["workers"] += max(0.0, w["cpu"] - before["cpu"])
+    return {k: round(v / wall * 100, 1) if wall else 0.0 for k, v in spent.items()}
+
+
 class Sampler(threading.Thread):
-    """Once a second: every worker's connections (heartbeats), RSS and descriptors."""
+    """Once a second: every worker's connections (heartbeats), RSS, descriptors and CPU
+    time, and the supervisor's CPU time."""
 
     def __init__(self, cluster: Running) -> None:
         super().__init__(daemon=True)
@@ -126,11 +158,21 @@ class Sampler(threading.Thread):
                 view = self.cluster.get("/admin/workers")
             except OSError:
                 continue
-            row: dict[str, Any] = {"t": time.monotonic(), "workers": {}}
+            row: dict[str, Any] = {
+                "t": time.monotonic(),
+                "workers": {},
+                "sup_cpu": _proc_cpu(self.cluster.pid),
+            }
             for w in view["workers"]:
                 if w["current"]:
                     rss, fds = _proc_stats(w["pid"])
-                    row["workers"][w["worker"]] = {"connections": w["connections"], "rss": rss, "fds": fds}
+                    row["workers"][w["worker"]] = {
+                        "connections": w["connections"],
+                        "rss": rss,
+                        "fds": fds,
+                        "pid": w["pid"],
+                        "cpu": _proc_cpu(w["pid"]),
+                    }
             self.rows.append(row)
 
 
@@ -183,6 +225,16 @@ def cmd_held(args: argparse.Namespace) -> int:
     total = sum(w["connections"] for w in peak["workers"].values())
     print(f"\nloadgen exit code {code}; held at end: {report['connections']['held_at_end']}")
     print(f"peak sessions held by the workers: {total}")
+
+    def held(row: dict[str, Any]) -> bool:
+        return sum(w["connections"] for w in row["workers"].values()) >= 0.99 * args.connections
+
+    ramp = cpu_during(sampler.rows, lambda row: not held(row))
+    hold = cpu_during(sampler.rows, held)
+    print(
+        f"CPU (% of one core), ramp: workers {ramp['workers']}%, supervisor+acceptor {ramp['supervisor']}%;"
+        f" hold: workers {hold['workers']}%, supervisor+acceptor {hold['supervisor']}%"
+    )
     for member, w in sorted(peak["workers"].items()):
         grown = w["rss"] - base.get(member, 0)
         per = grown / w["connections"] / 1024 if w["connections"] else 0.0
@@ -205,7 +257,11 @@ def cmd_held(args: argparse.Namespace) -> int:
         if not cr["pass"] and cr["metric"] != "server.rss_per_session_kib"
     ]
     print("PASS" if not failed and total == args.connections else f"FAIL: {failed or 'sessions not held'}")
-    (out / "cluster.json").write_text(json.dumps({"peak": peak, "base_rss": base, "loadgen_exit": code}))
+    (out / "cluster.json").write_text(
+        json.dumps(
+            {"peak": peak, "base_rss": base, "loadgen_exit": code, "cpu": {"ramp": ramp, "hold": hold}}
+        )
+    )
     return 0 if not failed and total == args.connections else 1
 
 
