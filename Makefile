@@ -70,10 +70,11 @@ soak: $(STAMP)
 # money on MariaDB (bench/scenarios/servers/soak-cluster.toml; the database is created).
 SOAK_WORKERS ?= 12
 SOAK_RATE    ?= 500
+SOAK_GENERATORS ?= 0
 
 soak-cluster: $(STAMP)
 	$(PY) -m bench.cluster held --workers $(SOAK_WORKERS) --connections $(CONNECTIONS) --duration $(DURATION) \
-		--rate $(SOAK_RATE) --scenario bench/scenarios/soak.toml --config bench/scenarios/servers/soak-cluster.toml \
+		--rate $(SOAK_RATE) --generators $(SOAK_GENERATORS) --scenario bench/scenarios/soak.toml --config bench/scenarios/servers/soak-cluster.toml \
 		--out bench/out/soak-cluster
 
 bench-bus: $(STAMP)

@@ -210,6 +210,8 @@ def cmd_held(args: argparse.Namespace) -> int:
         ]
         if args.rate:
             loadgen += ["--rate", str(args.rate)]
+        if args.generators:
+            loadgen += ["--workers", str(args.generators)]
         print("$", " ".join(loadgen[1:]), flush=True)
         code = subprocess.call(loadgen, cwd=REPO)
         sampler.stop.set()
@@ -499,6 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     held.add_argument("--connections", type=int, default=30_000)
     held.add_argument("--duration", type=float, default=20.0)
     held.add_argument("--rate", type=float, default=0.0, help="ramp rate (default: the scenario's)")
+    held.add_argument(
+        "--generators",
+        type=int,
+        default=0,
+        help="load generator processes (default: one per 16,000 sessions)",
+    )
     held.add_argument("--port", type=int, default=8850)
     held.add_argument("--out", default="bench/out/cluster-held")
     held.add_argument("--scenario", default="bench/scenarios/idle.toml", help="load generator scenario")
