@@ -167,6 +167,9 @@ class Supervisor:
             self._own_run_dir = True
         os.makedirs(self.run_dir, exist_ok=True)
         cfg = self.config.server
+        # Leases from the start: a worker that is ready must not run out of its lease
+        # while the others are still starting (it would fence itself).
+        self._spawn_task(self._heartbeat())
         # The first worker opens (and migrates) the store alone, then the others start.
         await self._spawn(self.slots[0])
         await asyncio.gather(*(self._spawn(s) for s in self.slots[1:]))
@@ -183,7 +186,6 @@ class Supervisor:
         if cfg.sfs_tcp_port >= 0:
             self.ports["sfs"] = acceptor.listen("sfs", cfg.host, cfg.sfs_tcp_port, cfg.backlog)
         loop = asyncio.get_running_loop()
-        self._spawn_task(self._heartbeat())
         if cfg.admin_port >= 0:
             from .admin import cluster_admin_server
 
