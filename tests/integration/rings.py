@@ -4,7 +4,10 @@ talking over a real bus (Unix sockets in a temporary directory, or Redis)."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any, TypeVar
@@ -15,6 +18,13 @@ from gameserver.config import Config
 from gameserver.hub import Hub
 from gameserver.server import Server, start
 from gameserver.sharding import ShardedRouter, join_ring
+
+
+def unix_bus_url(prefix: str = "croupier-bus-") -> str:
+    """A fresh directory for a Unix bus (``unix://...``), removed when the tests end."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return f"unix://{directory}"
 
 
 class Ring:

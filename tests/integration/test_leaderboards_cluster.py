@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +79,7 @@ def lb_of(hub: Hub) -> Leaderboards:
 def ring(config: Config) -> contextlib.AbstractContextManager[Ring]:
     """w0 attaches its router before its services start (as test_sharding's ring); w1 the
     other way round, as gameserver/worker.py does (`join_cluster` after `attach_router`)."""
-    bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-lb-bus-')}"
+    bus_url = rings.unix_bus_url("croupier-lb-bus-")
     return rings.running_ring(config, MEMBERS, bus_url, Ring, late=("w1",))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
 import time
 from typing import Any
 
@@ -90,7 +89,7 @@ def ring(bus: str = "unix") -> contextlib.AbstractContextManager[Ring]:
 
     `bus="redis"`: the workers talk through the Redis server, as two nodes would."""
     prefix = f"croupier-test:{secrets.token_hex(4)}:"  # this ring's channels only
-    bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-bus-')}" if bus == "unix" else REDIS_URL
+    bus_url = rings.unix_bus_url() if bus == "unix" else REDIS_URL
     return rings.running_ring(config(), MEMBERS, bus_url, Ring, prefix=prefix)
 
 
@@ -443,7 +442,7 @@ def test_zone_max_users_counts_the_sessions_of_every_worker() -> None:
 
     base = config()
     cfg = msgspec.structs.replace(base, zones=[msgspec.structs.replace(base.zones[0], max_users=3)])
-    bus_url = f"unix://{tempfile.mkdtemp(prefix='croupier-bus-')}"
+    bus_url = rings.unix_bus_url()
 
     async def login(r: Ring, uid: int) -> tuple[WsClient, dict[str, Any]]:
         c = await WsClient.connect(r.url(SHARDS.home("demo", uid)))
