@@ -614,18 +614,7 @@ class Supervisor:
         self.nodes = nodes
         members = all_members(len(nodes), self.workers)
         self.members, self.ring = members, HashRing(members)
-        procs = [s.current for s in self.slots if s.current is not None and not s.current.exited.done()]
-        answers = await asyncio.gather(*(self._ask_ring(wp, list(members)) for wp in procs))
-        moved, errors = 0, []
-        for answer in answers:
-            if not answer:
-                errors.append("no answer")
-                continue
-            if answer.get("error"):
-                errors.append(answer["error"])
-            for token, member in (answer.get("moved") or {}).items():
-                self.relocated[token] = (member, until)
-                moved += 1
+        moved, errors = await self._change_ring(members, until)
         self.joining = False
         now = time.monotonic()
         self.relocated = {t: v for t, v in self.relocated.items() if v[1] > now}
@@ -646,20 +635,7 @@ class Supervisor:
             new_slots = [Slot(i, member_id(self.node_index, i)) for i in range(old, count)]
             self.slots.extend(new_slots)
             await asyncio.gather(*(self._spawn(s) for s in new_slots))
-        procs = [s.current for s in self.slots if s.current is not None and not s.current.exited.done()]
-        answers = await asyncio.gather(*(self._ask_ring(wp, list(members)) for wp in procs))
-        until = time.monotonic() + self.config.limits.resume_grace
-        moved = 0
-        errors = []
-        for answer in answers:
-            if not answer:
-                errors.append("no answer")
-                continue
-            if answer.get("error"):
-                errors.append(answer["error"])
-            for token, member in (answer.get("moved") or {}).items():
-                self.relocated[token] = (member, until)
-                moved += 1
+        moved, errors = await self._change_ring(members, time.monotonic() + self.config.limits.resume_grace)
         if count < old:  # the leavers gave everything away: stop them
             leaving = self.slots[count:]
             del self.slots[count:]
@@ -682,6 +658,23 @@ class Supervisor:
             f", errors: {errors}" if errors else "",
         )
         return {"workers": count, "moved": moved, "errors": errors}
+
+    async def _change_ring(self, members: tuple[str, ...], until: float) -> tuple[int, list[str]]:
+        """Every live worker adopts the ring `members`; the moved sessions' resume tokens are
+        routed to their new owners until `until`. Returns (sessions moved, errors)."""
+        procs = [s.current for s in self.slots if s.current is not None and not s.current.exited.done()]
+        answers = await asyncio.gather(*(self._ask_ring(wp, list(members)) for wp in procs))
+        moved, errors = 0, []
+        for answer in answers:
+            if not answer:
+                errors.append("no answer")
+                continue
+            if answer.get("error"):
+                errors.append(answer["error"])
+            for token, member in (answer.get("moved") or {}).items():
+                self.relocated[token] = (member, until)
+                moved += 1
+        return moved, errors
 
     async def _ask_ring(self, wp: WorkerProc, members: list[str]) -> Any:
         loop = asyncio.get_running_loop()
