@@ -841,9 +841,10 @@ def test_a_node_joins_a_running_cluster_and_leaves_again(tmp_path: Path) -> None
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await asyncio.wait_for(ws.recv(), 5)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.WRONG_NODE
-                assert (await asyncio.to_thread(_post_json, a, "/admin/nodes", {"nodes": [addrs[1]]}))[
-                    0
-                ] == 409
+                unchanged = await asyncio.to_thread(_post_json, a, "/admin/nodes", {"nodes": [addrs[1]]})
+                assert unchanged[0] == 409
+                for bad in ({"nodes": "x"}, {"nodes": [{"host": 1}]}, {"nodez": addrs}, []):  # malformed
+                    assert (await asyncio.to_thread(_post_json, a, "/admin/nodes", bad))[0] == 400, bad
                 status, body = await asyncio.to_thread(_post_json, a, "/admin/nodes", {"nodes": addrs})
                 assert status == 202, body
                 m, url = await follow(m, a.ws_url, dm["resume_token"], seq)
