@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-checkpoint bench-acceptor soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-checkpoint bench-acceptor bench-spin-path soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,12 @@ bench-cluster: $(STAMP)
 # (one server process, real loopback sockets; bench/RESULTS.md)
 bench-heartbeat: $(STAMP)
 	$(PY) -m bench.heartbeat $(ARGS)
+
+# server CPU per spin request without sockets (decode, casino, ledger, rewards, reply),
+# at 2 and 200 spins in flight: the sparse and the batched case
+bench-spin-path: $(STAMP)
+	$(PY) -m bench.spin_path --clients 2 --spins 4000 $(ARGS)
+	$(PY) -m bench.spin_path --clients 200 --spins 20000 $(ARGS)
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec

@@ -2,7 +2,8 @@
 
 A mission instance is ``(mission, player, period)``; the period key comes from the mission's
 window so repeatable missions start fresh each period. Events are applied idempotently per round
-id, and the reward key ``mission_id:player:period`` is returned exactly once, when the target is
+id (the last ``RECENT_ROUNDS`` ids of an instance are kept; an event settled no later than the
+newest one dropped from that window counts as already applied), and the reward key ``mission_id:player:period`` is returned exactly once, when the target is
 first reached; the caller posts the reward under that key (the ledger refuses a second posting).
 """
 
@@ -14,7 +15,11 @@ import msgspec
 
 from .bonus import SettledRound
 
-__all__ = ["Mission", "MissionProgress", "apply_event", "period_key"]
+__all__ = ["RECENT_ROUNDS", "Mission", "MissionProgress", "apply_event", "period_key"]
+
+#: round ids kept per mission instance to recognise a duplicate delivery; bounded, so an
+#: instance costs the same to read and write on its 10,000th round as on its first
+RECENT_ROUNDS = 32
 
 Metric = Literal["rounds", "wagered", "won", "feature_triggers", "big_wins", "win_streak"]
 
@@ -46,9 +51,21 @@ class MissionProgress(msgspec.Struct, frozen=True, kw_only=True):
     player: str
     period: str
     value: int = 0
+    #: every round id applied, in documents written before ``recent``: read, never grown
     rounds: frozenset[str] = frozenset()
     rewarded: bool = False
     streak: int = 0  # the current run of winning rounds (``win_streak``)
+    #: ``(settled_at, round_id)`` of the last ``RECENT_ROUNDS`` rounds applied, oldest first
+    recent: tuple[tuple[int, str], ...] = ()
+    #: a round settled at or before this (ms) counts as applied: its id may have left ``recent``
+    horizon: int = -1
+
+    def applied(self, event: SettledRound) -> bool:
+        """True if ``event`` was (or is taken as) already counted in this instance."""
+        rid = event.round_id
+        if event.settled_at <= self.horizon or rid in self.rounds:
+            return True
+        return any(r == rid for _, r in self.recent)
 
 
 def period_key(mission: Mission, at: int) -> str | None:
@@ -91,7 +108,7 @@ def apply_event(
         return progress, None
     if progress is None or progress.period != period:
         progress = MissionProgress(mission_id=mission.id, player=event.player, period=period)
-    if event.round_id in progress.rounds or event.player != progress.player:
+    if event.player != progress.player or progress.applied(event):
         return progress, None
     streak = progress.streak
     if mission.metric == "win_streak":
@@ -100,10 +117,15 @@ def apply_event(
     else:
         value = progress.value + _amount(mission, event)
     reached = value >= mission.target and not progress.rewarded
+    recent, horizon = (*progress.recent, (event.settled_at, event.round_id)), progress.horizon
+    if len(recent) > RECENT_ROUNDS:
+        horizon = max(horizon, recent[0][0])
+        recent = recent[1:]
     progress = msgspec.structs.replace(
         progress,
         value=value,
-        rounds=progress.rounds | {event.round_id},
+        recent=recent,
+        horizon=horizon,
         rewarded=progress.rewarded or reached,
         streak=streak,
     )

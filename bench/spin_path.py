@@ -1,0 +1,170 @@
+"""Server CPU per spin request, in one process, without sockets.
+
+The whole server-side path of a `spin` except the transport: decoding the request, the
+hub's dispatch, the casino (bet checks, responsible-gaming limits, the slot engine, the
+ledger transaction through the group-commit writer, the round record, RTP statistics,
+the domain event and the rewards that follow it), the reply's encoding and framing.
+Clients are `Connection`s on a link that records what is written; each keeps one spin
+in flight (a closed loop), so batches form as they would under load.
+
+    python -m bench.spin_path                                  # config/croupier.toml, memory://
+    python -m bench.spin_path --config bench/scenarios/servers/peer.toml
+    python -m bench.spin_path --profile /tmp/spin.prof         # cProfile of the measured part
+
+Reports spins/s and CPU µs per spin (process time over the measured spins: everything
+in this process, the clients' few lines included), the best of `--repeat`. Compare two
+checkouts by running it in each, in the same minute: this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import uvloop
+
+from gameserver import config as config_mod, server as server_mod
+from gameserver.connection import Connection
+from gameserver.hub import Hub
+from protocol.codec import MSGPACK
+from protocol.limits import FloodLimits
+
+REPO = Path(__file__).resolve().parents[1]
+_decode = msgspec.msgpack.decode
+_encode = msgspec.msgpack.encode
+
+
+class Client:
+    """One session: a link that counts its `ok` replies, and the requests it sends."""
+
+    __slots__ = ("conn", "next_id", "done", "ready", "wake", "peer", "kind", "_closed")
+
+    def __init__(self, hub: Hub, ready: list[Client], wake: asyncio.Event) -> None:
+        self.peer = "bench"
+        self.kind = "bench"
+        self._closed = False
+        self.next_id = 1
+        self.done = 0
+        self.ready = ready
+        self.wake = wake
+        self.conn = Connection(hub, self, MSGPACK)  # type: ignore[arg-type]
+        hub.connection_made(self.conn)
+
+    # -- the Link the connection writes to ------------------------------------------------
+
+    def write(self, payloads: list[bytes]) -> None:
+        for p in payloads:
+            head = p[:16]
+            if b"\xa4type\xa2ok" in head:  # a reply: this client may send its next request
+                self.done += 1
+                self.ready.append(self)
+                self.wake.set()
+            elif b"\xa4type\xa5error" in head:
+                raise SystemExit(f"spin_path: an error reply: {_decode(p)}")
+
+    def close(self, code: int, reason: str) -> None:
+        self._closed = True
+
+    def abort(self) -> None:
+        self._closed = True
+
+    def buffered(self) -> int:
+        return 0
+
+    # -- requests ---------------------------------------------------------------------
+
+    def send(self, msg: bytes) -> None:
+        self.conn.message_received(msg, True)
+
+    def spin(self, game: str) -> None:
+        """A spin with the next request id (an id is the spin's idempotency key)."""
+        self.next_id += 1
+        self.conn.message_received(_encode({"type": "spin", "id": self.next_id, "game": game}), True)
+
+
+async def _run(args: argparse.Namespace) -> list[tuple[float, float]]:
+    config = config_mod.load(args.config, environ={})
+    config = msgspec.structs.replace(
+        config,
+        store=msgspec.structs.replace(config.store, url="memory://"),
+        # the clients here send far faster than a person: no flood limit
+        zones=[msgspec.structs.replace(z, flood=FloodLimits(rate=1e9, burst=10**9)) for z in config.zones],
+    )
+    srv = await server_mod.start(config, listen=False)
+    hub = srv.hub
+    try:
+        wake = asyncio.Event()
+        ready: list[Client] = []
+        clients = [Client(hub, ready, wake) for _ in range(args.clients)]
+        for c in clients:
+            c.send(_encode({"type": "login", "id": 0, "guest": True, "zone": args.zone}))
+        while sum(c.done for c in clients) < len(clients):
+            wake.clear()
+            await asyncio.wait_for(wake.wait(), 10)
+        ready.clear()
+        game = args.game
+        results: list[tuple[float, float]] = []
+        for r in range(args.repeat + 1):  # the first round warms up (wallets, caches)
+            target = args.spins
+            done0 = sum(c.done for c in clients)
+            prof = cProfile.Profile() if args.profile and r == args.repeat else None
+            t0, c0 = time.perf_counter(), time.process_time()
+            if prof is not None:
+                prof.enable()
+            sent = 0
+            for c in clients[:target]:
+                c.spin(game)
+                sent += 1
+            while sum(c.done for c in clients) - done0 < target:
+                wake.clear()
+                batch = ready[:]
+                ready.clear()
+                for c in batch:
+                    if sent < target:
+                        c.spin(game)
+                        sent += 1
+                if not ready:
+                    await asyncio.wait_for(wake.wait(), 10)
+            if prof is not None:
+                prof.disable()
+                prof.dump_stats(args.profile)
+            results.append((time.perf_counter() - t0, time.process_time() - c0))
+            ready.clear()
+        return results[1:]
+    finally:
+        await srv.stop(drain_seconds=1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.spin_path", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(REPO / "config" / "croupier.toml"))
+    p.add_argument("--zone", default="demo")
+    p.add_argument("--game", default="fruit_slot")
+    p.add_argument("--clients", type=int, default=200, help="sessions, one spin in flight each")
+    p.add_argument("--spins", type=int, default=20_000, help="spins per repeat")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--profile", default="", help="write a cProfile of the last repeat here")
+    args = p.parse_args(argv)
+    if not 1 <= args.clients <= 20_000 or not 1 <= args.spins <= 1_000_000:
+        print("spin_path: --clients 1..20000, --spins 1..1000000", file=sys.stderr)
+        return 2
+    os.environ.pop("PYTHONASYNCIODEBUG", None)
+    results = uvloop.run(_run(args))
+    best_wall, best_cpu = min(results, key=lambda r: r[1])
+    print(
+        f"spin_path config={Path(args.config).name} game={args.game} clients={args.clients}"
+        f" spins={args.spins}: {args.spins / best_wall:,.0f} spins/s,"
+        f" {best_cpu / args.spins * 1e6:.1f} µs CPU per spin"
+        f" (repeats: {', '.join(f'{c / args.spins * 1e6:.1f}' for _, c in results)})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
