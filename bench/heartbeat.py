@@ -90,7 +90,7 @@ def _cpu(p: psutil.Process) -> tuple[float, float]:
 class Server:
     """One `croupier run` of `tree`, WebSocket only, on a free port."""
 
-    def __init__(self, tree: Path) -> None:
+    def __init__(self, tree: Path, config: str = SERVER_CONFIG, store: str = "") -> None:
         self.port = _free_port()
         env = _env(
             tree,
@@ -100,9 +100,10 @@ class Server:
             CROUPIER_SERVER_ADMIN_PORT="-1",
             CROUPIER_SERVER_TRANSPORT="picows",
             CROUPIER_LIMITS_IDLE_TIMEOUT="600",
+            **({"CROUPIER_STORE_URL": store} if store else {}),
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gameserver", "run", "--config", SERVER_CONFIG, "--log-level", "WARNING"],
+            [sys.executable, "-m", "gameserver", "run", "--config", config, "--log-level", "WARNING"],
             cwd=tree,
             env=env,
             stdout=subprocess.PIPE,
@@ -236,7 +237,7 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     """One server + generators from `tree`: the three windows' figures."""
-    server = Server(tree)
+    server = Server(tree, args.config, args.store)
     gens: list[Generator] = []
     try:
         n = args.generators
@@ -346,6 +347,12 @@ def main() -> None:
     p.add_argument("--guard", type=float, default=16.0, help="idle seconds between login and pinging")
     p.add_argument("--concurrency", type=int, default=100, help="logins in flight per generator")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument(
+        "--config",
+        default=SERVER_CONFIG,
+        help="the server's config, relative to the tree (default: sessions only, no casino)",
+    )
+    p.add_argument("--store", default="", help="the server's store URL (default: the config's)")
     p.add_argument("--tree", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
     p.add_argument("--compare", type=Path, default=None, help="another checkout, run interleaved (B/A)")
     p.add_argument("--json", type=Path, default=None, help="write every round's figures here")

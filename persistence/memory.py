@@ -72,6 +72,13 @@ class _State:
     bans: dict[tuple[str, str, str], Ban] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     docs: dict[str, dict[str, Document]] = field(default_factory=dict)
+    # Indexes for what a login reads, so that it costs the same with 200,000 users as with 10:
+    #: account -> its currencies (keys of `balances`)
+    currencies: dict[str, set[str]] = field(default_factory=dict)
+    #: (scope, owner) -> names of its variables (keys of `variables`)
+    var_names: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: table -> owner -> ids of its documents
+    doc_owners: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
 
 class _Part:
@@ -128,13 +135,15 @@ class MemoryWallet(_Part):
                 updated_at=self._clock(),
             )
             self._s.balances[key] = cur
+            self._s.currencies.setdefault(account, set()).add(currency)
         return cur
 
     async def get_balance(self, account: str, currency: str) -> WalletBalance | None:
         return self._s.balances.get((account, currency))
 
     async def list_balances(self, account: str) -> list[WalletBalance]:
-        return sorted((b for (a, _), b in self._s.balances.items() if a == account), key=lambda b: b.currency)
+        balances = self._s.balances
+        return [balances[(account, cur)] for cur in sorted(self._s.currencies.get(account, ()))]
 
     async def commit_batch(
         self, txns: Sequence[Txn], now: int, on_locked: Callable[[], None] | None = None
@@ -183,6 +192,7 @@ class MemoryWallet(_Part):
                 allow_negative=st.allow_negative,
                 updated_at=now,
             )
+            s.currencies.setdefault(k[0], set()).add(k[1])
         for rid, rec in plan.round_inserts.items():
             s.rounds[rid] = rec
             _index_round(s, rec)
@@ -256,14 +266,20 @@ class MemoryVariables(_Part):
         now = self._clock()
         for v in items:
             self._s.variables[(v.scope.value, v.owner, v.name)] = replace(v, updated_at=v.updated_at or now)
+            self._s.var_names.setdefault((v.scope.value, v.owner), set()).add(v.name)
 
     async def delete_variables(self, keys: Sequence[tuple[VarScope, str, str]]) -> None:
         for scope, owner, name in keys:
-            self._s.variables.pop((scope.value, owner, name), None)
+            if self._s.variables.pop((scope.value, owner, name), None) is not None:
+                names = self._s.var_names[(scope.value, owner)]
+                names.discard(name)
+                if not names:
+                    del self._s.var_names[(scope.value, owner)]
 
     async def load_variables(self, scope: VarScope, owner: str) -> list[Variable]:
-        rows = [v for (s, o, _), v in self._s.variables.items() if s == scope.value and o == owner]
-        return sorted(rows, key=lambda v: v.name)
+        variables = self._s.variables
+        names = self._s.var_names.get((scope.value, owner), ())
+        return [variables[(scope.value, owner, name)] for name in sorted(names)]
 
 
 class MemoryLeaderboards(_Part):
@@ -380,6 +396,7 @@ class MemoryDocuments(_Part):
     def __init__(self, state: _State, clock: Callable[[], int], table: str) -> None:
         super().__init__(state, clock)
         self._t = state.docs.setdefault(table, {})
+        self._owners = state.doc_owners.setdefault(table, {})
         self.table = table
 
     async def get(self, id: str) -> Document | None:
@@ -394,14 +411,29 @@ class MemoryDocuments(_Part):
         created = old.created_at if old is not None else (doc.created_at or now)
         stored = replace(doc, version=have + 1, created_at=created, updated_at=now)
         self._t[doc.id] = stored
+        if old is not None and old.owner != doc.owner:
+            self._unindex(old)
+        self._owners.setdefault(doc.owner, set()).add(doc.id)
         return stored
 
+    def _unindex(self, doc: Document) -> None:
+        ids = self._owners.get(doc.owner)
+        if ids is not None:
+            ids.discard(doc.id)
+            if not ids:
+                del self._owners[doc.owner]
+
     async def by_owner(self, owner: str, *, status: str | None = None) -> list[Document]:
-        rows = [d for d in self._t.values() if d.owner == owner and (status is None or d.status == status)]
-        return sorted(rows, key=lambda d: d.id)
+        docs = self._t
+        rows = [docs[i] for i in sorted(self._owners.get(owner, ()))]
+        return rows if status is None else [d for d in rows if d.status == status]
 
     async def delete(self, id: str) -> bool:
-        return self._t.pop(id, None) is not None
+        old = self._t.pop(id, None)
+        if old is None:
+            return False
+        self._unindex(old)
+        return True
 
 
 class MemoryBackend:
@@ -475,12 +507,16 @@ class MemoryBackend:
             st.open_rounds,
             st.variables,
             st.scores,
+            st.currencies,
+            st.var_names,
         ):
             container.clear()
         for other in (st.configs, st.bans, st.audit):
             other.clear()
         for table in st.docs.values():
             table.clear()
+        for owners in st.doc_owners.values():
+            owners.clear()
 
     async def close(self) -> None:
         self._closed = True
