@@ -320,7 +320,8 @@ class Casino:
             async with asyncio.timeout(self.timeout):
                 await self._wallet(zc, player)
         except Exception as exc:  # the first casino request loads it again
-            logger.warning("loading %s/%s failed: %s", zc.zone, player.user_id, exc)
+            # (a timeout's text is empty: name the exception's type)
+            logger.warning("loading %s/%s failed: %s %s", zc.zone, player.user_id, type(exc).__name__, exc)
 
     def player_left(self, player: Player) -> None:
         """Forget the cached state of an ended session (requests in flight still finish)."""
