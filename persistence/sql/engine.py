@@ -14,6 +14,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from persistence.errors import StoreError
+
 __all__ = [
     "MYSQL",
     "SQLITE",
@@ -115,13 +117,22 @@ class SqlConn(Protocol):
         """Run several SELECTs in one round trip; one row list per query."""
         ...
 
-    async def write_all(self, writes: Sequence[Write], *, commit: bool = False) -> list[int]:
+    async def write_all(
+        self, writes: Sequence[Write], *, commit: bool = False, expect_last: int | None = None
+    ) -> list[int]:
         """Run several writes in one round trip (and COMMIT with them when ``commit``).
 
         Returns the affected row count of each write. Statements after a failing one
         are not run; the transaction is then rolled back by :meth:`SqlEngine.transaction`.
+        ``expect_last``: COMMIT only if the last write touched exactly that many rows,
+        else raise :class:`RowCountMismatch` (SQLite checks between the writes and the
+        COMMIT in the same call; MySQL sends the COMMIT after the check, one more trip).
         """
         ...
+
+
+class RowCountMismatch(StoreError):
+    """A write touched another number of rows than the batch planned: nothing is committed."""
 
 
 class SqlEngine(Protocol):

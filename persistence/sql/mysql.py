@@ -41,6 +41,7 @@ from persistence.sql.engine import (
     MYSQL,
     Param,
     Row,
+    RowCountMismatch,
     SqlConn,
     Write,
     mysql_string,
@@ -244,7 +245,17 @@ class _Conn:
         sql = ";".join(render(q, p) for q, p in queries)
         return [rows for _, rows in await self._results(sql, len(queries))]
 
-    async def write_all(self, writes: Sequence[Write], *, commit: bool = False) -> list[int]:
+    async def write_all(
+        self, writes: Sequence[Write], *, commit: bool = False, expect_last: int | None = None
+    ) -> list[int]:
+        if expect_last is not None:  # the check must come between the writes and the COMMIT
+            counts = await self.write_all(writes)
+            if counts and counts[-1] != expect_last:
+                raise RowCountMismatch(f"the last write touched {counts[-1]} rows, expected {expect_last}")
+            if commit:
+                await self.execute("COMMIT")
+                self.committed = True
+            return counts
         statements: list[str] = []
         owners: list[int] = []  # which write each statement belongs to
         memo: dict[str, str] = {}

@@ -28,7 +28,7 @@ from persistence.errors import (
     StoreError,
     StoreUnavailable,
 )
-from persistence.sql.engine import SQLITE, Param, Row, SqlConn, Write, placeholders
+from persistence.sql.engine import SQLITE, Param, Row, RowCountMismatch, SqlConn, Write, placeholders
 
 __all__ = ["SqliteEngine"]
 
@@ -104,6 +104,8 @@ class _Conn:
         self._w = worker
         self._timeout = timeout
         self.committed = False
+        #: the BEGIN of a `transaction(merge_begin=True)`, run with the first statement
+        self.begin: Callable[[], None] | None = None
 
     def _c(self) -> sqlite3.Connection:
         if self._w.conn is None:
@@ -111,6 +113,15 @@ class _Conn:
         return self._w.conn
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        begin = self.begin
+        if begin is not None:  # one trip to the thread for the BEGIN and the first statement
+            self.begin = None
+            first = fn
+
+            def fn() -> T:
+                begin()
+                return first()
+
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._w.run(fn)
@@ -138,7 +149,9 @@ class _Conn:
 
         return await self._run(go)
 
-    async def write_all(self, writes: Sequence[Write], *, commit: bool = False) -> list[int]:
+    async def write_all(
+        self, writes: Sequence[Write], *, commit: bool = False, expect_last: int | None = None
+    ) -> list[int]:
         def go() -> list[int]:
             c = self._c()
             counts = []
@@ -148,6 +161,8 @@ class _Conn:
                     continue
                 sql = w.head if w.each else f"{w.head} {placeholders(len(w.rows[0]))}{w.tail}"
                 counts.append(c.executemany(sql, w.rows).rowcount)
+            if expect_last is not None and counts and counts[-1] != expect_last:
+                raise RowCountMismatch(f"the last write touched {counts[-1]} rows, expected {expect_last}")
             if commit:
                 c.execute("COMMIT")
             return counts
@@ -208,9 +223,14 @@ class SqliteEngine:
                 c.execute("BEGIN IMMEDIATE")
 
             try:
-                await conn._run(begin)
+                if merge_begin:
+                    conn.begin = begin
+                else:
+                    await conn._run(begin)
                 yield conn
-                if not conn.committed:
+                if conn.begin is not None:  # no statement ran: no transaction to end
+                    conn.begin = None
+                elif not conn.committed:
                     await conn.execute("COMMIT")
             except BaseException:
 

@@ -36,7 +36,16 @@ from persistence.records import (
     TxnResult,
     WalletBalance,
 )
-from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, Write, mysql_string, placeholders
+from persistence.sql.engine import (
+    Param,
+    Row,
+    RowCountMismatch,
+    SqlConn,
+    SqlEngine,
+    Write,
+    mysql_string,
+    placeholders,
+)
 
 __all__ = ["ROUND_COLS", "SqlRounds", "SqlWallet", "round_from_row"]
 
@@ -256,7 +265,8 @@ class SqlWallet:
         return plan, len(balances) == len(touched)
 
     async def _write(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
-        """Every write of the batch in one round trip (the COMMIT follows)."""
+        """Every write of the batch in one round trip, then the COMMIT (SQLite: in the same
+        trip to its thread), only if the balance updates touched every planned row."""
         if not plan.accepted:
             return
         if self._d.name == "mysql":
@@ -287,11 +297,10 @@ class SqlWallet:
         # balances last: the house row is locked only from here to COMMIT
         new, existing, expected = self._balance_writes(plan, now)
         writes += [new, existing]
-        counts = await c.write_all(writes)
-        if counts[-1] != expected:  # checked before the COMMIT that transaction() sends next
-            raise StoreError(
-                f"balance update touched {counts[-1]} rows, expected {expected}: an account vanished"
-            )
+        try:
+            await c.write_all(writes, commit=True, expect_last=expected)
+        except RowCountMismatch as exc:
+            raise StoreError(f"balance update: {exc}: an account vanished") from None
 
     @staticmethod
     def _mysql_inserts(plan: BatchPlan, now: int) -> list[Write]:
