@@ -64,7 +64,7 @@ bench-peer: $(STAMP) bench-peer-install
 	$(PY) -m bench.peer $(PEER_ARGS) --out bench/out/peer
 
 soak: $(STAMP)
-	$(PY) -m bench.loadgen --scenario bench/scenarios/soak.toml --connections $(CONNECTIONS) --duration $(DURATION) --out bench/out/soak
+	$(PY) -m bench.loadgen --scenario bench/scenarios/soak.toml --connections $(CONNECTIONS) --duration $(DURATION) --out bench/out/soak $(SOAK_ARGS)
 
 # The same soak against one cluster (supervisor + SOAK_WORKERS workers behind one port),
 # money on MariaDB (bench/scenarios/servers/soak-cluster.toml; the database is created).

@@ -256,12 +256,39 @@ def fetch_stats(urls: list[str], timeout: float = 5.0) -> list[dict[str, Any] | 
     return out
 
 
-def _proc_sample(ps: psutil.Process | None, fds: bool = True) -> dict[str, float] | None:
+class _CpuMeter:
+    """CPU % of processes, each over at least `min_interval` seconds.
+
+    psutil's `cpu_percent(None)` divides by the time since its last call, and the CPU
+    counters move in 10 ms clock ticks: two samples a few ms apart (a sampler that was
+    itself starved, then caught up) can read one tick as 1,000%. A process's figure is
+    renewed only once `min_interval` has passed since its last one.
+    """
+
+    def __init__(self, min_interval: float = 0.5) -> None:
+        self.min_interval = min_interval
+        self._last: dict[int, tuple[float, float, float]] = {}  # pid -> (wall, cpu s, percent)
+
+    def read(self, ps: psutil.Process) -> float:
+        t = ps.cpu_times()
+        now, cpu = time.monotonic(), t.user + t.system
+        last = self._last.get(ps.pid)
+        if last is None:
+            self._last[ps.pid] = (now, cpu, 0.0)
+            return 0.0
+        wall, before, percent = last
+        if now - wall >= self.min_interval:
+            percent = max(0.0, 100.0 * (cpu - before) / (now - wall))
+            self._last[ps.pid] = (now, cpu, percent)
+        return percent
+
+
+def _proc_sample(ps: psutil.Process | None, meter: _CpuMeter, fds: bool = True) -> dict[str, float] | None:
     if ps is None:
         return None
     try:
         with ps.oneshot():
-            out = {"rss": float(ps.memory_info().rss), "cpu": ps.cpu_percent(None)}
+            out = {"rss": float(ps.memory_info().rss), "cpu": meter.read(ps)}
             if fds:  # lists /proc/PID/fd: ~18k entries per loaded server
                 out["fds"] = float(ps.num_fds())
             return out
@@ -281,6 +308,7 @@ class Sampler:
             except psutil.NoSuchProcess:
                 self.workers.append(None)
         self._n = 0
+        self._meter = _CpuMeter()
         self._fds: dict[int, float] = {}
         #: count server descriptors on every n-th sample (1 for small runs)
         self.fds_every = 1
@@ -294,13 +322,13 @@ class Sampler:
         servers = []
         if self.fleet is not None:
             for i, s in enumerate(self.fleet.servers):
-                x = _proc_sample(s.ps, fds) if s.alive() else None
+                x = _proc_sample(s.ps, self._meter, fds) if s.alive() else None
                 if x is not None:
                     if fds:
                         self._fds[i] = x["fds"]
                     x["fds"] = self._fds.get(i, 0.0)
                 servers.append(x)
-        workers = [_proc_sample(p, False) for p in self.workers]
+        workers = [_proc_sample(p, self._meter, False) for p in self.workers]
         vm = psutil.virtual_memory()
         return {
             "servers": servers,
