@@ -10,6 +10,7 @@ in flight (a closed loop), so batches form as they would under load.
     python -m bench.spin_path                                  # config/croupier.toml, memory://
     python -m bench.spin_path --config bench/scenarios/servers/peer.toml
     python -m bench.spin_path --profile /tmp/spin.prof         # cProfile of the measured part
+    python -m bench.spin_path --op login --store sqlite:///x.db  # a guest login instead
 
 Reports spins/s and CPU µs per spin (process time over the measured spins: everything
 in this process, the clients' few lines included), the best of `--repeat`. Compare two
@@ -99,6 +100,8 @@ async def _run(args: argparse.Namespace) -> list[tuple[float, float]]:
     srv = await server_mod.start(config, listen=False)
     hub = srv.hub
     try:
+        if args.op == "login":
+            return await _logins(hub, args)
         wake = asyncio.Event()
         ready: list[Client] = []
         clients = [Client(hub, ready, wake) for _ in range(args.clients)]
@@ -108,8 +111,6 @@ async def _run(args: argparse.Namespace) -> list[tuple[float, float]]:
             wake.clear()
             await asyncio.wait_for(wake.wait(), 10)
         ready.clear()
-        if args.op == "login":
-            return await _logins(hub, args)
         game = args.game
         results: list[tuple[float, float]] = []
         for r in range(args.repeat + 1):  # the first round warms up (wallets, caches)
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--op", choices=["spin", "login"], default="spin", help="what to measure")
     p.add_argument("--store", default="memory://", help="the money store (e.g. sqlite:///tmp/x.db)")
     p.add_argument("--clients", type=int, default=200, help="sessions, one spin in flight each")
-    p.add_argument("--spins", type=int, default=20_000, help="spins per repeat")
+    p.add_argument("--spins", type=int, default=20_000, help="spins (or logins) per repeat")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--profile", default="", help="write a cProfile of the last repeat here")
     args = p.parse_args(argv)

@@ -3,8 +3,9 @@
 A mission instance is ``(mission, player, period)``; the period key comes from the mission's
 window so repeatable missions start fresh each period. Events are applied idempotently per round
 id (the last ``RECENT_ROUNDS`` ids of an instance are kept; an event settled no later than the
-newest one dropped from that window counts as already applied), and the reward key ``mission_id:player:period`` is returned exactly once, when the target is
-first reached; the caller posts the reward under that key (the ledger refuses a second posting).
+newest one dropped from that window counts as already applied), and the reward key
+``mission_id:player:period`` is returned exactly once, when the target is first reached; the
+caller posts the reward under that key (the ledger refuses a second posting).
 """
 
 from __future__ import annotations

@@ -88,6 +88,10 @@ def test_variables_upsert_delete_and_scope(harness: Harness) -> None:
         await b.variables.delete_variables([(R, "lobby", "theme"), (R, "lobby", "missing")])
         assert [v.name for v in await b.variables.load_variables(R, "lobby")] == ["jackpot"]
         assert [v.value for v in await b.variables.load_variables(U, "lobby")] == [b"user"]
+        await b.variables.delete_variables([(R, "lobby", "jackpot")])
+        assert await b.variables.load_variables(R, "lobby") == []
+        await b.variables.put_variables([Variable(scope=R, owner="lobby", name="theme", value=b"new")])
+        assert [v.value for v in await b.variables.load_variables(R, "lobby")] == [b"new"]
 
     harness.run(body)
 
@@ -254,5 +258,9 @@ def test_documents_have_optimistic_versions(harness: Harness) -> None:
             assert got is not None and got.body == b"b"
             assert await store.delete("x2") and not await store.delete("x2")
             assert await store.get("x2") is None
+            assert [d.id for d in await store.by_owner("u1")] == ["x1"]  # gone from the listing too
+            await store.put(Document(id="x1", owner="u2", status="open"))  # it changes hands
+            assert await store.by_owner("u1") == []
+            assert [d.id for d in await store.by_owner("u2")] == ["x1", "y1"]
 
     harness.run(body)

@@ -186,6 +186,17 @@ def owner_of(c: Cluster, user: int) -> str:
     return c.ring.owner(user_key("demo", user))
 
 
+async def chat_reaches(sender: WsClient, receiver: WsClient, room: Any, text: str) -> int:
+    """`sender` says `text` in `room`, `receiver` hears it (and `sender` its own copy);
+    the seq of the receiver's event."""
+    said = await sender.request("public_message", room=room, text=text)
+    assert said["type"] == "ok", said
+    got = await receiver.event("public_message", timeout=10)
+    assert got["data"]["text"] == text
+    await sender.event("public_message")  # its own copy
+    return int(got["seq"])
+
+
 async def ws_login(c: Cluster, user: int, codec: str = "json") -> tuple[WsClient, dict[str, Any]]:
     client = await WsClient.connect(f"{c.ws_url}?token={token(user)}", codec)
     reply = await client.request("login", token=token(user))
@@ -850,12 +861,7 @@ def test_a_node_joins_a_running_cluster_and_leaves_again(tmp_path: Path) -> None
                 m, url = await follow(m, a.ws_url, dm["resume_token"], seq)
                 assert url == b.ws_url  # redirected to the new node
                 assert (await asyncio.to_thread(_post_json, b, "/admin/nodes", {"nodes": addrs}))[0] == 202
-                said = await s.request("public_message", room=room, text="to node 1")
-                assert said["type"] == "ok", said
-                got = await m.event("public_message", timeout=10)
-                assert got["data"]["text"] == "to node 1"
-                seq = got["seq"]
-                await s.event("public_message")  # its own copy
+                seq = await chat_reaches(s, m, room, "to node 1")
                 stats = await b.aget("/stats")
                 assert stats["players"] == 1  # the mover, and only it
 

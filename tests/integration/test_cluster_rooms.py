@@ -19,7 +19,7 @@ from gameserver.ring import room_key
 from protocol.codes import CloseCode
 
 from .client import WsClient
-from .test_cluster import Cluster, cluster, owner_of, token, write_config
+from .test_cluster import Cluster, chat_reaches, cluster, owner_of, token, write_config
 
 
 def users_on_two_workers(c: Cluster) -> tuple[int, int]:
@@ -138,12 +138,7 @@ def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> No
             assert (await asyncio.to_thread(lambda: urllib.request.urlopen(post, timeout=5).status)) == 202
             m = await resume(c, m, dm["resume_token"], seq)
             await wait_workers(3)
-            said = await s.request("public_message", room=room, text="to the mover on 0.2")
-            assert said["type"] == "ok", said
-            got = await m.event("public_message", timeout=10)
-            assert got["data"]["text"] == "to the mover on 0.2"
-            seq = got["seq"]
-            await s.event("public_message")  # its own copy
+            seq = await chat_reaches(s, m, room, "to the mover on 0.2")
             stats = await c.aget("/stats")
             on_new = [w for w in stats["workers"] if w["worker"] == "0.2"]
             assert [w["players"] for w in on_new] == [1], stats  # the mover, and only it, is there
