@@ -20,7 +20,7 @@ import msgspec
 
 from . import auth, logs
 from .config import DEV_SECRET, Config, load
-from .server import start
+from .server import manage_gc, start
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "croupier.toml"
 
@@ -33,6 +33,7 @@ def _load(path: str | None) -> Config:
 
 async def _run(config: Config) -> None:
     server = await start(config)
+    manage_gc(server, config)
     log = logging.getLogger("croupier")
     if config.auth.secret == DEV_SECRET:
         log.warning("using the development auth secret: set CROUPIER_AUTH_SECRET in production")

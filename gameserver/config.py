@@ -51,6 +51,14 @@ class ServerSection(Struct, frozen=True, forbid_unknown_fields=True):
     #: Seconds between timeout sweeps.
     sweep_interval: float = 1.0
     backlog: int = 4096
+    #: Move the survivors of each full garbage collection out of later ones (gc.freeze), so
+    #: a full collection walks only newer objects (gameserver/gcwatch.py). A process setting:
+    #: `croupier run` and cluster workers apply it, an embedding program decides for itself.
+    gc_freeze: bool = True
+    #: Seconds between one full collection of the frozen objects too (frees garbage cycles
+    #: among them; a pause of about 0.7 µs per tracked object here, 430 ms at 16,000
+    #: sessions); 0 = never.
+    gc_thaw_every: float = 3600.0
 
 
 class NodeAddress(Struct, frozen=True, forbid_unknown_fields=True):
@@ -303,6 +311,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     def check(self) -> None:
         """Raise ValueError if settings contradict each other."""
         lim = self.limits
+        if self.server.gc_thaw_every < 0:
+            raise ValueError("server.gc_thaw_every must be 0 (never) or more")
         if lim.heartbeat_interval >= lim.idle_timeout:
             raise ValueError("limits.heartbeat_interval must be less than limits.idle_timeout")
         if lim.auth_timeout <= 0 or lim.idle_timeout <= 0:

@@ -8,6 +8,7 @@ label lookups. Exposed by the admin app at `/metrics` (gameserver/admin.py).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from . import gcwatch
+from .gcwatch import PAUSE_BUCKETS, GcStats
 
 if TYPE_CHECKING:
     from .bus import BusStats
@@ -75,12 +79,44 @@ def _bucket(seconds: float) -> int:
     return len(BUCKETS)
 
 
-def _histogram(name: str, doc: str, counts: list[int], total: float) -> HistogramMetricFamily:
-    buckets, running = [], 0
-    for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
+def _cumulative(counts: list[int], bounds: tuple[float, ...]) -> list[tuple[str, float]]:
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for bound, n in zip((*bounds, float("inf")), counts, strict=True):
         running += n
         buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
-    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
+    return buckets
+
+
+def _histogram(name: str, doc: str, counts: list[int], total: float) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, doc, buckets=_cumulative(counts, BUCKETS), sum_value=total)
+
+
+def _gc_metrics(g: GcStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+    pauses = HistogramMetricFamily(
+        "croupier_gc_pause_seconds", "Garbage-collector pauses, by generation", labels=["generation"]
+    )
+    for gen in range(3):
+        pauses.add_metric([str(gen)], _cumulative(g.counts[gen], PAUSE_BUCKETS), g.sums[gen])
+    yield pauses
+    longest = GaugeMetricFamily(
+        "croupier_gc_pause_max_seconds",
+        "Longest garbage-collector pause, by generation",
+        labels=["generation"],
+    )
+    for gen in range(3):
+        longest.add_metric([str(gen)], g.longest[gen])
+    yield longest
+    yield GaugeMetricFamily(
+        "croupier_gc_frozen_objects",
+        "Objects moved out of the collector's generations (server.gc_freeze)",
+        value=gc.get_freeze_count(),
+    )
+    yield CounterMetricFamily(
+        "croupier_gc_thaws",
+        "Full collections of the frozen objects too (server.gc_thaw_every)",
+        value=g.thaws,
+    )
 
 
 class HubCollector(Collector):
@@ -128,6 +164,7 @@ class HubCollector(Collector):
             c.latency_sum,
         )
         yield GaugeMetricFamily("croupier_loop_lag_seconds", "Event-loop lag, last sample", value=c.loop_lag)
+        yield from _gc_metrics(gcwatch.STATS)
         casino = hub.casino
         if casino is not None:
             yield from _casino_metrics(casino)

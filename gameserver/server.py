@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from persistence import Stores, open_stores
 from persistence.factory import default_writer_config
 
+from . import gcwatch
 from .admin import AdminServer, admin_server
 from .casino import Casino
 from .clock import Clock
@@ -98,6 +99,18 @@ class Server:
             self.stores = None
 
 
+def manage_gc(server: Server, config: Config) -> None:
+    """Apply the process's garbage-collector policy (`server.gc_freeze`, gameserver/gcwatch.py).
+
+    Called by the programs that own the process (`croupier run`, a cluster worker), not by
+    `start`: tests and embedding programs run several servers in one process."""
+    if config.server.gc_freeze:
+        task = asyncio.get_running_loop().create_task(
+            gcwatch.keep_full_collections_short(config.server.gc_thaw_every), name="gc"
+        )
+        server.background.append(task)
+
+
 async def _sweep(hub: Hub, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -117,6 +130,7 @@ async def start(
     supervisor aggregates every worker's).
     """
     hub = hub if hub is not None else Hub(config, clock)
+    gcwatch.install()  # time the collector's pauses (croupier_gc_pause_seconds)
     ev = config.events
     if ev.url is not None:  # domain events across nodes (docs/leaderboards.md, "Event bus")
         hub.events = open_events(

@@ -43,7 +43,7 @@ from .handoff import Channel, close_quietly, recv_blocking
 from .hub import GUEST_ID_BASE, Hub
 from .metrics import registry_for
 from .ring import HashRing, user_key
-from .server import Server, start
+from .server import Server, manage_gc, start
 from .sharding import ShardedRouter, attach_router
 from .transports.picows_ws import adopted_protocol
 from .transports.sfs2x_tcp import SfsTcpLink
@@ -271,6 +271,7 @@ class Worker:
         hub.on_fenced = self._fenced
         hub.new_guest_id = GuestIds(info.ring, info.member)
         self.server = await start(self.config, hub=hub, listen=False)
+        manage_gc(self.server, self.config)
         await self._start_bus()
         loop = asyncio.get_running_loop()
         self.channel = Channel(self.channel_sock, self._message, self._channel_closed)

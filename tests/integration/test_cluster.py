@@ -372,6 +372,9 @@ def test_metrics_sum_counters_and_label_gauges(main_cluster: Cluster) -> None:
     assert float(login[0].split()[-1]) >= stats["requests"]["Login"]
     players = [ln for ln in lines if ln.startswith("croupier_players{")]
     assert sorted(ln.split('"')[1] for ln in players) == ["0.0", "0.1", "0.2"]
+    # every worker process applies server.gc_freeze: its start-up objects are frozen
+    frozen = [ln for ln in lines if ln.startswith("croupier_gc_frozen_objects{")]
+    assert len(frozen) == 3 and all(float(ln.split()[-1]) > 1000 for ln in frozen), frozen
     with urllib.request.urlopen(c.admin_url + "/readyz", timeout=5) as r:
         assert r.status == 200
 
