@@ -29,12 +29,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -90,17 +92,21 @@ def _cpu(p: psutil.Process) -> tuple[float, float]:
 class Server:
     """One `croupier run` of `tree`, WebSocket only, on a free port."""
 
-    def __init__(self, tree: Path, config: str = SERVER_CONFIG, store: str = "") -> None:
+    def __init__(
+        self, tree: Path, config: str = SERVER_CONFIG, store: str = "", env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
+        self.admin_port = _free_port()
         env = _env(
             tree,
             CROUPIER_SERVER_WS_PORT=str(self.port),
             CROUPIER_SERVER_TCP_PORT="-1",
             CROUPIER_SERVER_SFS_TCP_PORT="-1",
-            CROUPIER_SERVER_ADMIN_PORT="-1",
+            CROUPIER_SERVER_ADMIN_PORT=str(self.admin_port),
             CROUPIER_SERVER_TRANSPORT="picows",
             CROUPIER_LIMITS_IDLE_TIMEOUT="600",
             **({"CROUPIER_STORE_URL": store} if store else {}),
+            **(env or {}),
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gameserver", "run", "--config", config, "--log-level", "WARNING"],
@@ -119,6 +125,29 @@ class Server:
 
     def cpu(self) -> tuple[float, float]:
         return _cpu(self.ps)
+
+    def gc_pauses(self) -> dict[str, float]:
+        """The server's collector pauses over the whole run, from its /metrics (NaN where a
+        tree does not export them): the longest full collection, the count of full
+        collections, and the time paused in all generations."""
+        out = {"server_gc_full_max_ms": math.nan, "server_gc_full": math.nan, "server_gc_total_ms": math.nan}
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10) as r:
+                text = r.read().decode()
+        except OSError:
+            return out
+        total, seen = 0.0, False
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == 'croupier_gc_pause_max_seconds{generation="2"}':
+                out["server_gc_full_max_ms"] = float(value) * 1e3
+            elif name == 'croupier_gc_pause_seconds_count{generation="2"}':
+                out["server_gc_full"] = float(value)
+            elif name.startswith("croupier_gc_pause_seconds_sum{"):
+                total, seen = total + float(value), True
+        if seen:
+            out["server_gc_total_ms"] = total * 1e3
+        return out
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -235,9 +264,10 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
-    """One server + generators from `tree`: the three windows' figures."""
-    server = Server(tree, args.config, args.store)
+def one_run(tree: Path, args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, float]:
+    """One server (with `env` added to its environment) + generators from `tree`: the three
+    windows' figures."""
+    server = Server(tree, args.config, args.store, env)
     gens: list[Generator] = []
     try:
         n = args.generators
@@ -308,6 +338,7 @@ def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
         for g in gens:
             g.pipe.send({"cmd": "stop"})
         _until(gens, lambda: all(g.final is not None for g in gens), 30.0, "the generators' final reports")
+        gc_pauses = server.gc_pauses()
     finally:
         for g in gens:
             g.stop()
@@ -330,6 +361,7 @@ def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
             f"server_cores_ping{clock}": ping_server / ping_s,
             f"gen_cores_ping{clock}": ping_gen / ping_s,
         }
+    out |= gc_pauses
     out["errors"] = errors
     return out
 
@@ -355,6 +387,14 @@ def main() -> None:
     p.add_argument("--store", default="", help="the server's store URL (default: the config's)")
     p.add_argument("--tree", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
     p.add_argument("--compare", type=Path, default=None, help="another checkout, run interleaved (B/A)")
+    p.add_argument(
+        "--compare-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="B's server gets this environment variable too (e.g. CROUPIER_SERVER_GC_FREEZE=false"
+        " with --compare . to measure one setting); repeatable",
+    )
     p.add_argument("--json", type=Path, default=None, help="write every round's figures here")
     args = p.parse_args()
     if not 1 <= args.connections <= 20_000:
@@ -363,11 +403,16 @@ def main() -> None:
         p.error("at most 18,000 sessions per generator process")
     trees = [args.tree.resolve()] + ([args.compare.resolve()] if args.compare else [])
     names = ["A", "B"][: len(trees)]
+    if args.compare_env and not args.compare:
+        p.error("--compare-env needs --compare")
+    if any("=" not in kv for kv in args.compare_env):
+        p.error("--compare-env: KEY=VALUE")
+    envs = {"A": {}, "B": dict(kv.split("=", 1) for kv in args.compare_env)}
     rows: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     load0 = os.getloadavg()[0]
     for r in range(args.rounds):
         for name, tree in zip(names, trees, strict=True):
-            row = one_run(tree, args)
+            row = one_run(tree, args, envs[name])
             rows[name].append(row)
             print(
                 f"round {r + 1} {name} ({tree}): " + ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()),
@@ -378,7 +423,8 @@ def main() -> None:
         f"medians of {args.rounds} round(s); load average {load0:.2f} -> {os.getloadavg()[0]:.2f}"
     )
     for name, tree in zip(names, trees, strict=True):
-        print(f"  {name}: {tree}")
+        extra = " ".join(f"{k}={v}" for k, v in envs[name].items())
+        print(f"  {name}: {tree}" + (f" with {extra}" if extra else ""))
     keys = list(rows["A"][0])
     if len(names) == 1:
         print("| metric | value |\n|---|---:|")

@@ -32,6 +32,20 @@ PANELS = [
     ("Server closes/s by code", "short", [("sum by (code) (rate(croupier_closes_total[1m]))", "{{code}}")]),
     ("Event-loop lag", "s", [("max by (instance) (croupier_loop_lag_seconds)", "{{instance}}")]),
     (
+        "Garbage-collector pauses",
+        "s",
+        [
+            (
+                "max by (instance, generation) (croupier_gc_pause_max_seconds)",
+                "longest gen {{generation}} {{instance}}",
+            ),
+            (
+                "sum by (generation) (rate(croupier_gc_pause_seconds_sum[1m]))",
+                "paused s/s gen {{generation}}",
+            ),
+        ],
+    ),
+    (
         "Rounds/s by game",
         "short",
         [("sum by (zone, game) (rate(croupier_rounds_total[1m]))", "{{zone}}/{{game}}")],
