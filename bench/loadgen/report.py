@@ -143,6 +143,14 @@ def error_breakdown(totals: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in sorted(errs.items()) if v}
 
 
+def sessions_at_ramp_end(workers: list[Any], timeline: list[dict[str, Any]]) -> int:
+    """Sessions logged in when each generator finished its ramp; if a ramp was cut short by
+    its time limit, the most sessions the timeline had in the ramp (its generator never said)."""
+    if all(h.ramped_at is not None for h in workers):
+        return sum(int(h.ramped_sessions) for h in workers)
+    return max((int(r["sessions"]) for r in timeline if r["phase"] == "ramp"), default=0)
+
+
 def build(run: Run, started_wall: float) -> dict[str, Any]:
     from .runner import merge_finals
 
@@ -172,8 +180,7 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
     for kind, n in run.harness_errors.items():
         errors[kind] = errors.get(kind, 0) + n
     handshakes = int(totals.get("handshakes", 0))
-    # sessions logged in when each generator finished its ramp, over the ramp's length
-    ramp_sessions = sum(h.ramped_sessions for h in run.workers)
+    ramp_sessions = sessions_at_ramp_end(run.workers, run.timeline)
     peak_sessions = max((r["sessions"] for r in run.timeline), default=0)
     report: dict[str, Any] = {
         "scenario": {"name": run.sc.name, "description": run.sc.description, "codec": run.sc.codec},
