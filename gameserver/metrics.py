@@ -242,6 +242,23 @@ def _casino_metrics(
     yield CounterMetricFamily(
         "croupier_ledger_failed", "Transactions failed: database error", value=ws.failed
     )
+    cache = casino.stores.cache
+    yield GaugeMetricFamily(
+        "croupier_cache_up", "1 while the cache (Redis) answers", value=int(cache.healthy)
+    )
+    yield CounterMetricFamily(
+        "croupier_cache_errors",
+        "Cache calls that failed on the cache server (marking it down)",
+        value=cache.errors,
+    )
+    yield CounterMetricFamily(
+        "croupier_cache_refused",
+        "Cache calls refused while the cache was down (views read from the database instead)",
+        value=cache.refused,
+    )
+    yield CounterMetricFamily(
+        "croupier_cache_recoveries", "Times the cache came back", value=cache.recoveries
+    )
 
 
 def registry_for(hub: Hub) -> CollectorRegistry:

@@ -35,6 +35,12 @@ class Cache(Protocol):
         """False while the cache is known to be down."""
         ...
 
+    #: calls that failed on the cache server, calls refused while it was known down, and
+    #: recoveries (0 for a cache that cannot fail)
+    errors: int
+    refused: int
+    recoveries: int
+
     def on_recover(self, hook: RecoverHook) -> None:
         """Run ``hook`` after the cache came back (after the views were dropped)."""
         ...
@@ -78,6 +84,9 @@ class MemoryCache:
     """A dict with expiry times, for a single process (``memory://``)."""
 
     name = "memory"
+    errors = 0
+    refused = 0
+    recoveries = 0
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

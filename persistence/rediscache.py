@@ -68,7 +68,12 @@ class RedisCache:
         self._recovering = asyncio.Lock()
         self._hooks: list[RecoverHook] = []
         self._closed = False
+        #: times Redis came back (views dropped, hooks run)
         self.recoveries = 0
+        #: calls that failed on Redis (timeout, connection), marking it down
+        self.errors = 0
+        #: calls refused at once while Redis was known down (callers fell back or failed)
+        self.refused = 0
 
     @property
     def healthy(self) -> bool:
@@ -84,6 +89,7 @@ class RedisCache:
         return self.prefix + "lb:" + board
 
     def _mark_down(self, exc: BaseException) -> CacheUnavailable:
+        self.errors += 1
         if self._healthy:
             log.warning("redis cache down: %s", exc)
         self._healthy = False
@@ -104,6 +110,7 @@ class RedisCache:
 
     async def _try_recover(self) -> None:
         if self._recovering.locked() or self._clock() - self._last_probe < self.probe_interval_s:
+            self.refused += 1
             raise CacheUnavailable(self._reason)
         async with self._recovering:
             self._last_probe = self._clock()

@@ -80,6 +80,15 @@ PANELS = [
         ],
     ),
     (
+        "Cache (Redis)",
+        "short",
+        [
+            ("min(croupier_cache_up)", "up"),
+            ("sum(rate(croupier_cache_errors_total[1m]))", "errors/s"),
+            ("sum(rate(croupier_cache_refused_total[1m]))", "refused while down/s"),
+        ],
+    ),
+    (
         "Bus between workers",
         "short",
         [

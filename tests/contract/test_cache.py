@@ -198,6 +198,7 @@ def test_redis_down_degrades_then_rebuilds(redis_proxy: tuple[FaultProxy, str], 
         with pytest.raises(CacheUnavailable):
             await s.cache.ztop("daily:d1")  # known down: refused at once
         assert time.monotonic() - t0 < 0.05
+        assert (s.cache.errors, s.cache.refused, s.cache.recoveries) == (1, 1, 0)  # /metrics shows these
         # money and balances do not depend on Redis
         await s.commit(spin_txn("s1", player="u1", house="house", currency="EUR", bet=100, win=0))
         assert await s.balance("u1", "EUR") == 900
@@ -207,7 +208,7 @@ def test_redis_down_degrades_then_rebuilds(redis_proxy: tuple[FaultProxy, str], 
         proxy.restore()
         await asyncio.sleep(0.15)
         assert await s.balance("u1", "EUR") == 900  # the stale 1000 was dropped on recovery
-        assert s.cache.healthy
+        assert s.cache.healthy and s.cache.recoveries == 1
         assert await s.cache.ztop("daily:d1") == [("u2", 9), ("u1", 5)]  # refilled from the database
 
     async def go() -> None:

@@ -33,6 +33,7 @@ from tests.faultproxy import FaultProxy
 
 from .client import WsClient
 from .conftest import Running, running_server
+from .test_admin import get, sample
 from .test_casino import casino_server_config, login, on_server, postings, reconcile, stores_of
 
 RETRYABLE = (ErrorCode.UNAVAILABLE, ErrorCode.BUSY)
@@ -170,6 +171,10 @@ def test_redis_down_does_not_stop_money_and_views_rebuild(
                     total = reply["data"]["balance"]
                 assert (await c.request("balance"))["data"]["balance"] == total
                 assert not stores_of(r).cache.healthy
+                _, text = get(r.admin_url + "/metrics")  # the operator sees the outage
+                assert sample(text, "croupier_cache_up") == 0
+                assert sample(text, "croupier_cache_errors_total") >= 1
+                assert sample(text, "croupier_ledger_failed_total") == 0
                 proxy.restore()
                 deadline = time.monotonic() + 10
                 while not stores_of(r).cache.healthy:  # probed every 0.1 s
@@ -177,6 +182,9 @@ def test_redis_down_does_not_stop_money_and_views_rebuild(
                     await asyncio.sleep(0.05)
                 last = await c.request("spin", game="fruit_slot", coin=5)
                 assert last["type"] == "ok", last
+                _, text = get(r.admin_url + "/metrics")
+                assert sample(text, "croupier_cache_up") == 1
+                assert sample(text, "croupier_cache_recoveries_total") >= 1
                 # the view is written through again after the next commit
                 while view(r) != str(last["data"]["balance"]).encode():
                     assert time.monotonic() < deadline, f"balance view not rebuilt: {view(r)!r}"

@@ -39,6 +39,9 @@ def test_every_queried_metric_exists():
         "croupier_ledger_available",
         "croupier_ledger_busy",
         "croupier_ledger_failed",
+        "croupier_cache_up",
+        "croupier_cache_errors",
+        "croupier_cache_refused",
     }
     # bus metrics exist on a worker of a ring (tests/integration/test_sharding.py checks them)
     bus = {
