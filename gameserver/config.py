@@ -56,8 +56,8 @@ class ServerSection(Struct, frozen=True, forbid_unknown_fields=True):
     #: `croupier run` and cluster workers apply it, an embedding program decides for itself.
     gc_freeze: bool = True
     #: Seconds between one full collection of the frozen objects too (frees garbage cycles
-    #: among them; a pause of about 0.7 µs per tracked object here, 430 ms at 16,000
-    #: sessions); 0 = never.
+    #: among them; one pause over every object: 648 ms at 16,000 sessions on the bench
+    #: machine); 0 = never.
     gc_thaw_every: float = 3600.0
 
 
