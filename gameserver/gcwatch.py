@@ -30,14 +30,13 @@ PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class GcStats:
     """Pauses of the collector by generation (histogram counts, sums, the longest)."""
 
-    __slots__ = ("counts", "sums", "longest", "collected", "freezes", "thaws", "_started")
+    __slots__ = ("counts", "sums", "longest", "collected", "thaws", "_started")
 
     def __init__(self) -> None:
         self.counts = [[0] * (len(PAUSE_BUCKETS) + 1) for _ in range(3)]
         self.sums = [0.0, 0.0, 0.0]
         self.longest = [0.0, 0.0, 0.0]
         self.collected = [0, 0, 0]
-        self.freezes = 0
         self.thaws = 0
         self._started = 0.0
 
@@ -79,7 +78,6 @@ async def keep_full_collections_short(thaw_every: float, check_every: float = 1.
     """
     stats = install()
     gc.freeze()
-    stats.freezes += 1
     seen = stats.full_collections()
     loop = asyncio.get_running_loop()
     next_thaw = loop.time() + random.uniform(0.5, 1.0) * thaw_every if thaw_every > 0 else None
@@ -93,8 +91,7 @@ async def keep_full_collections_short(thaw_every: float, check_every: float = 1.
         done = stats.full_collections()
         if done != seen:  # the collector ran a full collection since the last check
             gc.freeze()
-            stats.freezes += 1
-            seen = stats.full_collections()
+            seen = done
 
 
 def thaw_and_collect(stats: GcStats) -> int:
@@ -103,5 +100,4 @@ def thaw_and_collect(stats: GcStats) -> int:
     stats.thaws += 1
     freed = gc.collect()
     gc.freeze()
-    stats.freezes += 1
     return freed

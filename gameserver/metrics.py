@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -18,8 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from . import gcwatch
-from .gcwatch import PAUSE_BUCKETS, GcStats
+from .gcwatch import PAUSE_BUCKETS, STATS, GcStats
 
 if TYPE_CHECKING:
     from .bus import BusStats
@@ -73,10 +73,7 @@ class GameStats:
 
 
 def _bucket(seconds: float) -> int:
-    for i, bound in enumerate(BUCKETS):
-        if seconds <= bound:
-            return i
-    return len(BUCKETS)
+    return bisect_left(BUCKETS, seconds)  # the first bound >= seconds; len(BUCKETS) = +Inf
 
 
 def _cumulative(counts: list[int], bounds: tuple[float, ...]) -> list[tuple[str, float]]:
@@ -112,6 +109,14 @@ def _gc_metrics(g: GcStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily 
         "Objects moved out of the collector's generations (server.gc_freeze)",
         value=gc.get_freeze_count(),
     )
+    collected = CounterMetricFamily(
+        "croupier_gc_collected_objects",
+        "Unreachable objects the collector freed (garbage cycles), by generation",
+        labels=["generation"],
+    )
+    for gen in range(3):
+        collected.add_metric([str(gen)], g.collected[gen])
+    yield collected
     yield CounterMetricFamily(
         "croupier_gc_thaws",
         "Full collections of the frozen objects too (server.gc_thaw_every)",
@@ -164,7 +169,7 @@ class HubCollector(Collector):
             c.latency_sum,
         )
         yield GaugeMetricFamily("croupier_loop_lag_seconds", "Event-loop lag, last sample", value=c.loop_lag)
-        yield from _gc_metrics(gcwatch.STATS)
+        yield from _gc_metrics(STATS)
         casino = hub.casino
         if casino is not None:
             yield from _casino_metrics(casino)

@@ -49,10 +49,14 @@ def test_health_and_metrics_agree_with_what_clients_did(server: Running):
         assert sample(text, 'croupier_errors_total{code="room_not_found"}') == 1
         assert sample(text, "croupier_events_total") >= 5
         assert sample(text, "croupier_handler_seconds_count") >= 8
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle  # garbage only the collector frees
         gc.collect()  # a full collection in this process (the server runs in a thread of it)
         status, text = get(server.admin_url + "/metrics")
         assert sample(text, 'croupier_gc_pause_seconds_count{generation="2"}') >= 1
         assert sample(text, 'croupier_gc_pause_max_seconds{generation="2"}') > 0
+        assert sample(text, 'croupier_gc_collected_objects_total{generation="2"}') >= 1
         status, body = get(server.admin_url + "/stats")
         stats = json.loads(body)
         assert stats["players"] == 1 and stats["zones"]["demo"] == 1
