@@ -176,6 +176,9 @@ class ShardedRouter:
         #: called with the resume tokens of the sessions a ring change moved here (the
         #: supervisor routes their resumes here, whichever worker their token names)
         self.on_moved_in: Callable[[list[str]], None] | None = None
+        #: called with {resume token: new owner} of the sessions a ring change moves away,
+        #: before their clients are told to reconnect (so the acceptor knows where they went)
+        self.on_moved_out: Callable[[dict[str, str]], None] | None = None
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -310,6 +313,7 @@ class ShardedRouter:
                 elif (zname, uid) not in hub.players:
                     zone.drop_proxy_if_idle(uid)
         moved: dict[str, str] = {}
+        closing = []
         for key in moved_users:
             zname, uid = key
             player = hub.players.pop(key)
@@ -328,8 +332,12 @@ class ShardedRouter:
             if conn is not None:
                 player.conn = None
                 conn.player = None
-                conn.close(CloseCode.RESUME_ELSEWHERE, "your session moved: reconnect and resume")
+                closing.append(conn)
             moved[player.resume_token] = new.home(zname, uid)
+        if self.on_moved_out is not None and moved:  # routed first: the clients reconnect at once
+            self.on_moved_out(moved)
+        for conn in closing:
+            conn.close(CloseCode.RESUME_ELSEWHERE, "your session moved: reconnect and resume")
         hub.moving -= moved_users
         self._adopt_ring(new)
         return moved

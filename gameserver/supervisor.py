@@ -350,6 +350,10 @@ class Supervisor:
             until = time.monotonic() + self.config.limits.resume_grace
             for token in msg.get("tokens") or ():
                 self.relocated[str(token)] = (wp.slot.member, until)
+        elif t == "moved_out":  # sessions a ring change moves away, before their 4009
+            until = time.monotonic() + self.config.limits.resume_grace
+            for token, member in (msg.get("moved") or {}).items():
+                self.relocated[str(token)] = (str(member), until)
 
     async def _watch(self, wp: WorkerProc) -> None:
         code = await wp.proc.wait()

@@ -321,6 +321,7 @@ class Worker:
             )
             self.checkpointer.start()
         self.router.on_moved_in = lambda tokens: self._send({"t": "moved_in", "tokens": tokens})
+        self.router.on_moved_out = lambda moved: self._send({"t": "moved_out", "moved": moved})
         for service in self._hub().service_list:  # services spanning the ring (leaderboards)
             getattr(service, "join_cluster", lambda router: None)(self.router)
 

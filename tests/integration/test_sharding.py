@@ -362,15 +362,26 @@ def test_adding_a_worker_moves_only_its_share_of_users_and_rooms() -> None:
         await mover.event("room_variables")
         seq = mover.events[-1]["seq"] if mover.events else 0
 
+        routed: dict[str, tuple[dict[str, str], bool]] = {}  # what each worker told its acceptor
+
         async def grow() -> dict[str, dict[str, str]]:
             hub = Hub(config())
             router = await join_ring(hub, "w2", grown, r.bus_url)
             r.servers["w2"], r.routers["w2"] = await start(hub.config, hub=hub), router
+            for w in MEMBERS:
+                conns = [p.conn for p in r.routers[w].hub.players.values() if p.conn is not None]
+
+                def told(moved: dict[str, str], w: str = w, conns: list[Any] = conns) -> None:
+                    # before any moved client is told to go (4009): its resume must find the way
+                    routed[w] = (dict(moved), not any(c.session.close_expected() for c in conns))
+
+                r.routers[w].on_moved_out = told
             moves = await asyncio.gather(*(r.routers[w].change_ring(grown) for w in MEMBERS))
             return dict(zip(MEMBERS, moves, strict=True))
 
         moves = await r.on_servers(grow())
         assert sorted(t for m in moves.values() for t in m) == sorted(d["resume_token"] for _, d in movers)
+        assert {w: (m, True) for w, m in moves.items() if m} == routed
         assert all(set(m.values()) <= {"w2"} for m in moves.values())  # a new member only receives
         with pytest.raises(websockets.ConnectionClosed):
             while True:
