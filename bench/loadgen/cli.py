@@ -83,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--server-config", help="config file for the started servers (default: the scenario's)")
     p.add_argument(
+        "--server-nice",
+        type=int,
+        choices=range(20),
+        metavar="0-19",
+        help="niceness of the started servers: the generators run first on a full machine (default: the scenario's)",
+    )
+    p.add_argument(
         "--server-env",
         action="append",
         type=_env,
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         sc = msgspec.structs.replace(sc, server=msgspec.structs.replace(sc.server, config=args.server_config))
     if args.store:
         sc = msgspec.structs.replace(sc, server=msgspec.structs.replace(sc.server, store=args.store))
+    if args.server_nice is not None:
+        sc = msgspec.structs.replace(sc, server=msgspec.structs.replace(sc.server, nice=args.server_nice))
     opts = Options(
         scenario=sc,
         connections=args.connections or sc.connections,

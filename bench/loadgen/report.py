@@ -197,6 +197,7 @@ def build(run: Run, started_wall: float) -> dict[str, Any]:
             "allow_unsupported": o.allow_unsupported,
             "store": run.sc.server.store if run.fleet else None,
             "server_config": (run.sc.server.config or "config/croupier.toml") if run.fleet else None,
+            "server_nice": run.sc.server.nice if run.fleet else None,
         },
         "started_at_unix": round(started_wall, 3),
         "timing": {
@@ -387,6 +388,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"- {p['connections']:,} sessions ({r['scenario']['codec']}), {p['generators']} generator process(es),"
         f" {p['servers'] or len(p['targets'])} server process(es)"
         + (f" (config {p['server_config']}, store {p['store']})" if p.get("store") else "")
+        + (f" at niceness {p['server_nice']}" if p.get("server_nice") else "")
         + f", hold {r['timing']['hold_s']} s after a {r['timing']['ramp_s']} s ramp",
         f"- held at the end: **{c['held_at_end']:,}** of {c['target']:,}; peak sessions {c['peak_sessions']:,};"
         f" sessions opened per second during the ramp (connect + upgrade + login): {c['handshakes_per_s']}",

@@ -115,6 +115,7 @@ def describe_plan(opts: Options) -> dict[str, Any]:
         "hold_s": opts.duration,
         "store": sc.server.store if servers else None,
         "server_config": (sc.server.config or "config/croupier.toml") if servers else None,
+        "server_nice": sc.server.nice if servers else None,
     }
 
 

@@ -186,6 +186,10 @@ class ServerSettings(Struct, frozen=True, forbid_unknown_fields=True):
     store: str = "sqlite"
     #: extra environment, e.g. {CROUPIER_LIMITS_IDLE_TIMEOUT = "60"}
     env: dict[str, str] = {}
+    #: scheduling niceness of each server process (0-19). Above 0, the generators, which
+    #: stand in for clients on other machines, get the CPU first when the machine is
+    #: full, so their own run-queue wait does not count as server latency
+    nice: Annotated[int, Meta(ge=0, le=19)] = 0
 
 
 class Scenario(Struct, frozen=True, forbid_unknown_fields=True):

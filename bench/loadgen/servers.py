@@ -171,6 +171,9 @@ class Fleet:
                 start_new_session=True,
             )
         s.ps = psutil.Process(s.proc.pid)
+        if self.settings.nice:
+            with contextlib.suppress(psutil.Error):  # it exited at once: start-up reports it
+                s.ps.nice(self.settings.nice)
         s.started = time.monotonic()
 
     def _wait_listening(self, s: ServerProc, timeout: float) -> None:

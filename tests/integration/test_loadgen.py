@@ -294,3 +294,31 @@ def test_histogram_percentiles_within_a_few_percent() -> None:
     assert all(bucket_value(bucket_of(v)) <= v * 1.04 + 1 for v in (0, 1, 31, 32, 33, 1000, 10**9))
     other = Histogram.from_wire(h.to_wire())
     assert other.n == h.n and other.percentile(99) == h.percentile(99)
+
+
+def test_started_servers_run_at_the_scenario_niceness(tmp_path: Path) -> None:
+    """`[server] nice` (or `--server-nice`): the generators get the CPU first on a full
+    machine; the niceness is applied to each `gameserver run` the harness starts, restarts
+    included, and out-of-range values are refused."""
+    import socket
+
+    from bench.loadgen.servers import Fleet
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fleet = Fleet(1, port, scenario.ServerSettings(store="memory", nice=7), tmp_path)
+    try:
+        fleet.start(timeout=60)
+        server = fleet.servers[0]
+        assert server.ps is not None and server.ps.nice() == 7
+        fleet.restart(0)
+        assert server.ps.nice() == 7
+    finally:
+        fleet.stop()
+    assert not fleet.servers[0].alive()
+    bad = b'name = "x"\n[server]\nnice = 20\n[[profiles]]\nname = "p"\nsteps = [{ op = "login" }]\n'
+    with pytest.raises(ValueError, match="nice"):
+        scenario.parse(bad, "toml")
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["--scenario", "x.toml", "--server-nice", "20"])
