@@ -89,6 +89,14 @@ def _histogram(name: str, doc: str, counts: list[int], total: float) -> Histogra
     return HistogramMetricFamily(name, doc, buckets=_cumulative(counts, BUCKETS), sum_value=total)
 
 
+def _by_generation(
+    family: GaugeMetricFamily | CounterMetricFamily, values: list[float] | list[int]
+) -> GaugeMetricFamily | CounterMetricFamily:
+    for gen, value in enumerate(values):
+        family.add_metric([str(gen)], value)
+    return family
+
+
 def _gc_metrics(g: GcStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
     pauses = HistogramMetricFamily(
         "croupier_gc_pause_seconds", "Garbage-collector pauses, by generation", labels=["generation"]
@@ -96,27 +104,27 @@ def _gc_metrics(g: GcStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily 
     for gen in range(3):
         pauses.add_metric([str(gen)], _cumulative(g.counts[gen], PAUSE_BUCKETS), g.sums[gen])
     yield pauses
-    longest = GaugeMetricFamily(
-        "croupier_gc_pause_max_seconds",
-        "Longest garbage-collector pause, by generation",
-        labels=["generation"],
+    yield _by_generation(
+        GaugeMetricFamily(
+            "croupier_gc_pause_max_seconds",
+            "Longest garbage-collector pause, by generation",
+            labels=["generation"],
+        ),
+        g.longest,
     )
-    for gen in range(3):
-        longest.add_metric([str(gen)], g.longest[gen])
-    yield longest
     yield GaugeMetricFamily(
         "croupier_gc_frozen_objects",
         "Objects moved out of the collector's generations (server.gc_freeze)",
         value=gc.get_freeze_count(),
     )
-    collected = CounterMetricFamily(
-        "croupier_gc_collected_objects",
-        "Unreachable objects the collector freed (garbage cycles), by generation",
-        labels=["generation"],
+    yield _by_generation(
+        CounterMetricFamily(
+            "croupier_gc_collected_objects",
+            "Unreachable objects the collector freed (garbage cycles), by generation",
+            labels=["generation"],
+        ),
+        g.collected,
     )
-    for gen in range(3):
-        collected.add_metric([str(gen)], g.collected[gen])
-    yield collected
     yield CounterMetricFamily(
         "croupier_gc_thaws",
         "Full collections of the frozen objects too (server.gc_thaw_every)",

@@ -352,7 +352,7 @@ class Supervisor:
                 self.relocated[str(token)] = (wp.slot.member, until)
         elif t == "moved_out":  # sessions a ring change moves away, before their 4009
             until = time.monotonic() + self.config.limits.resume_grace
-            for token, member in (msg.get("moved") or {}).items():
+            for token, member in msg.get("moved") or ():
                 self.relocated[str(token)] = (str(member), until)
 
     async def _watch(self, wp: WorkerProc) -> None:
@@ -618,7 +618,7 @@ class Supervisor:
         self.nodes = nodes
         members = all_members(len(nodes), self.workers)
         self.members, self.ring = members, HashRing(members)
-        moved, errors = await self._change_ring(members, until)
+        moved, errors = await self._change_ring(members)
         self.joining = False
         now = time.monotonic()
         self.relocated = {t: v for t, v in self.relocated.items() if v[1] > now}
@@ -639,7 +639,7 @@ class Supervisor:
             new_slots = [Slot(i, member_id(self.node_index, i)) for i in range(old, count)]
             self.slots.extend(new_slots)
             await asyncio.gather(*(self._spawn(s) for s in new_slots))
-        moved, errors = await self._change_ring(members, time.monotonic() + self.config.limits.resume_grace)
+        moved, errors = await self._change_ring(members)
         if count < old:  # the leavers gave everything away: stop them
             leaving = self.slots[count:]
             del self.slots[count:]
@@ -663,9 +663,9 @@ class Supervisor:
         )
         return {"workers": count, "moved": moved, "errors": errors}
 
-    async def _change_ring(self, members: tuple[str, ...], until: float) -> tuple[int, list[str]]:
-        """Every live worker adopts the ring `members`; the moved sessions' resume tokens are
-        routed to their new owners until `until`. Returns (sessions moved, errors)."""
+    async def _change_ring(self, members: tuple[str, ...]) -> tuple[int, list[str]]:
+        """Every live worker adopts the ring `members` (each reports the sessions it moves,
+        `moved_out`, before it closes them). Returns (sessions moved, errors)."""
         procs = [s.current for s in self.slots if s.current is not None and not s.current.exited.done()]
         answers = await asyncio.gather(*(self._ask_ring(wp, list(members)) for wp in procs))
         moved, errors = 0, []
@@ -675,9 +675,7 @@ class Supervisor:
                 continue
             if answer.get("error"):
                 errors.append(answer["error"])
-            for token, member in (answer.get("moved") or {}).items():
-                self.relocated[token] = (member, until)
-                moved += 1
+            moved += int(answer.get("moved") or 0)
         return moved, errors
 
     async def _ask_ring(self, wp: WorkerProc, members: list[str]) -> Any:

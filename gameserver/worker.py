@@ -54,6 +54,10 @@ logger = logging.getLogger("croupier.worker")
 
 #: Exit code of a worker that found itself superseded (lease expired).
 EXIT_FENCED = 3
+#: Resume tokens per `moved_in` / `moved_out` message: a token and a member name take
+#: under 64 bytes, so a message stays far below the channel's limit (handoff.MAX_MESSAGE)
+#: even when a leaving worker gives away every session it has.
+TOKENS_PER_MESSAGE = 5000
 _GUEST_ID_MAX = 2**31 - 1
 
 
@@ -101,6 +105,13 @@ def node_of(member: str) -> int:
 
 def worker_of(member: str) -> int:
     return int(member.split(".", 1)[1])
+
+
+def routing_messages(t: str, key: str, items: list[Any]) -> Iterator[dict[str, Any]]:
+    """`items` (resume tokens, or [token, owner] pairs) as `t` messages of at most
+    TOKENS_PER_MESSAGE each, in order."""
+    for i in range(0, len(items), TOKENS_PER_MESSAGE):
+        yield {"t": t, key: items[i : i + TOKENS_PER_MESSAGE]}
 
 
 def all_members(nodes: int, workers: int) -> tuple[str, ...]:
@@ -320,8 +331,12 @@ class Worker:
                 self.router, files, cl.checkpoint_interval, lambda: self.lease.valid() and not self._stopping
             )
             self.checkpointer.start()
-        self.router.on_moved_in = lambda tokens: self._send({"t": "moved_in", "tokens": tokens})
-        self.router.on_moved_out = lambda moved: self._send({"t": "moved_out", "moved": moved})
+        self.router.on_moved_in = lambda tokens: self._send_all(
+            routing_messages("moved_in", "tokens", tokens)
+        )
+        self.router.on_moved_out = lambda moved: self._send_all(
+            routing_messages("moved_out", "moved", [[t, owner] for t, owner in moved.items()])
+        )
         for service in self._hub().service_list:  # services spanning the ring (leaderboards)
             getattr(service, "join_cluster", lambda router: None)(self.router)
 
@@ -361,7 +376,8 @@ class Worker:
             error = str(exc)
         self.info = dataclasses.replace(self.info, members=tuple(members), ring=HashRing(members))
         self._hub().info = self.info
-        self._send({"t": "reply", "id": rid, "data": {"moved": moved, "error": error}})
+        # the tokens went to the supervisor before their 4009 (`moved_out`): here the count
+        self._send({"t": "reply", "id": rid, "data": {"moved": len(moved), "error": error}})
 
     def _hub(self) -> WorkerHub:
         assert self.server is not None
@@ -372,6 +388,10 @@ class Worker:
     def _send(self, msg: dict[str, Any]) -> None:
         if self.channel is not None:
             self.channel.send(msg)
+
+    def _send_all(self, msgs: Iterable[dict[str, Any]]) -> None:
+        for msg in msgs:
+            self._send(msg)
 
     def _metrics(self) -> list[Any]:
         families = []

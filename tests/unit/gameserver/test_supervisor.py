@@ -105,3 +105,27 @@ def test_cpu_reads_this_process() -> None:
     stat = _cpu(os.getpid())
     assert stat is not None and stat[0] in "RS" and stat[1] >= 0
     assert _cpu(2**22 + 7) is None  # no such process
+
+
+def test_a_leaving_workers_moved_sessions_reach_the_acceptor_within_the_channel_limit() -> None:
+    """30,000 moved sessions (a leaving worker gives away all it has): `moved_out` and
+    `moved_in` go in messages the channel takes, and the supervisor routes every token."""
+    import msgspec
+
+    from gameserver.handoff import MAX_MESSAGE
+    from gameserver.worker import TOKENS_PER_MESSAGE, routing_messages
+
+    tokens = [f"1.0.{i:08d}{'x' * 30}" for i in range(30_000)]
+    out = list(routing_messages("moved_out", "moved", [[t, "0.1"] for t in tokens]))
+    inn = list(routing_messages("moved_in", "tokens", tokens))
+    assert len(out) == len(inn) == -(-len(tokens) // TOKENS_PER_MESSAGE)
+    assert max(len(msgspec.msgpack.encode(msg)) for msg in out + inn) < MAX_MESSAGE // 4
+    sup = supervisor(workers=2)
+    wp: Any = SimpleNamespace(last_seen=0.0, slot=SimpleNamespace(member="0.0"))
+    for msg in out:
+        sup._worker_message(wp, msg)
+    assert {t: v[0] for t, v in sup.relocated.items()} == dict.fromkeys(tokens, "0.1")
+    for msg in inn:  # ... and sessions given to this worker are routed to it
+        sup._worker_message(wp, msg)
+    assert {v[0] for v in sup.relocated.values()} == {"0.0"} and len(sup.relocated) == len(tokens)
+    assert list(routing_messages("moved_in", "tokens", [])) == []
