@@ -454,7 +454,9 @@ def main(argv: list[str] | None = None) -> None:
         "--concurrency", type=int, default=2000, help="players with one spin in flight each (per worker)"
     )
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--max-delay-ms", type=float, default=2.0)
+    ap.add_argument(
+        "--max-delay-ms", type=float, default=0.0, help="the writer's wait for others (the server default: 0)"
+    )
     ap.add_argument("--max-batch", type=int, default=512)
     ap.add_argument(
         "--max-inflight",

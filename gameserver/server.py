@@ -138,8 +138,10 @@ async def start(
         )
     stores: Stores | None = None
     if config.casino.zones or config.store.zone_state:
-        writer = dataclasses.replace(  # the configured commit timeout governs the writer too
-            default_writer_config(config.store.url), commit_timeout_s=config.store.commit_timeout
+        writer = dataclasses.replace(  # the configured commit timeout and delay govern the writer
+            default_writer_config(config.store.url),
+            commit_timeout_s=config.store.commit_timeout,
+            max_delay_ms=config.store.commit_delay * 1000.0,
         )
         stores = await open_stores(config.store.url, config.store.cache_url, writer=writer)
         try:

@@ -126,6 +126,36 @@ def test_spin_retry_and_reconciliation_on_sqlite(tmp_path: Path, transport: str)
         asyncio.run(spin_retry_reconcile(r, 11))
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+def test_the_commit_delay_setting_governs_the_writer(tmp_path: Path, delay: float) -> None:
+    """By default a spin commits without waiting for others; `store.commit_delay` makes
+    concurrent spins share a batch, with one timer per batch."""
+    cfg = casino_server_config(f"sqlite:///{tmp_path}/c.db")
+    cfg = msgspec.structs.replace(cfg, store=msgspec.structs.replace(cfg.store, commit_delay=delay))
+    with running_server(cfg) as r:
+        writer = stores_of(r).writer
+        assert writer.config.max_delay_ms == delay * 1000
+
+        async def body() -> None:
+            clients = [(await login(r.ws_url, 40 + i))[0] for i in range(4)]
+            try:
+                before = writer.stats.batches
+                replies = await asyncio.gather(
+                    *[c.request("spin", game="fruit_slot", coin=5) for c in clients]
+                )
+                assert [m["type"] for m in replies] == ["ok"] * 4
+                batches = writer.stats.batches - before
+                if delay:
+                    assert batches < 4 and writer.stats.lingers <= writer.stats.batches
+                else:
+                    assert writer.stats.lingers == 0
+            finally:
+                for c in clients:
+                    await c.close()
+
+        asyncio.run(body())
+
+
 def test_refusals_over_tcp(tmp_path: Path) -> None:
     with running_server(casino_server_config(f"sqlite:///{tmp_path}/c.db", starting_balance=30)) as r:
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+import uvloop
 
 from persistence import (
     InsufficientFunds,
@@ -76,6 +77,27 @@ def test_a_lone_txn_waits_at_most_max_delay() -> None:
             await w.close()
 
     run(body())
+
+
+def test_a_waiting_batch_arms_one_timer_on_uvloop() -> None:
+    """uvloop rounds timers to whole milliseconds: a batch's wait is one timer, and the
+    batch goes when it fires (it used to be re-armed until loop.time() passed, a busy
+    wait of ~17 timers and ~300 µs of CPU per 2 ms batch)."""
+
+    async def body() -> None:
+        db = FakeDatabase()
+        await db.open_house()
+        w = make(db, max_delay_ms=2.5)
+        for i in range(20):
+            await w.commit(deposit(f"d{i}"))
+        assert (w.stats.batches, w.stats.lingers) == (20, 20)
+        await w.close()
+        idle = make(db, max_delay_ms=0)
+        await idle.commit(deposit("now"))
+        assert idle.stats.lingers == 0
+        await idle.close()
+
+    uvloop.run(body())
 
 
 def test_nothing_is_acknowledged_before_the_commit_returns() -> None:
