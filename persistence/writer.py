@@ -2,9 +2,10 @@
 
 One writer per worker process. Game code calls :meth:`GroupCommitWriter.commit`
 (or :meth:`~GroupCommitWriter.submit` and awaits the future): the transaction joins
-the transactions queued with it (while earlier batches commit, or for at most
-``max_delay_ms`` when that is set, or until ``max_batch`` are queued), the whole batch is written in ONE database transaction, and every caller's future
-resolves only after COMMIT returned. The reply to the client is sent after that.
+the ones queued with it (in the same loop turn, while earlier batches commit, or for
+at most ``max_delay_ms`` when that is set; at most ``max_batch``), the whole batch is
+written in ONE database transaction, and every caller's future resolves only after
+COMMIT returned. The reply to the client is sent after that.
 
 Outcomes of one transaction:
 
