@@ -351,7 +351,8 @@ class ProfilePut(msgspec.Struct, frozen=True, tag=True):
 
 
 class DocPut(msgspec.Struct, frozen=True, tag=True):
-    """Write-behind: upsert a generic document (mission progress, bonus wagering counters)."""
+    """Write-behind: upsert a generic document, unconditionally (the rewards services
+    write theirs at once, with ``expected_version``: docs/persistence.md)."""
 
     table: str
     doc: Document
