@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,13 +348,16 @@ class Supervisor:
         elif t == "drained":
             wp.last_metrics = msg.get("metrics") or wp.last_metrics
         elif t == "moved_in":  # sessions a ring change gave this worker: route their resumes here
-            until = time.monotonic() + self.config.limits.resume_grace
-            for token in msg.get("tokens") or ():
-                self.relocated[str(token)] = (wp.slot.member, until)
+            self._relocate((token, wp.slot.member) for token in msg.get("tokens") or ())
         elif t == "moved_out":  # sessions a ring change moves away, before their 4009
-            until = time.monotonic() + self.config.limits.resume_grace
-            for token, member in msg.get("moved") or ():
-                self.relocated[str(token)] = (str(member), until)
+            self._relocate(msg.get("moved") or ())
+
+    def _relocate(self, moves: Iterable[Any]) -> None:
+        """Route the resumes of moved sessions ((token, member) pairs) to their new
+        owners for the resume grace."""
+        until = time.monotonic() + self.config.limits.resume_grace
+        for token, member in moves:
+            self.relocated[str(token)] = (str(member), until)
 
     async def _watch(self, wp: WorkerProc) -> None:
         code = await wp.proc.wait()
