@@ -76,8 +76,10 @@ def test_an_event_read_but_not_checkpointed_is_counted_once_by_the_next_owner() 
         stream = f"croupier_test:{secrets.token_hex(6)}:events"
         stores = await open_stores("memory://")
         clock = ManualClock(T0 + 3600)
+        buses: list[RedisStreamEvents] = []  # closed again in `finally` if a check failed first
         try:
             a, bus_a = await owner(stores, clock, stream, "a")
+            buses.append(bus_a)
             for n in range(3):
                 bus_a.publish(settled(n, 7, 100, clock.wall()))
             await until(lambda: score(a, 7) == 300)  # counted in memory, never checkpointed
@@ -85,8 +87,11 @@ def test_an_event_read_but_not_checkpointed_is_counted_once_by_the_next_owner() 
             await bus_a.close(timeout=0.05)  # the owner dies
             clock.advance(10)
             b, bus_b = await owner(stores, clock, stream, "b")
+            buses.append(bus_b)
             await until(lambda: bus_b.claimed == 3)
-            assert score(b, 7) == 300
+            # `claimed` counts the entries taken over before they are handled (each checks
+            # the stored round ids first, which awaits the store): wait for the handling
+            await until(lambda: score(b, 7) == 300)  # once: the checkpoint below holds 300
             b.tick()  # the checkpoint, then the acknowledgements
             await until(lambda: bus_b.acked == 3)
             await b.drain()
@@ -94,6 +99,8 @@ def test_an_event_read_but_not_checkpointed_is_counted_once_by_the_next_owner() 
             rows = await stores.backend.leaderboards.top("demo:wins", str(T0))
             assert [(r.owner_id, r.score) for r in rows] == [("7", 300)]
         finally:
+            for bus in buses:  # a second close only disconnects again
+                await bus.close(timeout=0.05)
             await stores.close()
             r = aioredis.Redis.from_url(REDIS_URL)
             await r.delete(stream)
@@ -109,8 +116,10 @@ def test_an_event_checkpointed_but_not_acknowledged_is_a_duplicate_after_restart
         stream = f"croupier_test:{secrets.token_hex(6)}:events"
         stores = await open_stores("memory://")
         clock = ManualClock(T0 + 3600)
+        buses: list[RedisStreamEvents] = []  # closed again in `finally` if a check failed first
         try:
             a, bus_a = await owner(stores, clock, stream, "a")
+            buses.append(bus_a)
             counted = settled(1, 7, 250, clock.wall())
             waiter = a.on_event(counted)  # as the bus would call it
             assert waiter is not None
@@ -119,6 +128,7 @@ def test_an_event_checkpointed_but_not_acknowledged_is_a_duplicate_after_restart
             await bus_a.close()
             clock.advance(10)
             b, bus_b = await owner(stores, clock, stream, "b")
+            buses.append(bus_b)
             assert score(b, 7) == 250  # restored from the checkpoint
             again = b.on_event(counted)  # redelivered
             assert again is not None
@@ -135,6 +145,8 @@ def test_an_event_checkpointed_but_not_acknowledged_is_a_duplicate_after_restart
             await b.drain()
             await bus_b.close()
         finally:
+            for bus in buses:  # a second close only disconnects again
+                await bus.close(timeout=0.05)
             await stores.close()
             r = aioredis.Redis.from_url(REDIS_URL)
             await r.delete(stream)
