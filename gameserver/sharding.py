@@ -266,6 +266,9 @@ class ShardedRouter:
         hub.moving |= moved_users  # their requests wait for the new owner (resent after resume)
         if hub.casino is not None:
             await hub.casino.drain()  # rounds in flight finish here first
+        for service in hub.service_list:
+            if hasattr(service, "release"):  # staged progress is written before the move
+                await service.release()
         by_dst: dict[str, list[Any]] = defaultdict(lambda: [[], [], [], []])  # users, rooms, proxies, remote
         sessions = {
             (st.zone, st.user_id): st for st in export_sessions(hub) if (st.zone, st.user_id) in moved_users

@@ -240,6 +240,14 @@ class DocumentStore(Protocol):
         """
         ...
 
+    async def put_many(self, docs: Sequence[Document]) -> list[Document | None]:
+        """Conditional puts in one transaction: each ``doc.version`` is the version it
+        expects stored (0 = must not exist). One result per doc, in order: the stored
+        document (version ``old + 1``), or None where the stored version differed (that
+        doc is not written; the others are). Ids must be distinct.
+        """
+        ...
+
     async def by_owner(self, owner: str, *, status: str | None = None) -> list[Document]: ...
 
     async def delete(self, id: str) -> bool: ...

@@ -416,6 +416,15 @@ class MemoryDocuments(_Part):
         self._owners.setdefault(doc.owner, set()).add(doc.id)
         return stored
 
+    async def put_many(self, docs: Sequence[Document]) -> list[Document | None]:
+        out: list[Document | None] = []
+        for doc in docs:
+            try:
+                out.append(await self.put(doc, expected_version=doc.version))
+            except Conflict:
+                out.append(None)
+        return out
+
     def _unindex(self, doc: Document) -> None:
         ids = self._owners.get(doc.owner)
         if ids is not None:

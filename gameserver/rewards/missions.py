@@ -4,9 +4,13 @@ The consumer of `RoundSettled` applies each round to every mission of the zone
 (`games.missions.apply_event`: idempotent per round id, counted by settlement time).
 Progress is a document `m:<mission>:<account>:<period>` (store table `missions`, owner =
 account) whose status is `active`, then `rewarded` once the reward is posted under the
-key `mission:<mission>:<account>:<period>`. The progress that reaches the target is
-written (with `rewarded = true`) *before* the reward is posted; a crash in between is
-healed the next time the mission is read or progressed (the key makes it once).
+key `mission:<mission>:<account>:<period>`. Progress below the target is staged in memory
+and written with the others by the rewards scheduler's next flush (`StagedDocuments`:
+one transaction a tick, not one per round), before the player's session moves to another
+worker, and at a graceful stop; a hard crash loses the progress of the last tick. The
+progress that reaches the target is written at once (with `rewarded = true`) *before*
+the reward is posted; a crash in between is healed the next time the mission is read or
+progressed (the key makes it once).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import msgspec
 from games.bonus import SettledRound
 from games.missions import Mission, MissionProgress, apply_event, period_key
 from persistence import Conflict, Document, PostingKind, transfer
+from persistence.staged import StagedDocuments
 from protocol import rewards_messages as rm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
@@ -38,28 +43,11 @@ def reward_key(mission: Mission, account: str, period: str) -> str:
 class Missions:
     def __init__(self, svc: Rewards) -> None:
         self.svc = svc
-        self.docs = svc.stores.missions
         #: progress documents of players on this worker (the owner worker is the only writer)
-        self._cache: dict[str, dict[str, Document | None]] = {}
+        self.docs = StagedDocuments(svc.stores.missions, "missions")
 
     def forget(self, account: str) -> None:
-        self._cache.pop(account, None)
-
-    async def _get(self, account: str, doc_id: str) -> Document | None:
-        per = self._cache.setdefault(account, {})
-        if doc_id not in per:
-            per[doc_id] = await self.docs.get(doc_id)
-        return per[doc_id]
-
-    async def _put(self, account: str, doc: Document, expected: int) -> Document:
-        per = self._cache.setdefault(account, {})
-        try:
-            stored = await self.docs.put(doc, expected_version=expected)
-        except Conflict:
-            per.pop(doc.id, None)  # written elsewhere: read it again next time
-            raise
-        per[doc.id] = stored
-        return stored
+        self.docs.forget(account)
 
     def handlers(self) -> dict[type, Any]:
         return {rm.MissionList: self.listing, rm.MissionProgress: self.progress}
@@ -67,7 +55,7 @@ class Missions:
     async def _load(
         self, mission: Mission, account: str, period: str
     ) -> tuple[MissionProgress | None, Document | None]:
-        doc = await self._get(account, f"m:{mission.id}:{account}:{period}")
+        doc = await self.docs.get(f"m:{mission.id}:{account}:{period}", account)
         if doc is None:
             return None, None
         return msgspec.msgpack.decode(doc.body, type=MissionProgress), doc
@@ -81,7 +69,7 @@ class Missions:
             entries = transfer(zr.house, account, zr.currency, mission.reward, PostingKind.BONUS)
             await self.svc.move(zr, key, entries, account)
         try:
-            return await self._put(account, msgspec.structs.replace(doc, status="rewarded"), doc.version)
+            return await self.docs.put(msgspec.structs.replace(doc, status="rewarded"))
         except Conflict:
             return doc
 
@@ -112,18 +100,17 @@ class Missions:
                 ):
                     await self._reward(zr, mission, account, progress, doc)
                 continue
-            stored = await self._put(
-                account,
-                Document(
-                    id=f"m:{mission.id}:{account}:{period}",
-                    owner=account,
-                    status="rewarded" if doc is not None and doc.status == "rewarded" else "active",
-                    body=_enc(new),
-                ),
-                0 if doc is None else doc.version,
+            changed = Document(
+                id=f"m:{mission.id}:{account}:{period}",
+                owner=account,
+                status="rewarded" if doc is not None and doc.status == "rewarded" else "active",
+                body=_enc(new),
             )
-            if new.rewarded and stored.status != "rewarded":
-                await self._reward(zr, mission, account, new, stored)
+            if not new.rewarded or changed.status == "rewarded":
+                self.docs.stage(changed)  # progress: written by the next flush
+                continue
+            stored = await self.docs.put(changed)  # the target reached: durable before the reward
+            await self._reward(zr, mission, account, new, stored)
 
     def _find(self, zr: ZoneRewards, name: str) -> Mission:
         mission = next((x for x in zr.cfg.missions if x.id == name), None)

@@ -200,9 +200,28 @@ class Rewards:
         while True:
             await asyncio.sleep(period)
             try:
+                await self.flush()
+            except Exception as exc:  # kept staged: the next tick tries again
+                logger.warning("rewards: staged progress not written: %s %s", type(exc).__name__, exc)
+            try:
                 await self.tick()
             except Exception:
                 logger.exception("rewards tick failed")
+
+    async def flush(self) -> int:
+        """Write the staged progress documents (missions) in one transaction."""
+        return await self.missions.docs.flush()
+
+    async def release(self) -> None:
+        """Before sessions move to another worker: finish the handlers in flight, then
+        write what they staged (the new owner reads it from the store)."""
+        await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        try:
+            await self.flush()
+        except Exception as exc:  # the move goes on; the next tick tries again
+            logger.warning(
+                "rewards: staged progress not written before a move: %s %s", type(exc).__name__, exc
+            )
 
     async def tick(self) -> None:
         """Run due schedules once: open and draw lotteries, release held referrals,
@@ -224,6 +243,15 @@ class Rewards:
             self._ticker = None
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        try:
+            await self.flush()
+        except Exception as exc:
+            logger.error("rewards: %d staged progress documents not written at stop: %s", self.pending, exc)
+
+    @property
+    def pending(self) -> int:
+        """Progress documents staged and not written yet."""
+        return self.missions.docs.pending
 
     async def drain_tasks(self) -> None:
         """Wait for requests and event handlers in flight (the scheduler keeps running)."""

@@ -461,6 +461,35 @@ class SqlDocuments(_Sql):
                 )
         return d
 
+    async def put_many(self, docs: Sequence[Document]) -> list[Document | None]:
+        if not docs:
+            return []
+        now = self._clock()
+        have: dict[str, tuple[int, int]] = {}
+        async with self._e.transaction() as c:
+            for ids in chunks(sorted(d.id for d in docs), 500):
+                rows = await c.fetchall(
+                    f"SELECT id, version, created_at FROM {self.table} "
+                    f"WHERE id IN {placeholders(len(ids))}{self._d.for_update}",
+                    ids,
+                )
+                have.update((r[0], (r[1], r[2])) for r in rows)
+            out: list[Document | None] = []
+            for d in docs:
+                version, created = have.get(d.id, (0, d.created_at or now))
+                ok = d.version == version
+                out.append(
+                    replace(d, version=version + 1, created_at=created, updated_at=now) if ok else None
+                )
+            written = sorted((d for d in out if d is not None), key=lambda d: d.id)
+            for batch in chunks(written, 500):
+                await c.insert_many(
+                    f"INSERT INTO {self.table} ({_DOC_COLS}) VALUES",
+                    [(d.id, d.owner, d.status, 1, d.body, d.created_at, d.updated_at) for d in batch],
+                    self._d.upsert(["id"], ["owner", "status", "body", "updated_at"], ["version"]),
+                )
+        return out
+
     async def put_in(self, c: SqlConn, docs: Sequence[Document]) -> None:
         """Blind upserts for write-behind: the version is bumped by one."""
         now = self._clock()

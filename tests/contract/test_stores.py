@@ -264,3 +264,39 @@ def test_documents_have_optimistic_versions(harness: Harness) -> None:
             assert [d.id for d in await store.by_owner("u2")] == ["x1", "y1"]
 
     harness.run(body)
+
+
+def test_put_many_writes_the_documents_whose_version_matches(harness: Harness) -> None:
+    """put_many checks each doc's expected version in one transaction: the matching ones
+    are written (version + 1, creation time kept), the stale ones are not, in order."""
+
+    async def body(b: Backend) -> None:
+        store = b.missions
+        assert await store.put_many([]) == []
+        old = await store.put(Document(id="m1", owner="u1", status="active", body=b"1"))
+        stale = await store.put(Document(id="m2", owner="u1", status="active", body=b"1"))
+        await store.put(stale)  # m2 is now at version 2
+        got = await store.put_many(
+            [
+                Document(id="m3", owner="u2", status="active", body=b"new"),  # expects none: 0
+                Document(id="m1", owner="u1", status="rewarded", body=b"2", version=old.version),
+                Document(id="m2", owner="u1", status="active", body=b"lost", version=stale.version),
+                Document(id="m4", owner="u2", body=b"x", version=3),  # expects one that is not there
+            ]
+        )
+        assert [None if d is None else (d.id, d.version) for d in got] == [("m3", 1), ("m1", 2), None, None]
+        m1 = await store.get("m1")
+        assert m1 is not None and (m1.version, m1.status, m1.body) == (2, "rewarded", b"2")
+        assert m1.created_at == old.created_at and got[1] == m1
+        m2 = await store.get("m2")
+        assert m2 is not None and (m2.version, m2.body) == (2, b"1")  # the stale write did not land
+        assert await store.get("m4") is None
+        assert got[0] == await store.get("m3")
+        assert [d.id for d in await store.by_owner("u2")] == ["m3"]
+        many = [Document(id=f"n{i:04}", owner="u3", body=b"%d" % i) for i in range(1200)]  # > one chunk
+        assert all(d is not None and d.version == 1 for d in await store.put_many(many))
+        again = await store.put_many([msgspec.structs.replace(d, version=1, body=b"v2") for d in many])
+        assert all(d is not None and d.version == 2 for d in again)
+        assert len(await store.by_owner("u3")) == 1200
+
+    harness.run(body)

@@ -61,13 +61,17 @@ def write_config(
     ports: tuple[int, ...] = (0, 0),
     name: str = "croupier",
     admin_port: int = 0,
+    rewards: str = "",
 ) -> Path:
+    """A cluster's config file; `rewards`: TOML lines of `[casino.zones.demo.rewards]`."""
     store = f'[store]\nurl = "sqlite:///{tmp}/{name}.db"\n' if casino else ""
     casino_zone = (
         f'[casino.zones.demo]\ncurrency = "FUN"\nstarting_balance = {START}\ngames = {{ fruit_slot = "96.5" }}\n'
         if casino
         else ""
     )
+    if rewards:
+        casino_zone += f"\n[casino.zones.demo.rewards]\n{rewards}\n"
     path = tmp / f"{name}.toml"
     path.write_text(
         f"""

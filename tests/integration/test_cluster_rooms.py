@@ -99,14 +99,43 @@ def test_room_members_on_two_workers_keep_their_room_through_a_rolling_restart(t
         asyncio.run(run())
 
 
+#: a mission whose progress is only written when a session moves or a worker stops (the
+#: scheduler's tick, which also flushes, comes once an hour)
+MOVING_MISSION = """tick_s = 3600.0
+[[casino.zones.demo.rewards.missions]]
+id = "spins"
+metric = "rounds"
+target = 1000
+reward = 1
+starts_at = 0
+ends_at = 4102444800000
+"""
+
+
 def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> None:
     """POST /admin/workers?count=3 then ?count=2: the sessions that hash to the new worker
-    move to it and back (4009 + resume through the acceptor); the others are not touched."""
+    move to it and back (4009 + resume through the acceptor); the others are not touched.
+    The mover's mission progress, staged in memory, is written before each move: the new
+    owner goes on from it."""
     from gameserver.ring import HashRing, user_key
     from gameserver.worker import all_members
 
     three = HashRing(all_members(1, 3))
-    with cluster(write_config(tmp_path, casino=False), 2) as c:
+    with cluster(write_config(tmp_path, rewards=MOVING_MISSION), 2) as c:
+        keys = iter(range(100))
+
+        async def spins(client: WsClient, n: int, expect: int) -> int:
+            """Spin `n` times; the mission's value once it reached `expect` (or 2.5 s passed)."""
+            for _ in range(n):  # each its own key (a resumed client's request ids start again)
+                got = await client.request("spin", game="fruit_slot", coin=1, key=f"k{next(keys)}")
+                assert got["type"] == "ok", got
+            for _ in range(50):  # the progress follows the round's reply
+                view = await client.request("mission_progress", mission="spins")
+                assert view["type"] == "ok", view
+                if view["data"]["value"] >= expect:
+                    break
+                await asyncio.sleep(0.05)
+            return int(view["data"]["value"])
 
         async def wait_workers(n: int) -> None:
             for _ in range(150):
@@ -125,6 +154,7 @@ def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> No
             room = (await m.request("join_room", room="Lobby"))["data"]["room"]["id"]
             await s.request("join_room", room="Lobby")
             seq = (await m.event("user_entered"))["seq"]
+            assert await spins(m, 3, 3) == 3
 
             for bad, status in (("abc", 400), ("", 400), ("2", 409), ("0", 409)):  # refused, nothing moves
                 req = urllib.request.Request(
@@ -138,6 +168,7 @@ def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> No
             assert (await asyncio.to_thread(lambda: urllib.request.urlopen(post, timeout=5).status)) == 202
             m = await resume(c, m, dm["resume_token"], seq)
             await wait_workers(3)
+            assert await spins(m, 2, 5) == 5  # on 0.2, from the 3 written by the move
             seq = await chat_reaches(s, m, room, "to the mover on 0.2")
             stats = await c.aget("/stats")
             on_new = [w for w in stats["workers"] if w["worker"] == "0.2"]
@@ -147,6 +178,7 @@ def test_adding_and_removing_a_worker_moves_only_its_share(tmp_path: Path) -> No
             assert (await asyncio.to_thread(lambda: urllib.request.urlopen(shrink, timeout=5).status)) == 202
             m = await resume(c, m, dm["resume_token"], seq)
             await wait_workers(2)
+            assert await spins(m, 1, 6) == 6  # back home: 0.2 wrote its 2 before it went
             said = await m.request("public_message", room=room, text="back home")
             assert said["type"] == "ok", said
             assert (await s.event("public_message", timeout=10))["data"]["text"] == "back home"

@@ -428,6 +428,44 @@ def test_mission_progress_from_rounds_rewarded_once_per_period():
     run(body, rewards_config(missions=[MISSION]))
 
 
+def test_mission_progress_is_staged_and_written_by_the_flush():
+    """Progress below the target is one write a flush, not one a round; the progress that
+    reaches the target is stored before the reward is posted; a graceful stop writes
+    what was staged, and a restart reads it back."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        doc_id = f"m:spin3:{A7}:{int(env.clock.wall() * 1000) // DAY_MS}"
+        for _ in range(2):
+            await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        assert await env.stores.missions.get(doc_id) is None  # staged, not written
+        view = await env.ok(c, {"type": "mission_progress", "mission": "spin3"})
+        assert (view["value"], view["status"]) == (2, "active")  # this worker reads its own
+        assert env.rewards.pending == 1 and await env.rewards.flush() == 1
+        stored = await env.stores.missions.get(doc_id)
+        assert stored is not None and stored.version == 1 and stored.status == "active"
+        await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})  # the 3rd: target
+        await env.settle()
+        stored = await env.stores.missions.get(doc_id)
+        assert stored is not None and stored.status == "rewarded" and env.rewards.pending == 0
+        await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        assert env.rewards.pending == 1  # progress past the target: staged again
+        env2 = await restart(env)  # drains: the staged progress is written
+        stored = await env.stores.missions.get(doc_id)
+        assert stored is not None and msgspec.msgpack.decode(stored.body)["value"] == 4
+        c2 = env2.client()
+        view = await env2.ok(c2, {"type": "mission_progress", "mission": "spin3"})
+        assert (view["value"], view["status"]) == (4, "rewarded")
+        net = sum(r.win - r.bet for r in await env.stores.rounds.history(A7, limit=10))
+        assert await env2.balance(A7) == START + net + 250  # rewarded once
+        await env2.rewards.drain()
+        await env2.casino.drain()
+
+    run(body, rewards_config(missions=[MISSION]))
+
+
 # -- referrals --------------------------------------------------------------------------------
 
 RULE = ReferralRule(
