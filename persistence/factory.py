@@ -59,8 +59,12 @@ async def open_engine(url: str) -> SqlEngine:
     if u.scheme == "sqlite":
         from persistence.sql.sqlite import SqliteEngine
 
+        checkpoint = u.option("checkpoint_interval", 1.0)  # 0: in the commit, SQLite's way
         engine = SqliteEngine(
-            u.path, timeout=u.option("timeout", 5.0), busy_timeout_ms=u.int_option("busy_timeout_ms", 5000)
+            u.path,
+            timeout=u.option("timeout", 5.0),
+            busy_timeout_ms=u.int_option("busy_timeout_ms", 5000),
+            checkpoint_interval=checkpoint if checkpoint > 0 else None,
         )
         await engine.open()
         return engine
