@@ -244,7 +244,10 @@ class DocumentStore(Protocol):
         """Conditional puts in one transaction: each ``doc.version`` is the version it
         expects stored (0 = must not exist). One result per doc, in order: the stored
         document (version ``old + 1``), or None where the stored version differed (that
-        doc is not written; the others are). Ids must be distinct.
+        doc is not written; the others are).
+
+        Raises:
+            ValueError: an id appears twice (nothing is written).
         """
         ...
 

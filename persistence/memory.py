@@ -48,6 +48,7 @@ from persistence.records import (
     VarScope,
     WalletBalance,
     WriteOp,
+    distinct_ids,
     now_ms,
 )
 from persistence.rules import GENESIS_HASH, audit_hash, combine_score, rank_key
@@ -417,6 +418,7 @@ class MemoryDocuments(_Part):
         return stored
 
     async def put_many(self, docs: Sequence[Document]) -> list[Document | None]:
+        distinct_ids(docs)
         out: list[Document | None] = []
         for doc in docs:
             try:

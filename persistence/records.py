@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
@@ -348,6 +348,12 @@ class ProfilePut(msgspec.Struct, frozen=True, tag=True):
     @property
     def coalesce_key(self) -> tuple[str, ...]:
         return ("profile", self.user_id)
+
+
+def distinct_ids(docs: Sequence[Document]) -> None:
+    """Raises ValueError when two of ``docs`` share an id (`DocumentStore.put_many`)."""
+    if len({d.id for d in docs}) != len(docs):
+        raise ValueError("put_many: each document id may appear once")
 
 
 class DocPut(msgspec.Struct, frozen=True, tag=True):

@@ -123,7 +123,7 @@ class StagedDocuments:
             if not self._staged:
                 self._evict_gone()
                 return 0
-            batch = [d for i in sorted(self._staged) if (d := self._docs.get(i)) is not None]
+            batch = [d for i in self._staged if (d := self._docs.get(i)) is not None]
             self._staged.clear()
             self.stats.flushes += 1
             try:

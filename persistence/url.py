@@ -14,10 +14,14 @@ Options go in the query string, e.g. ``mysql://root@db/croupier?pool_size=16&tim
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["StoreURL", "parse_url"]
+
+N = TypeVar("N", int, float)
 
 _SCHEMES = {"memory", "sqlite", "mysql", "mariadb", "redis", "rediss"}
 
@@ -34,10 +38,19 @@ class StoreURL:
     options: dict[str, str] = field(default_factory=dict)
 
     def option(self, name: str, default: float) -> float:
-        return float(self.options[name]) if name in self.options else default
+        return self._number(name, default, float, "a number")
 
     def int_option(self, name: str, default: int) -> int:
-        return int(self.options[name]) if name in self.options else default
+        return self._number(name, default, int, "a whole number")
+
+    def _number(self, name: str, default: N, kind: Callable[[str], N], what: str) -> N:
+        """The option's value; ValueError naming the option when it is not `what`."""
+        if name not in self.options:
+            return default
+        try:
+            return kind(self.options[name])
+        except ValueError:
+            raise ValueError(f"store URL option {name}={self.options[name]!r} is not {what}") from None
 
 
 def parse_url(url: str) -> StoreURL:

@@ -199,10 +199,7 @@ class Rewards:
     async def _tick_loop(self, period: float) -> None:
         while True:
             await asyncio.sleep(period)
-            try:
-                await self.flush()
-            except Exception as exc:  # kept staged: the next tick tries again
-                logger.warning("rewards: staged progress not written: %s %s", type(exc).__name__, exc)
+            await self._flush_or_log("at a tick")
             try:
                 await self.tick()
             except Exception:
@@ -212,16 +209,22 @@ class Rewards:
         """Write the staged progress documents (missions) in one transaction."""
         return await self.missions.docs.flush()
 
-    async def release(self) -> None:
-        """Before sessions move to another worker: finish the handlers in flight, then
-        write what they staged (the new owner reads it from the store)."""
-        await asyncio.gather(*list(self.tasks), return_exceptions=True)
+    async def _flush_or_log(self, when: str, level: int = logging.WARNING) -> None:
+        """`flush`; a failure is logged (what failed stays staged: the next flush tries again)."""
         try:
             await self.flush()
-        except Exception as exc:  # the move goes on; the next tick tries again
-            logger.warning(
-                "rewards: staged progress not written before a move: %s %s", type(exc).__name__, exc
+        except Exception as exc:
+            name = type(exc).__name__
+            logger.log(
+                level, "rewards: %d staged documents not written %s: %s %s", self.pending, when, name, exc
             )
+
+    async def release(self) -> None:
+        """Before sessions move to another worker: finish the handlers in flight, then
+        write what they staged (the new owner reads it from the store; a move goes on
+        when the write fails)."""
+        await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await self._flush_or_log("before a move")
 
     async def tick(self) -> None:
         """Run due schedules once: open and draw lotteries, release held referrals,
@@ -243,10 +246,7 @@ class Rewards:
             self._ticker = None
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
-        try:
-            await self.flush()
-        except Exception as exc:
-            logger.error("rewards: %d staged progress documents not written at stop: %s", self.pending, exc)
+        await self._flush_or_log("at stop", logging.ERROR)
 
     @property
     def pending(self) -> int:

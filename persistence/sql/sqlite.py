@@ -86,6 +86,19 @@ class _Worker:
     def shutdown(self) -> None:
         self._ex.shutdown(wait=True)
 
+    async def close(self) -> None:
+        """Close the connection in its thread, then stop the thread."""
+
+        def close_conn() -> None:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+        try:
+            await self.run(close_conn)
+        finally:
+            self.shutdown()
+
 
 def _connect(path: str, busy_ms: int, readonly: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
@@ -237,25 +250,20 @@ class SqliteEngine:
             await self._reader.run(open_reader)
         if self.checkpoint_interval is not None:
             cp = self._checkpointer = _Worker("sqlite-checkpoint")
-
-            def open_checkpointer() -> None:
-                cp.conn = _connect(self.path, self._busy_ms, readonly=False)
-
-            await cp.run(open_checkpointer)
+            cp.conn = await cp.run(_connect, self.path, self._busy_ms, False)
             self._checkpoints = asyncio.get_running_loop().create_task(
-                self._checkpoint_loop(cp, self.checkpoint_interval), name="sqlite-checkpoint"
+                self._checkpoint_loop(self.checkpoint_interval), name="sqlite-checkpoint"
             )
 
-    async def _checkpoint_loop(self, cp: _Worker, interval: float) -> None:
+    async def _checkpoint_loop(self, interval: float) -> None:
         stats = self.checkpoint_stats
         while True:
             await asyncio.sleep(interval)
-            conn = cp.conn
-            if conn is None:
-                return
             try:
-                _busy, _frames, copied = await cp.run(_checkpoint, conn)
-            except (PersistenceError, sqlite3.Error) as exc:  # the next run tries again
+                _busy, _frames, copied = await self.checkpoint()
+            except StoreClosed:
+                return
+            except PersistenceError as exc:  # the next run tries again
                 stats["failures"] += 1
                 log.warning("sqlite checkpoint failed: %s", exc)
                 continue
@@ -332,27 +340,8 @@ class SqliteEngine:
             self._checkpoints.cancel()
             with suppress(asyncio.CancelledError):
                 await self._checkpoints
-        cp = self._checkpointer
-        if cp is not None:
-
-            def close_checkpointer() -> None:
-                if cp.conn is not None:
-                    cp.conn.close()
-                    cp.conn = None
-
-            try:
-                await cp.run(close_checkpointer)
-            finally:
-                cp.shutdown()
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         async with self._write_lock:
             for w in {id(self._writer): self._writer, id(self._reader): self._reader}.values():
-
-                def close_conn(w: _Worker = w) -> None:
-                    if w.conn is not None:
-                        w.conn.close()
-                        w.conn = None
-
-                try:
-                    await w.run(close_conn)
-                finally:
-                    w.shutdown()
+                await w.close()

@@ -18,6 +18,7 @@ from persistence.records import (
     LeaderboardRecord,
     Variable,
     VarScope,
+    distinct_ids,
 )
 from persistence.rules import GENESIS_HASH, audit_hash, combine_score
 from persistence.sql.engine import Param, Row, SqlConn, SqlEngine, placeholders
@@ -462,6 +463,7 @@ class SqlDocuments(_Sql):
         return d
 
     async def put_many(self, docs: Sequence[Document]) -> list[Document | None]:
+        distinct_ids(docs)
         if not docs:
             return []
         now = self._clock()

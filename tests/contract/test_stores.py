@@ -273,6 +273,9 @@ def test_put_many_writes_the_documents_whose_version_matches(harness: Harness) -
     async def body(b: Backend) -> None:
         store = b.missions
         assert await store.put_many([]) == []
+        with pytest.raises(ValueError):  # one id twice: nothing is written
+            await store.put_many([Document(id="d"), Document(id="d", body=b"2")])
+        assert await store.get("d") is None
         old = await store.put(Document(id="m1", owner="u1", status="active", body=b"1"))
         stale = await store.put(Document(id="m2", owner="u1", status="active", body=b"1"))
         await store.put(stale)  # m2 is now at version 2

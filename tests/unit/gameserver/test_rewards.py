@@ -28,7 +28,7 @@ from gameserver.config import (
 from gameserver.domain import RoundSettled
 from gameserver.hub import Hub
 from gameserver.rewards import Rewards
-from persistence import PostingKind, Stores, open_stores
+from persistence import PostingKind, Stores, StoreUnavailable, open_stores
 from protocol.codes import ErrorCode
 from protocol.limits import FloodLimits
 from rooms.config import RoomConfig, ZoneConfig
@@ -442,6 +442,16 @@ def test_mission_progress_is_staged_and_written_by_the_flush():
         assert await env.stores.missions.get(doc_id) is None  # staged, not written
         view = await env.ok(c, {"type": "mission_progress", "mission": "spin3"})
         assert (view["value"], view["status"]) == (2, "active")  # this worker reads its own
+        real = env.rewards.missions.docs.store
+
+        class Down:  # the database went away: the write fails, a move goes on
+            async def put_many(self, docs: object) -> list[object]:
+                raise StoreUnavailable("down")
+
+        env.rewards.missions.docs.store = Down()  # type: ignore[assignment]
+        await env.rewards.release()  # logs, does not raise
+        assert env.rewards.pending == 1 and await env.stores.missions.get(doc_id) is None
+        env.rewards.missions.docs.store = real
         assert env.rewards.pending == 1 and await env.rewards.flush() == 1
         stored = await env.stores.missions.get(doc_id)
         assert stored is not None and stored.version == 1 and stored.status == "active"

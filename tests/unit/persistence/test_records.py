@@ -99,6 +99,20 @@ def test_bad_store_urls(url: str) -> None:
         parse_url(url)
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///x.db?checkpoint_interval=soon", "checkpoint_interval='soon' is not a number"),
+        ("sqlite:///x.db?busy_timeout_ms=1.5", "busy_timeout_ms='1.5' is not a whole number"),
+    ],
+)
+def test_a_store_url_option_that_is_not_a_number_is_named(url: str, message: str) -> None:
+    u = parse_url(url)
+    with pytest.raises(ValueError, match=message):
+        u.option("checkpoint_interval", 1.0)
+        u.int_option("busy_timeout_ms", 5000)
+
+
 def test_mysql_literals_escape_everything() -> None:
     """Strings are quoted with backslash escapes, bytes become hex, ints and None are bare."""
     assert literal('it\'s \\ "x"\n\x00\x1a') == "'it\\'s \\\\ \\\"x\\\"\\n\\0\\Z'"
