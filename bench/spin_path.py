@@ -11,6 +11,7 @@ in flight (a closed loop), so batches form as they would under load.
     python -m bench.spin_path --config bench/scenarios/servers/peer.toml
     python -m bench.spin_path --profile /tmp/spin.prof         # cProfile of the measured part
     python -m bench.spin_path --op login --store sqlite:///x.db  # a guest login instead
+    python -m bench.spin_path --claim welcome                  # every session wagering a bonus
 
 Reports spins/s and CPU µs per spin (process time over the measured spins: everything
 in this process, the clients' few lines included), the best of `--repeat`. Compare two
@@ -110,6 +111,12 @@ async def _run(args: argparse.Namespace) -> list[tuple[float, float]]:
         while sum(c.done for c in clients) < len(clients):
             wake.clear()
             await asyncio.wait_for(wake.wait(), 10)
+        if args.claim:  # every session wagers a bonus while it spins
+            for c in clients:
+                c.send(_encode({"type": "bonus_claim", "id": 1, "bonus": args.claim}))
+            while sum(c.done for c in clients) < 2 * len(clients):
+                wake.clear()
+                await asyncio.wait_for(wake.wait(), 10)
         ready.clear()
         game = args.game
         results: list[tuple[float, float]] = []
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spins", type=int, default=20_000, help="spins (or logins) per repeat")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--profile", default="", help="write a cProfile of the last repeat here")
+    p.add_argument("--claim", default="", help="each session claims this bonus offer first (wagering)")
     args = p.parse_args(argv)
     if not 1 <= args.clients <= 20_000 or not 1 <= args.spins <= 1_000_000:
         print("spin_path: --clients 1..20000, --spins 1..1000000", file=sys.stderr)
@@ -196,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     results = uvloop.run(_run(args))
     best_wall, best_cpu = min(results, key=lambda r: r[1])
     what = f"game={args.game}" if args.op == "spin" else "guest logins"
+    what += f" claim={args.claim}" if args.claim else ""
     print(
         f"spin_path {args.op} config={Path(args.config).name} store={args.store} {what}"
         f" clients={args.clients} n={args.spins}: {args.spins / best_wall:,.0f}/s,"

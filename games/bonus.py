@@ -2,7 +2,10 @@
 
 Pure rules (BON-1 to BON-3). A grant snapshots its template, so later template edits never
 change an existing grant. Wagering progress comes from settled-round events (stake x the game
-category's contribution) and is idempotent per round id. Bonus funds live in their own ledger
+category's contribution) and is idempotent per round id: a grant keeps the ids of its last
+``RECENT_ROUNDS`` rounds, and a round settled no later than the newest one dropped from that
+window counts as already applied (so a grant costs the same to read and write on its
+10,000th round as on its first, and replaying round events gives the same progress). Bonus funds live in their own ledger
 account; the spending order (cash first, then bonus) is defined in :mod:`games.wallet`. When
 wagering completes, the bonus balance moves to cash up to ``max_cashout`` and any excess is
 forfeited to the house; on expiry or forfeit the whole bonus balance goes back to the house.
@@ -23,21 +26,31 @@ __all__ = [
     "BonusError",
     "BonusGrant",
     "BonusTemplate",
+    "RECENT_ROUNDS",
     "DailyLogin",
     "FreeSpinAward",
     "SettledRound",
+    "applied",
     "apply_round",
     "check_bonus_bet",
     "claim_daily_login",
     "expire",
     "free_spin_award",
     "grant_bonus",
+    "remember",
     "settle_grant_postings",
     "use_free_spin",
     "validate_template",
 ]
 
 BP = 10_000
+
+#: round ids a progress record (a bonus grant, a mission instance) keeps to recognise a
+#: duplicate delivery; bounded, so a record costs the same on its 10,000th round as on its first
+RECENT_ROUNDS = 32
+
+#: ``(settled_at, round_id)`` of the last rounds a record applied, oldest first
+Recent = tuple[tuple[int, str], ...]
 
 
 class BonusError(ValueError):
@@ -55,6 +68,26 @@ class SettledRound(msgspec.Struct, frozen=True, kw_only=True):
     win: int
     settled_at: int
     features: int = 0
+
+
+def applied(recent: Recent, horizon: int, event: SettledRound) -> bool:
+    """True if a record with this window (``recent``, ``horizon``) counted ``event`` already,
+    or takes it as counted: events of one player arrive in settlement order, so one settled no
+    later than the newest id dropped from the window (``horizon``) came before it."""
+    if event.settled_at <= horizon:
+        return True
+    rid = event.round_id
+    return any(r == rid for _, r in recent)
+
+
+def remember(recent: Recent, horizon: int, event: SettledRound) -> tuple[Recent, int]:
+    """The window after applying ``event``: its id added, the oldest dropped past
+    ``RECENT_ROUNDS`` (the horizon moves up to that one's settlement time)."""
+    recent = (*recent, (event.settled_at, event.round_id))
+    if len(recent) > RECENT_ROUNDS:
+        horizon = max(horizon, recent[0][0])
+        recent = recent[1:]
+    return recent, horizon
 
 
 class BonusTemplate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -103,7 +136,12 @@ class BonusGrant(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     wagering_required: int
     wagered: int = 0
+    #: every round id applied, in grants written before ``recent``: read, never grown
     rounds: frozenset[str] = frozenset()
+    #: the last rounds applied (`applied`, `remember`)
+    recent: Recent = ()
+    #: a round settled at or before this (ms) counts as applied: its id may have left ``recent``
+    horizon: int = -1
     status: Literal["active", "completed", "expired", "forfeited"] = "active"
     granted_at: int
     expires_at: int
@@ -166,17 +204,24 @@ def check_bonus_bet(grant: BonusGrant, stake: int) -> bool:
 
 def apply_round(grant: BonusGrant, event: SettledRound) -> BonusGrant:
     """Add a settled round's contribution; replaying a round id changes nothing (BON-3)."""
-    if grant.status != "active" or event.round_id in grant.rounds or event.player != grant.player:
+    if (
+        grant.status != "active"
+        or event.player != grant.player
+        or event.round_id in grant.rounds
+        or applied(grant.recent, grant.horizon, event)
+    ):
         return grant
     if event.settled_at >= grant.expires_at:
         return expire(grant, event.settled_at)
     share = grant.template.contribution_bp.get(event.category, 0)
     wagered = grant.wagered + event.stake * share // BP
     done = wagered >= grant.wagering_required
+    recent, horizon = remember(grant.recent, grant.horizon, event)
     return msgspec.structs.replace(
         grant,
         wagered=wagered,
-        rounds=grant.rounds | {event.round_id},
+        recent=recent,
+        horizon=horizon,
         status="completed" if done else "active",
     )
 

@@ -14,13 +14,9 @@ from typing import Literal
 
 import msgspec
 
-from .bonus import SettledRound
+from .bonus import RECENT_ROUNDS, Recent, SettledRound, applied, remember
 
 __all__ = ["RECENT_ROUNDS", "Mission", "MissionProgress", "apply_event", "period_key"]
-
-#: round ids kept per mission instance to recognise a duplicate delivery; bounded, so an
-#: instance costs the same to read and write on its 10,000th round as on its first
-RECENT_ROUNDS = 32
 
 Metric = Literal["rounds", "wagered", "won", "feature_triggers", "big_wins", "win_streak"]
 
@@ -57,16 +53,13 @@ class MissionProgress(msgspec.Struct, frozen=True, kw_only=True):
     rewarded: bool = False
     streak: int = 0  # the current run of winning rounds (``win_streak``)
     #: ``(settled_at, round_id)`` of the last ``RECENT_ROUNDS`` rounds applied, oldest first
-    recent: tuple[tuple[int, str], ...] = ()
+    recent: Recent = ()
     #: a round settled at or before this (ms) counts as applied: its id may have left ``recent``
     horizon: int = -1
 
     def applied(self, event: SettledRound) -> bool:
         """True if ``event`` was (or is taken as) already counted in this instance."""
-        rid = event.round_id
-        if event.settled_at <= self.horizon or rid in self.rounds:
-            return True
-        return any(r == rid for _, r in self.recent)
+        return event.round_id in self.rounds or applied(self.recent, self.horizon, event)
 
 
 def period_key(mission: Mission, at: int) -> str | None:
@@ -118,10 +111,7 @@ def apply_event(
     else:
         value = progress.value + _amount(mission, event)
     reached = value >= mission.target and not progress.rewarded
-    recent, horizon = (*progress.recent, (event.settled_at, event.round_id)), progress.horizon
-    if len(recent) > RECENT_ROUNDS:
-        horizon = max(horizon, recent[0][0])
-        recent = recent[1:]
+    recent, horizon = remember(progress.recent, progress.horizon, event)
     progress = msgspec.structs.replace(
         progress,
         value=value,

@@ -569,6 +569,7 @@ class Casino:
                         stake=outcome.stake,
                         win=outcome.win,
                         complete=shown.complete,
+                        committed_at=result.committed_at,
                     )
                 )
                 if status is RoundStatus.OPEN:

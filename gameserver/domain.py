@@ -52,7 +52,9 @@ class RoundSettled(DomainEvent, tag="round_settled", frozen=True, kw_only=True):
 
     `event_id` is the round id. `stake` and `win` are in the zone's currency units;
     `complete` is false for a multi-step round whose steps are still being revealed
-    (its money is already posted).
+    (its money is already posted). `committed_at` is the commit's timestamp (epoch ms, the
+    ledger's clock): a casino round's record carries it as `created_at`, a pick round's as
+    `settled_at` (0 = unknown, e.g. an event from an older node).
     """
 
     user_id: int
@@ -62,6 +64,7 @@ class RoundSettled(DomainEvent, tag="round_settled", frozen=True, kw_only=True):
     stake: int
     win: int
     complete: bool = True
+    committed_at: int = 0
 
 
 def event_types() -> tuple[type[DomainEvent], ...]:

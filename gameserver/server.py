@@ -143,7 +143,10 @@ async def start(
             commit_timeout_s=config.store.commit_timeout,
             max_delay_ms=config.store.commit_delay * 1000.0,
         )
-        stores = await open_stores(config.store.url, config.store.cache_url, writer=writer)
+        wall = hub.clock.wall
+        stores = await open_stores(  # the ledger's timestamps on the hub's clock
+            config.store.url, config.store.cache_url, writer=writer, clock=lambda: int(wall() * 1000)
+        )
         try:
             if config.casino.zones:
                 casino = Casino(hub, stores, config)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgspec.structs import replace
@@ -44,9 +45,18 @@ class StagedDocuments:
     newer body to write against that version.
     """
 
-    def __init__(self, store: DocumentStore, name: str = "documents") -> None:
+    def __init__(
+        self,
+        store: DocumentStore,
+        name: str = "documents",
+        on_conflict: Callable[[Document], None] | None = None,
+    ) -> None:
+        """`on_conflict` is told of each document dropped because another writer changed it
+        (a flush or a `put` found a newer version): a cache built on these documents drops
+        its copy too."""
         self.store = store
         self.name = name
+        self.on_conflict = on_conflict
         self.stats = StagedStats()
         self._docs: dict[str, Document | None] = {}  # id -> latest (None: not stored)
         self._staged: set[str] = set()
@@ -75,6 +85,19 @@ class StagedDocuments:
         self._owner[id] = owner
         self._owned.setdefault(owner, set()).add(id)
         return doc
+
+    def adopt(self, doc: Document) -> Document:
+        """Cache ``doc``, read from the store by other means (a query by owner), unless this
+        writer holds it already: then the cached one (staged, or stored since) is returned."""
+        cur = self._docs.get(doc.id)
+        if cur is not None:
+            return cur
+        self._keep(doc)
+        return doc
+
+    def latest(self, doc: Document) -> Document:
+        """The cached version of a document read from the store, if any, else ``doc``."""
+        return self._docs.get(doc.id) or doc
 
     def _version(self, id: str) -> int:
         cur = self._docs.get(id)
@@ -108,7 +131,7 @@ class StagedDocuments:
             try:
                 stored = await self.store.put(doc, expected_version=expected)
             except Conflict:
-                self._drop(doc.id)
+                self._conflict(doc)
                 raise
             self._staged.discard(doc.id)
             self._keep(stored)
@@ -139,7 +162,7 @@ class StagedDocuments:
                     log.warning(
                         "%s: %s was written elsewhere; its staged change is dropped", self.name, sent.id
                     )
-                    self._drop(sent.id)
+                    self._conflict(sent)
                     continue
                 written += 1
                 cur = self._docs.get(sent.id)
@@ -173,6 +196,11 @@ class StagedDocuments:
                 for i in self._owned.pop(owner, ()):
                     self._docs.pop(i, None)
                     self._owner.pop(i, None)
+
+    def _conflict(self, doc: Document) -> None:
+        self._drop(doc.id)
+        if self.on_conflict is not None:
+            self.on_conflict(doc)
 
     def _drop(self, id: str) -> None:
         self._staged.discard(id)

@@ -43,6 +43,7 @@ from games.round import Bet
 from games.slots import play_round
 from persistence import Conflict, Document, PostingKind, RoundRecord, RoundStatus, TxnResult, transfer
 from persistence.records import Entry
+from persistence.staged import StagedDocuments
 from protocol import rewards_messages as rm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
@@ -55,6 +56,11 @@ if TYPE_CHECKING:
     from .service import Rewards
 
 logger = logging.getLogger("croupier.rewards.bonus")
+
+#: rounds read from the ledger to catch a grant up when it is loaded (a crash loses at most
+#: the progress of the rounds since the last flush, about a second)
+CATCH_UP_ROUNDS = 1000
+_PAGE = 100
 _enc = msgspec.msgpack.encode
 
 
@@ -71,32 +77,90 @@ class Bonuses:
     def __init__(self, svc: Rewards) -> None:
         self.svc = svc
         self.docs = svc.stores.bonuses
-        #: active grants per account (loaded on first use), with their document versions
-        self._active: dict[str, list[tuple[BonusGrant, int]]] = {}
+        #: grant documents: wagering progress is staged here and written by the next flush
+        self.staged = StagedDocuments(self.docs, "bonus grants", on_conflict=self._written_elsewhere)
+        #: active grants per account (loaded on first use, then caught up with the ledger)
+        self._active: dict[str, list[BonusGrant]] = {}
 
     def handlers(self) -> dict[type, Any]:
         return {rm.BonusList: self.listing, rm.BonusClaim: self.claim}
 
     def forget(self, account: str) -> None:
         self._active.pop(account, None)
+        self.staged.forget(account)
+
+    def _written_elsewhere(self, doc: Document) -> None:
+        """Another worker wrote one of the account's grants: read them again, and count the
+        rounds since what it stored from the ledger (`_catch_up`)."""
+        self._active.pop(doc.owner, None)
 
     # -- grants --------------------------------------------------------------------------
 
-    async def _load_active(self, account: str) -> list[tuple[BonusGrant, int]]:
+    async def _load_active(self, zr: ZoneRewards, account: str) -> list[BonusGrant]:
+        """The account's active grants; on first use read from the store, then caught up
+        with the rounds the ledger holds and the stored grant has not counted."""
         cached = self._active.get(account)
         if cached is None:
             docs = await self.docs.by_owner(account, status="active")
-            cached = [(msgspec.msgpack.decode(d.body, type=BonusGrant), d.version) for d in docs]
-            self._active[account] = cached
+            cached = self._active.get(account)  # loaded by another task meanwhile
+            if cached is None:
+                cached = [msgspec.msgpack.decode(self.staged.adopt(d).body, type=BonusGrant) for d in docs]
+                self._active[account] = cached
+                if cached:
+                    await self._catch_up(zr, account, cached)
+                    cached = self._active.get(account, [])
         return cached
 
-    async def _save(self, grant: BonusGrant, version: int, status: str | None = None) -> int:
-        doc = Document(
+    async def _catch_up(self, zr: ZoneRewards, account: str, grants: list[BonusGrant]) -> None:
+        """Apply the account's rounds that its stored grants have not counted: those settled
+        after the last flush before a crash, or counted by a worker whose write lost a race.
+
+        A casino round counts from its commit (`created_at`, when its stake was posted), a
+        pick round from its settlement, as their `RoundSettled` events do; the newest
+        `CATCH_UP_ROUNDS` rounds at most are read (the newest `_PAGE` first: that usually reaches
+        back to the grant's window)."""
+        floor = min(max(g.granted_at, g.horizon) for g in grants) + 1  # after the grant was made
+        history = self.svc.stores.rounds.history
+        rows = await history(account, limit=_PAGE)  # newest first: usually back to the floor
+        if len(rows) == _PAGE and rows[-1].created_at >= floor:
+            rows = await history(account, limit=CATCH_UP_ROUNDS)
+            if len(rows) == CATCH_UP_ROUNDS and rows[-1].created_at >= floor:
+                logger.warning("bonus: %s has more than %d rounds to catch up", account, CATCH_UP_ROUNDS)
+        events = []
+        for r in rows:
+            slot = r.game_id in zr.casino.games
+            at = r.created_at if slot else r.settled_at
+            if r.bet <= 0 or at < floor or (not slot and r.status is RoundStatus.OPEN):
+                continue
+            events.append(
+                SettledRound(
+                    round_id=r.round_id,
+                    player=account,
+                    game_id=r.game_id,
+                    category="slots" if slot else "minigames",
+                    stake=r.bet,
+                    win=r.win,
+                    settled_at=at,
+                )
+            )
+        events.sort(key=lambda e: (e.settled_at, e.round_id))
+        for event in events:
+            await self._update(zr, account, event.settled_at, event)
+
+    def _doc(self, grant: BonusGrant, status: str | None = None) -> Document:
+        return Document(
             id=f"grant:{grant.grant_id}", owner=grant.player, status=status or grant.status, body=_enc(grant)
         )
-        return (await self.docs.put(doc, expected_version=version)).version
 
-    async def _close(self, zr: ZoneRewards, grant: BonusGrant, version: int) -> None:
+    async def _save(self, grant: BonusGrant, status: str | None = None) -> None:
+        """Write a grant now (a new grant, a status or amount change: before money moves)."""
+        try:
+            await self.staged.put(self._doc(grant, status))
+        except Conflict:
+            self._active.pop(grant.player, None)
+            raise
+
+    async def _close(self, zr: ZoneRewards, grant: BonusGrant) -> None:
         """Post a finished grant's release or forfeit, then mark it closed."""
         account = grant.player
         bonus = bonus_account_of(account)
@@ -111,22 +175,24 @@ class Bonuses:
                 Entry(names[e.account], zr.currency, e.amount, PostingKind.TRANSFER) for e in posting.entries
             )
             await self.svc.move(zr, posting.key, entries, account)
-        await self._save(grant, version, status="closed")
+        await self._save(grant, status="closed")
 
     async def _update(self, zr: ZoneRewards, account: str, now: int, event: SettledRound | None) -> None:
-        active = await self._load_active(account)
-        keep: list[tuple[BonusGrant, int]] = []
-        for grant, version in active:
+        """Apply a round (or the time, for expiry) to the account's active grants: progress is
+        staged; a grant that completes or expires is written at once, then closed."""
+        keep: list[BonusGrant] = []
+        for grant in await self._load_active(zr, account):
             new = apply_round(grant, event) if event is not None else expire(grant, now)
             if new is grant:
-                keep.append((grant, version))
-                continue
-            version = await self._save(new, version)
-            if new.status == "active":
-                keep.append((new, version))
+                keep.append(grant)
+            elif new.status == "active":
+                self.staged.stage(self._doc(new))
+                keep.append(new)
             else:
-                await self._close(zr, new, version)
-        self._active[account] = keep
+                await self._save(new)
+                await self._close(zr, new)
+        if account in self._active:  # else dropped meanwhile: read again next time
+            self._active[account] = keep
 
     async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
         if event.stake <= 0:
@@ -142,38 +208,38 @@ class Bonuses:
             category=category,
             stake=event.stake,
             win=event.win,
-            settled_at=event.at_ms,
+            settled_at=event.committed_at or event.at_ms,
         )
-        await self._update(zr, account, event.at_ms, settled)
+        await self._update(zr, account, settled.settled_at, settled)
 
     async def tick(self, now: int) -> None:
         """Expire grants of players seen on this worker (others expire on their next round)."""
         for account in list(self._active):
             zr = self.svc.zones.get(account.split(":", 1)[0])
-            if zr is None or not any(now >= g.expires_at for g, _ in self._active.get(account, [])):
+            if zr is None or not any(now >= g.expires_at for g in self._active.get(account, [])):
                 continue
             async with self.svc.locked(account):
                 await self._update(zr, account, now, None)
 
     async def _grant(
         self, zr: ZoneRewards, template: BonusTemplate, account: str, now: int, *, deposit: int = 0
-    ) -> tuple[BonusGrant, int]:
+    ) -> BonusGrant:
         """Write a new active grant (once per player and offer version).
 
         Raises:
             RequestError: 416 `bonus_active` while another grant is wagered, 415 if claimed.
         """
-        if await self._load_active(account):
+        if await self._load_active(zr, account):
             raise RequestError(ErrorCode.BONUS_ACTIVE, "a bonus is still being wagered")
         grant = grant_bonus(
             template, grant_id=grant_id_of(template, account), player=account, now=now, deposit=deposit
         )
         try:
-            version = await self._save(grant, 0)
+            await self._save(grant)
         except Conflict:
             raise RequestError(ErrorCode.BONUS_CLAIMED, f"{template.id} was already claimed") from None
-        self._active.setdefault(account, []).append((grant, version))
-        return grant, version
+        self._active.setdefault(account, []).append(grant)
+        return grant
 
     async def _fund(self, zr: ZoneRewards, grant: BonusGrant, amount: int, reply: bytes = b"") -> TxnResult:
         entries = transfer(zr.house, bonus_account_of(grant.player), zr.currency, amount, PostingKind.BONUS)
@@ -199,10 +265,13 @@ class Bonuses:
                 "rewards": list(daily.rewards),
                 "timezone": daily.timezone,
             }
+        async with self.svc.locked(ctx.account):
+            await self._load_active(zr, ctx.account)  # caught up with the ledger
         grants = []
-        for doc in await self.docs.by_owner(ctx.account):
-            if not doc.id.startswith("grant:"):
+        for stored in await self.docs.by_owner(ctx.account):
+            if not stored.id.startswith("grant:"):
                 continue
+            doc = self.staged.latest(stored)  # with the progress not written yet
             g = msgspec.msgpack.decode(doc.body, type=BonusGrant)
             grants.append(
                 {
@@ -266,14 +335,13 @@ class Bonuses:
                 assert stored is not None
                 return stored
             now = self.svc.now()
-            doc = await self.docs.get(f"grant:{grant_id_of(template, ctx.account)}")
+            doc = await self.staged.get(f"grant:{grant_id_of(template, ctx.account)}", ctx.account)
             if doc is not None:  # written by an earlier attempt whose money did not commit
                 grant = msgspec.msgpack.decode(doc.body, type=BonusGrant)
-                version = doc.version
             else:
-                grant, version = await self._grant(zr, template, ctx.account, now)
+                grant = await self._grant(zr, template, ctx.account, now)
             if template.type == "free_spins":
-                return await self._free_spins(zr, ctx, grant, version, check)
+                return await self._free_spins(zr, ctx, grant, check)
             reply = {
                 "bonus": template.id,
                 "grant": grant.grant_id,
@@ -321,7 +389,7 @@ class Bonuses:
         return data
 
     async def _free_spins(
-        self, zr: ZoneRewards, ctx: Ctx, grant: BonusGrant, version: int, check: list[Any]
+        self, zr: ZoneRewards, ctx: Ctx, grant: BonusGrant, check: list[Any]
     ) -> dict[str, Any]:
         """Play the award's spins now, one round each (stake 0, wins to the bonus balance);
         the grant's wagering requirement becomes the multiple of the total won."""
@@ -347,12 +415,12 @@ class Bonuses:
         result = await self.svc.move(
             zr, f"bonus:{grant.grant_id}", (), ctx.account, self.svc.encode_reply(check, reply)
         )
-        version = await self._save(grant, version)
-        active = [(g, v) for g, v in self._active.get(ctx.account, []) if g.grant_id != grant.grant_id]
+        await self._save(grant)
+        active = [g for g in self._active.get(ctx.account, []) if g.grant_id != grant.grant_id]
         if grant.status == "active":
-            active.append((grant, version))
+            active.append(grant)
         else:
-            await self._close(zr, grant, version)
+            await self._close(zr, grant)
         self._active[ctx.account] = active
         data = self.svc.replay(result, check)
         data["bonus_balance"] = await self.svc.balance(zr, bonus)
@@ -441,15 +509,15 @@ class Bonuses:
         grant on the `minigame_bonus` terms."""
         template = zr.cfg.minigame_bonus
         assert template is not None
-        active = await self._load_active(account)
+        active = await self._load_active(zr, account)
         if active:
-            grant, version = active[0]
             grant = msgspec.structs.replace(
-                grant,
-                amount=grant.amount + amount,
-                wagering_required=grant.wagering_required + amount * grant.template.wagering_multiple,
+                active[0],
+                amount=active[0].amount + amount,
+                wagering_required=active[0].wagering_required + amount * active[0].template.wagering_multiple,
             )
-            self._active[account] = [(grant, await self._save(grant, version)), *active[1:]]
+            await self._save(grant)
+            self._active[account] = [grant, *active[1:]]
             return
         grant = grant_bonus(
             template, grant_id=f"{template.id}@{template.version}/{key}", player=account, now=now
@@ -459,11 +527,11 @@ class Bonuses:
         )
         if grant.wagering_required == 0:
             grant = msgspec.structs.replace(grant, status="completed")
-        version = await self._save(grant, 0)
+        await self._save(grant)
         if grant.status == "active":
-            self._active.setdefault(account, []).append((grant, version))
+            self._active.setdefault(account, []).append(grant)
         else:
-            await self._close(zr, grant, version)
+            await self._close(zr, grant)
 
     # -- the payment integration -----------------------------------------------------------
 
@@ -497,7 +565,7 @@ class Bonuses:
                 if template.type != "deposit_match":
                     continue
                 try:
-                    grant, _ = await self._grant(zr, template, account, now, deposit=amount)
+                    grant = await self._grant(zr, template, account, now, deposit=amount)
                 except RequestError:
                     continue  # already had it, or another bonus is being wagered
                 if grant.amount > 0:

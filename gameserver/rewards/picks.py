@@ -362,6 +362,7 @@ class Picks:
                         currency=zr.currency,
                         stake=rec.bet,
                         win=outcome.win,
+                        committed_at=result.committed_at,
                     )
                 )
         elif wallet is not None:

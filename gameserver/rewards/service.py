@@ -206,8 +206,18 @@ class Rewards:
                 logger.exception("rewards tick failed")
 
     async def flush(self) -> int:
-        """Write the staged progress documents (missions) in one transaction."""
-        return await self.missions.docs.flush()
+        """Write the staged progress documents (missions, bonus wagering): one transaction
+        per kind. Both are tried; the first failure is raised (what failed stays staged)."""
+        written = 0
+        error: Exception | None = None
+        for staged in (self.missions.docs, self.bonuses.staged):
+            try:
+                written += await staged.flush()
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return written
 
     async def _flush_or_log(self, when: str, level: int = logging.WARNING) -> None:
         """`flush`; a failure is logged (what failed stays staged: the next flush tries again)."""
@@ -251,7 +261,7 @@ class Rewards:
     @property
     def pending(self) -> int:
         """Progress documents staged and not written yet."""
-        return self.missions.docs.pending
+        return self.missions.docs.pending + self.bonuses.staged.pending
 
     async def drain_tasks(self) -> None:
         """Wait for requests and event handlers in flight (the scheduler keeps running)."""

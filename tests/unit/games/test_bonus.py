@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from games.bonus import (
+    RECENT_ROUNDS,
     BonusError,
+    BonusGrant,
     BonusTemplate,
     DailyLogin,
     SettledRound,
@@ -120,6 +124,40 @@ def test_progress_replay_is_order_and_duplicate_independent(
     for e in shuffled:
         again = apply_round(again, e)
     assert (again.wagered, again.status) == (once.wagered, once.status)
+
+
+@functools.cache
+def _wagered_2000() -> tuple[BonusGrant, tuple[SettledRound, ...], tuple[int, int]]:
+    """A grant after 2,000 rounds (3 settled in each ms: ties), the rounds, and the size of
+    its encoding after 100 and after 2,000 rounds."""
+    template = msgspec.structs.replace(MATCH, max_bet_while_wagering=None, expiry_ms=30 * DAY)
+    grant = grant_bonus(template, grant_id="g", player="ann", now=T0, deposit=10**9)
+    rounds = tuple(
+        msgspec.structs.replace(_round(i, 7, at=T0 + 1 + i // 3), round_id=f"{i:032x}") for i in range(2_000)
+    )
+    sizes = []
+    for i, e in enumerate(rounds):
+        grant = apply_round(grant, e)
+        if i in (99, 1_999):
+            sizes.append(len(msgspec.msgpack.encode(grant)))
+    return grant, rounds, (sizes[0], sizes[1])
+
+
+def test_a_grant_does_not_grow_with_the_rounds_wagered() -> None:
+    """The grant keeps the last RECENT_ROUNDS ids: its document is as large after 2,000
+    rounds as after 100, so a round costs the same to apply and write."""
+    grant, _, (after_100, after_2000) = _wagered_2000()
+    assert grant.wagered == 2_000 * 7 and len(grant.recent) == RECENT_ROUNDS
+    assert after_100 == after_2000
+
+
+@settings(max_examples=30, deadline=None)
+@given(replayed=st.lists(st.integers(0, 1_999), max_size=50))
+def test_a_replay_of_any_applied_round_counts_nothing(replayed: list[int]) -> None:
+    """Any of the 2,000 rounds delivered again, recent or long past, changes nothing (BON-3)."""
+    grant, rounds, _ = _wagered_2000()
+    for i in replayed:
+        assert apply_round(grant, rounds[i]) == grant
 
 
 def test_max_bet_and_expiry() -> None:

@@ -121,7 +121,7 @@ def run(body: Callable[[Env], Awaitable[None]], config: Config | None = None) ->
     async def go() -> None:
         config_ = config or rewards_config()
         clock = ManualClock(T0)
-        stores = await open_stores("memory://")
+        stores = await open_stores("memory://", clock=lambda: int(clock.wall() * 1000))
         try:
             hub = await _boot(config_, clock, stores, SeededRng(7))
             env = Env(hub, stores, clock, config_)
@@ -339,6 +339,108 @@ def test_bonus_wagering_releases_capped_to_cash_and_keeps_the_ledger():
         rounds = await env.stores.rounds.history(A7, limit=50)
         assert spins_net == sum(r.win - r.bet for r in rounds)
         await env.check_ledger()
+
+    run(body, rewards_config(bonuses=[OFFER]))
+
+
+async def crash(env: Env) -> Env:
+    """A new casino and rewards service over the same stores, the old ones dropped without
+    a drain: what they staged is lost, as in a crash."""
+    hub = await _boot(env.config, env.clock, env.stores, SeededRng(99))
+    return Env(hub, env.stores, env.clock, env.config)
+
+
+def _wagered(doc: Any) -> int:
+    assert doc is not None
+    return int(msgspec.msgpack.decode(doc.body)["wagered"])
+
+
+def test_bonus_wagering_is_staged_and_caught_up_from_the_ledger_after_a_crash():
+    """Wagering progress is written by the flush, not by every round; what a crash loses
+    before the flush is counted again from the round records when the grant is next read,
+    once; the release is posted once."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        got = await env.ok(c, {"type": "bonus_claim", "bonus": "welcome"})
+        grant_doc = f"grant:{got['grant']}"
+        env.advance(1)  # rounds after the grant (the grant counts rounds from the next ms)
+        staked = 0
+        for _ in range(3):
+            staked += (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+        await env.settle()
+        assert _wagered(await env.stores.bonuses.get(grant_doc)) == 0  # staged, not written
+        assert env.rewards.pending == 1
+        lst = await env.ok(c, {"type": "bonus_list"})
+        assert lst["grants"][0]["wagered"] == staked  # this worker shows its staged progress
+        assert await env.rewards.flush() == 1
+        assert _wagered(await env.stores.bonuses.get(grant_doc)) == staked
+        for _ in range(2):
+            staked += (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+        await env.settle()
+        assert _wagered(await env.stores.bonuses.get(grant_doc)) < staked  # the crash loses these
+
+        env2 = await crash(env)
+        c2 = env2.client()
+        lst = await env2.ok(c2, {"type": "bonus_list"})
+        assert lst["grants"][0]["wagered"] == staked  # caught up from the rounds, once
+        assert (await env2.ok(c2, {"type": "bonus_list"}))["grants"][0]["wagered"] == staked
+        while staked < 1000:
+            staked += (await env2.ok(c2, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+            await env2.settle()
+        grants = (await env2.ok(c2, {"type": "bonus_list"}))["grants"]
+        assert grants[0]["status"] == "closed" and grants[0]["wagered"] == staked
+        assert await env2.balance(A7 + ":bonus") == 0
+        rounds = await env.stores.rounds.history(A7, limit=100)
+        assert await env2.balance(A7) == START + sum(r.win - r.bet for r in rounds) + 400  # released once
+        await env2.check_ledger()
+        await env2.rewards.drain()
+        await env2.casino.drain()
+
+    run(body, rewards_config(bonuses=[OFFER]))
+
+
+def test_bonus_catch_up_reads_past_its_first_page():
+    """150 rounds lost in a crash (more than the first page the catch-up reads) all count."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        await env.ok(c, {"type": "bonus_claim", "bonus": "welcome"})
+        staked = 0
+        for _ in range(150):
+            env.advance(0.001)
+            staked += (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1}))["stake"]
+        await env.settle()
+        env2 = await crash(env)
+        lst = await env2.ok(env2.client(), {"type": "bonus_list"})
+        assert lst["grants"][0]["wagered"] == staked == 150
+        await env2.rewards.drain()
+        await env2.casino.drain()
+
+    run(body, rewards_config(bonuses=[OFFER]))
+
+
+def test_bonus_progress_written_elsewhere_is_read_again_and_caught_up():
+    """A grant another worker wrote meanwhile (a raced handoff) is not overwritten: the
+    staged progress is dropped, the grant read again, and the rounds it did not count are
+    counted from the round records."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        got = await env.ok(c, {"type": "bonus_claim", "bonus": "welcome"})
+        grant_doc = f"grant:{got['grant']}"
+        env.advance(1)
+        staked = (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+        await env.settle()
+        stored = await env.stores.bonuses.get(grant_doc)
+        assert stored is not None
+        await env.stores.bonuses.put(stored, expected_version=stored.version)  # the other writer
+        assert await env.rewards.flush() == 0 and env.rewards.bonuses.staged.stats.conflicts == 1
+        assert _wagered(await env.stores.bonuses.get(grant_doc)) == 0
+        staked += (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+        await env.settle()
+        await env.rewards.flush()
+        assert _wagered(await env.stores.bonuses.get(grant_doc)) == staked  # both rounds, once each
 
     run(body, rewards_config(bonuses=[OFFER]))
 
