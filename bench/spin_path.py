@@ -12,6 +12,7 @@ in flight (a closed loop), so batches form as they would under load.
     python -m bench.spin_path --profile /tmp/spin.prof         # cProfile of the measured part
     python -m bench.spin_path --op login --store sqlite:///x.db  # a guest login instead
     python -m bench.spin_path --claim welcome                  # every session wagering a bonus
+    python -m bench.spin_path --referred                       # every session a referee qualifying
 
 Reports spins/s and CPU µs per spin (process time over the measured spins: everything
 in this process, the clients' few lines included), the best of `--repeat`. Compare two
@@ -45,10 +46,11 @@ _encode = msgspec.msgpack.encode
 class Client:
     """One session: a link that counts its `ok` replies, and the requests it sends."""
 
-    __slots__ = ("conn", "next_id", "done", "ready", "wake", "peer", "kind", "_closed")
+    __slots__ = ("conn", "next_id", "done", "ready", "wake", "peer", "kind", "last", "_closed")
 
-    def __init__(self, hub: Hub, ready: list[Client], wake: asyncio.Event) -> None:
-        self.peer = "bench"
+    def __init__(self, hub: Hub, ready: list[Client], wake: asyncio.Event, peer: str = "bench") -> None:
+        self.peer = peer
+        self.last = b""  # the latest reply
         self.kind = "bench"
         self._closed = False
         self.next_id = 1
@@ -65,6 +67,7 @@ class Client:
             head = p[:16]
             if b"\xa4type\xa2ok" in head:  # a reply: this client may send its next request
                 self.done += 1
+                self.last = p
                 self.ready.append(self)
                 self.wake.set()
             elif b"\xa4type\xa5error" in head:
@@ -83,6 +86,10 @@ class Client:
 
     def send(self, msg: bytes) -> None:
         self.conn.message_received(msg, True)
+
+    def request(self, obj: dict[str, object]) -> None:
+        self.next_id += 1
+        self.conn.message_received(_encode({**obj, "id": self.next_id}), True)
 
     def spin(self, game: str) -> None:
         """A spin with the next request id (an id is the spin's idempotency key)."""
@@ -105,18 +112,34 @@ async def _run(args: argparse.Namespace) -> list[tuple[float, float]]:
             return await _logins(hub, args)
         wake = asyncio.Event()
         ready: list[Client] = []
-        clients = [Client(hub, ready, wake) for _ in range(args.clients)]
-        for c in clients:
-            c.send(_encode({"type": "login", "id": 0, "guest": True, "zone": args.zone}))
-        while sum(c.done for c in clients) < len(clients):
-            wake.clear()
-            await asyncio.wait_for(wake.wait(), 10)
-        if args.claim:  # every session wagers a bonus while it spins
-            for c in clients:
-                c.send(_encode({"type": "bonus_claim", "id": 1, "bonus": args.claim}))
-            while sum(c.done for c in clients) < 2 * len(clients):
+        # each session from its own address (referral fraud checks compare them)
+        clients = [
+            Client(hub, ready, wake, f"10.{i >> 8 & 255}.{i & 255}.1:5000") for i in range(args.clients)
+        ]
+
+        async def replies(n: int) -> None:
+            while sum(c.done for c in clients) < n:
                 wake.clear()
                 await asyncio.wait_for(wake.wait(), 10)
+
+        for c in clients:
+            c.send(_encode({"type": "login", "id": 0, "guest": True, "zone": args.zone}))
+        expected = len(clients)
+        await replies(expected)
+        if args.claim:  # every session wagers a bonus while it spins
+            for c in clients:
+                c.request({"type": "bonus_claim", "bonus": args.claim})
+            expected += len(clients)
+            await replies(expected)
+        if args.referred:  # every session but the first was referred by the first
+            clients[0].request({"type": "referral_code"})
+            expected += 1
+            await replies(expected)
+            code = _decode(clients[0].last)["data"]["code"]
+            for c in clients[1:]:
+                c.request({"type": "referral_apply", "code": code})
+            expected += len(clients) - 1
+            await replies(expected)
         ready.clear()
         game = args.game
         results: list[tuple[float, float]] = []
@@ -196,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--profile", default="", help="write a cProfile of the last repeat here")
     p.add_argument("--claim", default="", help="each session claims this bonus offer first (wagering)")
+    p.add_argument(
+        "--referred", action="store_true", help="every session but one applies the first one's referral code"
+    )
     args = p.parse_args(argv)
     if not 1 <= args.clients <= 20_000 or not 1 <= args.spins <= 1_000_000:
         print("spin_path: --clients 1..20000, --spins 1..1000000", file=sys.stderr)
@@ -205,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     best_wall, best_cpu = min(results, key=lambda r: r[1])
     what = f"game={args.game}" if args.op == "spin" else "guest logins"
     what += f" claim={args.claim}" if args.claim else ""
+    what += " referred" if args.referred else ""
     print(
         f"spin_path {args.op} config={Path(args.config).name} store={args.store} {what}"
         f" clients={args.clients} n={args.spins}: {args.spins / best_wall:,.0f}/s,"

@@ -50,13 +50,16 @@ class StagedDocuments:
         store: DocumentStore,
         name: str = "documents",
         on_conflict: Callable[[Document], None] | None = None,
+        holder: Callable[[Document], str] | None = None,
     ) -> None:
         """`on_conflict` is told of each document dropped because another writer changed it
         (a flush or a `put` found a newer version): a cache built on these documents drops
-        its copy too."""
+        its copy too. `holder` names the player whose session keeps a document cached here
+        (what `forget` is called with); by default its owner."""
         self.store = store
         self.name = name
         self.on_conflict = on_conflict
+        self._holder = holder or (lambda d: d.owner)
         self.stats = StagedStats()
         self._docs: dict[str, Document | None] = {}  # id -> latest (None: not stored)
         self._staged: set[str] = set()
@@ -75,7 +78,7 @@ class StagedDocuments:
 
     async def get(self, id: str, owner: str) -> Document | None:
         """The latest document (staged or stored), reading the store once; ``owner`` is
-        the owner it has or would have (what `forget` drops)."""
+        the holder it has or would have (what `forget` drops)."""
         if id in self._docs:
             return self._docs[id]
         doc = await self.store.get(id)
@@ -104,13 +107,14 @@ class StagedDocuments:
         return 0 if cur is None else cur.version
 
     def _keep(self, doc: Document) -> None:
+        holder = self._holder(doc)
         old = self._owner.get(doc.id)
-        if old is not None and old != doc.owner:
+        if old is not None and old != holder:
             self._drop(doc.id)
         self._docs[doc.id] = doc
-        self._owner[doc.id] = doc.owner
-        self._owned.setdefault(doc.owner, set()).add(doc.id)
-        self._gone.discard(doc.owner)
+        self._owner[doc.id] = holder
+        self._owned.setdefault(holder, set()).add(doc.id)
+        self._gone.discard(holder)
 
     def stage(self, doc: Document) -> Document:
         """Keep ``doc`` as the latest, to be written by the next flush. Its ``version``

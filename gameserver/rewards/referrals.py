@@ -38,6 +38,7 @@ from games.referral import (
 )
 from persistence import Conflict, Document, PostingKind
 from persistence.records import Entry
+from persistence.staged import StagedDocuments
 from protocol import rewards_messages as rm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
@@ -84,9 +85,13 @@ class Referrals:
         self._holding: dict[str, str] = {}  # referee -> zone
         #: players on this worker known to have no referral still qualifying (no read per round)
         self._settled: set[str] = set()
+        #: `ref:` documents, held by their referee's session: a round's activity is staged and
+        #: written by the next flush (persistence/staged.py); decisions are written at once
+        self.staged = StagedDocuments(self.docs, "referrals", holder=lambda d: d.id.removeprefix("ref:"))
 
     def forget(self, account: str) -> None:
         self._settled.discard(account)
+        self.staged.forget(account)
 
     def handlers(self) -> dict[type, Any]:
         return {rm.ReferralCode: self.code, rm.ReferralApply: self.apply}
@@ -184,43 +189,62 @@ class Referrals:
         rd.decision = decision
         new = Document(id=doc.id, owner=ref.referrer, status=decision.status, body=_enc(rd))
         try:
-            return await self.docs.put(new, expected_version=doc.version)
+            return await self.staged.put(new)
         except Conflict:
             return doc
+        finally:
+            if self.svc.wallet_of_account(ref.referee) is None:
+                self.staged.forget(ref.referee)  # not playing here: keep no copy
 
     async def _reevaluate(self, zr: ZoneRewards, account: str) -> None:
         """Re-check the referral of `account` as referee and those it referred."""
-        docs = await self.docs.by_owner(account)
-        mine = await self.docs.get(f"ref:{account}")
-        for doc in [*(d for d in docs if d.id.startswith("ref:")), *([mine] if mine is not None else [])]:
+        docs = [self.staged.latest(d) for d in await self.docs.by_owner(account) if d.id.startswith("ref:")]
+        mine = await self.staged.get(f"ref:{account}", account)
+        for doc in [*docs, *([mine] if mine is not None else [])]:
             if doc.status in ("holding", "pending", "payable", ""):
                 await self._evaluate(zr, doc, msgspec.msgpack.decode(doc.body, type=RefDoc))
 
     async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
-        if zr.cfg.referral is None or event.stake <= 0 or account in self._settled:
-            return
-        doc = await self.docs.get(f"ref:{account}")
-        if doc is None or doc.status not in ("pending", "holding", "payable", ""):
-            self._settled.add(account)  # `referral_apply` (on this worker) clears it
-            return
-        rd = msgspec.msgpack.decode(doc.body, type=RefDoc)
-        if event.event_id in rd.recent_rounds:
-            return
+        """A referee's settled round counts towards qualification. Below the threshold its
+        activity is staged (written by the next flush: a crash loses the last tick's rounds
+        of it, as mission progress); the round that qualifies the referee is written at once
+        and decided. Until then the decision stays `pending` (its deadline is checked at
+        login, on `referral_code` and by the scheduler)."""
         rule = zr.cfg.referral
-        act = rd.activity
-        wagered = act.wagered + event.stake
-        qualified_at = act.qualified_at
-        if qualified_at is None and wagered >= rule.min_wagered and act.deposited >= rule.min_deposit:
-            qualified_at = event.at_ms
-        rd.activity = msgspec.structs.replace(act, wagered=wagered, qualified_at=qualified_at)
-        rd.recent_rounds = (*rd.recent_rounds, event.event_id)[-_RECENT_ROUNDS:]
-        doc = await self.docs.put(msgspec.structs.replace(doc, body=_enc(rd)), expected_version=doc.version)
-        await self._evaluate(zr, doc, rd)
+        if rule is None or event.stake <= 0 or account in self._settled:
+            return
+        for attempt in (1, 2):
+            doc = await self.staged.get(f"ref:{account}", account)
+            if doc is None or doc.status not in ("pending", "holding", "payable", ""):
+                self._settled.add(account)  # `referral_apply` (on this worker) clears it
+                return
+            rd = msgspec.msgpack.decode(doc.body, type=RefDoc)
+            if event.event_id in rd.recent_rounds:
+                return
+            act = rd.activity
+            wagered = act.wagered + event.stake
+            qualified_at = act.qualified_at
+            if qualified_at is None and wagered >= rule.min_wagered and act.deposited >= rule.min_deposit:
+                qualified_at = event.at_ms
+            rd.activity = msgspec.structs.replace(act, wagered=wagered, qualified_at=qualified_at)
+            rd.recent_rounds = (*rd.recent_rounds, event.event_id)[-_RECENT_ROUNDS:]
+            new = msgspec.structs.replace(doc, body=_enc(rd))
+            if qualified_at == act.qualified_at and rd.decision is not None:
+                self.staged.stage(new)
+                return
+            try:
+                doc = await self.staged.put(new)
+            except Conflict:  # written elsewhere since this worker read it: read it again
+                if attempt == 2:
+                    raise
+                continue
+            await self._evaluate(zr, doc, rd)
+            return
 
     async def on_deposit(self, zr: ZoneRewards, account: str, amount: int, at: int) -> None:
         """A referee's deposit counts towards qualification (caller holds the account lock)."""
         rule = zr.cfg.referral
-        doc = await self.docs.get(f"ref:{account}")
+        doc = await self.staged.get(f"ref:{account}", account)
         if rule is None or doc is None or doc.status not in ("pending", "holding", "payable", ""):
             return
         rd = msgspec.msgpack.decode(doc.body, type=RefDoc)
@@ -230,7 +254,7 @@ class Referrals:
         if qualified_at is None and act.wagered >= rule.min_wagered and deposited >= rule.min_deposit:
             qualified_at = at
         rd.activity = msgspec.structs.replace(act, deposited=deposited, qualified_at=qualified_at)
-        doc = await self.docs.put(msgspec.structs.replace(doc, body=_enc(rd)), expected_version=doc.version)
+        doc = await self.staged.put(msgspec.structs.replace(doc, body=_enc(rd)))
         await self._evaluate(zr, doc, rd)
 
     async def tick(self, now: int) -> None:
@@ -239,7 +263,7 @@ class Referrals:
             if zr is None:
                 continue
             async with self.svc.locked(referee):
-                doc = await self.docs.get(f"ref:{referee}")
+                doc = await self.staged.get(f"ref:{referee}", referee)
                 if doc is None:
                     self._holding.pop(referee, None)
                     continue
@@ -262,9 +286,10 @@ class Referrals:
                 )
             await self._reevaluate(zr, ctx.account)
             referred = []
-            for doc in await self.docs.by_owner(ctx.account):
-                if not doc.id.startswith("ref:"):
+            for stored in await self.docs.by_owner(ctx.account):
+                if not stored.id.startswith("ref:"):
                     continue
+                doc = self.staged.latest(stored)
                 rd = msgspec.msgpack.decode(doc.body, type=RefDoc)
                 d = rd.decision
                 referred.append(
@@ -275,7 +300,7 @@ class Referrals:
                         "release_at": None if d is None else d.release_at,
                     }
                 )
-            mine = await self.docs.get(f"ref:{ctx.account}")
+            mine = await self.staged.get(f"ref:{ctx.account}", ctx.account)
             rule = zr.cfg.referral
             assert rule is not None
             return {
@@ -307,10 +332,12 @@ class Referrals:
                 referral=Referral(referrer=referrer, referee=ctx.account, created_at=now),
                 signals=(await self._signals(referrer), await self._signals(ctx.account)),
             )
+            doc_id = f"ref:{ctx.account}"
             try:
-                doc = await self.docs.put(
-                    Document(id=f"ref:{ctx.account}", owner=referrer, status="pending", body=_enc(rd)),
-                    expected_version=0,
+                if await self.staged.get(doc_id, ctx.account) is not None:
+                    raise Conflict(doc_id)
+                doc = await self.staged.put(
+                    Document(id=doc_id, owner=referrer, status="pending", body=_enc(rd))
                 )
             except Conflict:
                 raise RequestError(ErrorCode.REFERRAL_EXISTS, "you were already referred") from None

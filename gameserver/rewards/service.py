@@ -206,11 +206,11 @@ class Rewards:
                 logger.exception("rewards tick failed")
 
     async def flush(self) -> int:
-        """Write the staged progress documents (missions, bonus wagering): one transaction
-        per kind. Both are tried; the first failure is raised (what failed stays staged)."""
+        """Write the staged progress documents (missions, bonus wagering, referees' activity):
+        one transaction per kind. Both are tried; the first failure is raised (what failed stays staged)."""
         written = 0
         error: Exception | None = None
-        for staged in (self.missions.docs, self.bonuses.staged):
+        for staged in (self.missions.docs, self.bonuses.staged, self.referrals.staged):
             try:
                 written += await staged.flush()
             except Exception as exc:
@@ -261,7 +261,7 @@ class Rewards:
     @property
     def pending(self) -> int:
         """Progress documents staged and not written yet."""
-        return self.missions.docs.pending + self.bonuses.staged.pending
+        return self.missions.docs.pending + self.bonuses.staged.pending + self.referrals.staged.pending
 
     async def drain_tasks(self) -> None:
         """Wait for requests and event handlers in flight (the scheduler keeps running)."""

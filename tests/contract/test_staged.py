@@ -171,3 +171,49 @@ def test_forget_drops_the_cache_once_the_staged_changes_are_written(harness: Har
         assert docs.stats.conflicts == 0
 
     harness.run(body)
+
+
+def test_adopt_and_latest_prefer_what_this_writer_holds(harness: Harness) -> None:
+    """A document read by owner is cached by `adopt` unless a newer one is held here;
+    `latest` overlays without caching; `on_conflict` hears of every dropped document."""
+
+    async def body(b: Backend) -> None:
+        dropped: list[str] = []
+        docs = StagedDocuments(b.bonuses, on_conflict=lambda d: dropped.append(d.id))
+        docs.stage(doc("g1", b"staged"))
+        await docs.flush()
+        docs.stage(doc("g1", b"newer"))
+        (stored,) = await b.bonuses.by_owner("p1")
+        assert stored.body == b"staged"
+        assert docs.adopt(stored).body == b"newer" and docs.latest(stored).body == b"newer"
+        other = await b.bonuses.put(doc("g2", b"theirs"))
+        assert docs.latest(other) is other and docs.pending == 1  # not cached by `latest`
+        assert docs.adopt(other) is other
+        await b.bonuses.put(doc("g2", b"theirs again"))  # another writer
+        with pytest.raises(Conflict):
+            await docs.put(doc("g2", b"mine"))
+        await b.bonuses.put(doc("g1", b"theirs"))
+        assert await docs.flush() == 0
+        assert dropped == ["g2", "g1"]
+
+    harness.run(body)
+
+
+def test_a_holder_other_than_the_owner_groups_what_forget_drops(harness: Harness) -> None:
+    """Documents owned by one player but held by another's session (a referral, owned by
+    the referrer, updated by the referee's rounds) are forgotten with the holder."""
+
+    async def body(b: Backend) -> None:
+        docs = StagedDocuments(b.referrals, holder=lambda d: d.id.removeprefix("ref:"))
+        docs.stage(doc("ref:bob", b"1", owner="ann"))
+        await docs.flush()
+        docs.forget("ann")  # the owner's session ends: not the holder
+        await b.referrals.put(doc("ref:bob", b"2", owner="ann"))
+        got = await docs.get("ref:bob", "bob")
+        assert got is not None and got.body == b"1"  # still held here
+        docs.forget("bob")
+        await b.referrals.put(doc("ref:bob", b"4", owner="ann"))
+        got = await docs.get("ref:bob", "bob")  # forgotten with bob: read again
+        assert got is not None and got.body == b"4"
+
+    harness.run(body)

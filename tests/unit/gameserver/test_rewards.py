@@ -622,6 +622,43 @@ def test_referral_paid_once_after_activity_and_hold():
     run(body, rewards_config(referral=RULE))
 
 
+def test_a_referees_activity_is_staged_and_the_qualifying_round_decides_at_once():
+    """Below the qualifying threshold a round's activity is staged (written by the flush, no
+    new decision); a write by another worker meanwhile makes the qualifying round read the
+    referral again, not fail; that round is written and decided at once."""
+
+    async def body(env: Env) -> None:
+        a, b = env.client(7, "10.0.0.7"), env.client(8, "10.1.1.8")
+        await env.settle()
+        code = (await env.ok(a, {"type": "referral_code"}))["code"]
+        assert (await env.ok(b, {"type": "referral_apply", "code": code}))["status"] == "pending"
+        doc_id = f"ref:{account_id('demo', 8)}"
+        store = env.stores.referrals
+
+        async def wagered() -> int:
+            stored = await store.get(doc_id)
+            assert stored is not None
+            return int(msgspec.msgpack.decode(stored.body)["activity"]["wagered"])
+
+        for _ in range(2):
+            await env.ok(b, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        assert await wagered() == 0 and env.rewards.pending == 1  # staged
+        view = await env.ok(a, {"type": "referral_code"})
+        assert view["referred"][0]["status"] == "pending"
+        assert await env.rewards.flush() == 1 and await wagered() == 2
+        stored = await store.get(doc_id)
+        assert stored is not None
+        await store.put(stored, expected_version=stored.version)  # another worker's write
+        await env.ok(b, {"type": "spin", "game": "fruit_slot", "coin": 1})  # the 3rd: qualifies
+        await env.settle()
+        stored = await store.get(doc_id)
+        assert stored is not None and stored.status == "holding" and await wagered() == 3
+        assert env.rewards.pending == 0
+
+    run(body, rewards_config(referral=RULE))
+
+
 def test_referral_shared_ip_and_ring_are_held_for_review():
     async def body(env: Env) -> None:
         a, b = env.client(7, "10.0.0.7"), env.client(8, "10.0.0.7")  # same address
