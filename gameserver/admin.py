@@ -67,10 +67,13 @@ def build_app(hub: Hub) -> Starlette:
 
 
 def worker_stats(hub: Hub) -> dict[str, Any]:
-    """`/stats` of one worker: session counts, users per zone, requests by type."""
+    """`/stats` of one worker: session counts, users per zone, requests by type, and (with
+    a casino) spin commits by latency bucket."""
     data: dict[str, Any] = dict(hub.stats())
     data["zones"] = {name: len(z.users) for name, z in hub.zones.items()}
     data["requests"] = dict(hub.counters.requests)
+    if hub.casino is not None:
+        data["spin_commits_ms"] = hub.casino.stats.commit_histogram()
     return data
 
 

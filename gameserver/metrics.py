@@ -71,6 +71,12 @@ class GameStats:
         self.commit_sum += seconds
         self.commit_latency[_bucket(seconds)] += 1
 
+    def commit_histogram(self) -> dict[str, int]:
+        """Spin commits (submit to durable) per bucket, not cumulative: upper bound in ms
+        (`"inf"` above the last), for `/stats`."""
+        names = [f"{b * 1000:g}" for b in BUCKETS] + ["inf"]
+        return dict(zip(names, self.commit_latency, strict=True))
+
 
 def _bucket(seconds: float) -> int:
     return bisect_left(BUCKETS, seconds)  # the first bound >= seconds; len(BUCKETS) = +Inf

@@ -276,6 +276,9 @@ def server_counts(run: Run, held: int, steps: dict[str, Any]) -> dict[str, Any]:
             "requests": dict(sorted(requests.items())),
         }
     )
+    commits = [x.get("spin_commits_ms") or {} for x in answered]
+    if any(commits):
+        out["spin_commits"] = commit_summary(commits)
     # counts survive only without restarts (a new process starts from zero)
     if not any(a.kind == "rolling_restart" for a in run.sc.actions) and "login" in steps:
         out["login_diff"] = requests.get("Login", 0) - int(steps["login"]["sent"])
@@ -284,6 +287,27 @@ def server_counts(run: Run, held: int, steps: dict[str, Any]) -> dict[str, Any]:
         out["players_after"] = sum(int(x.get("players", 0)) for x in after if x)
         out["connections_after"] = sum(int(x.get("connections", 0)) for x in after if x)
     return out
+
+
+def commit_summary(histograms: list[dict[str, int]]) -> dict[str, Any]:
+    """The servers' spin commits (submit to durable, whole run) from their /stats buckets
+    (upper bound in ms -> count): how many, how many slow, and on which servers."""
+
+    def over(h: dict[str, int], ms: float) -> int:
+        return sum(n for b, n in h.items() if b == "inf" or float(b) > ms)
+
+    total: dict[str, int] = {}
+    for h in histograms:
+        for b, n in h.items():
+            total[b] = total.get(b, 0) + int(n)
+    return {
+        "count": sum(total.values()),
+        "over_100ms": over(total, 100),
+        "over_250ms": over(total, 250),
+        "over_1s": over(total, 1000),
+        "over_100ms_by_server": [over(h, 100) for h in histograms],
+        "buckets_ms": total,
+    }
 
 
 def lookup(report: dict[str, Any], path: str) -> Any:
@@ -462,6 +486,13 @@ def markdown(r: dict[str, Any]) -> str:
                 if "players_after" in sc
                 else ""
             )
+        )
+    cs = sc.get("spin_commits")
+    if cs:
+        lines.append(
+            f"- the servers' spin commits (submit → durable, whole run): {cs['count']:,}; over 100 ms"
+            f" {cs['over_100ms']:,} (by server {cs['over_100ms_by_server']}), over 250 ms"
+            f" {cs['over_250ms']:,}, over 1 s {cs['over_1s']:,}"
         )
     rc = r["reconnect"]
     if rc["reconnected"] or r["actions"]:

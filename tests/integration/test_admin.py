@@ -105,6 +105,9 @@ def test_casino_metrics_follow_the_ledger(tmp_path):
 
         stake, win = asyncio.run(spins())
         _, text = get(srv.admin_url + "/metrics")
+        _, body = get(srv.admin_url + "/stats")
+    commits = json.loads(body)["spin_commits_ms"]
+    assert sum(commits.values()) == 20 and list(commits)[-1] == "inf"  # one per spin, by bucket
     labels = '{game="fruit_slot",zone="demo"}'
     assert sample(text, "croupier_rounds_total" + labels) == 20
     assert sample(text, "croupier_staked_total" + labels) == stake

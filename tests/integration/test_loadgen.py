@@ -208,6 +208,8 @@ def test_report_agrees_with_what_the_server_counted(
     assert sc["players_diff"] == sc["login_diff"] == sc["players_after"] == sc["connections_after"] == 0
     # (spins go on until the stop, after /stats was read)
     assert sc["requests"]["Login"] == 200 and 0 < sc["requests"]["Spin"] <= counts.received["spin"]
+    # each spin the server settled by then is one commit in its /stats histogram
+    assert 0 < sc["spin_commits"]["count"] <= sc["requests"]["Spin"]
     assert {"server_counts.players_diff", "server_counts.login_diff"} <= {
         c["metric"] for c in report["criteria"]
     }

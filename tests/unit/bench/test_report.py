@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.loadgen.report import median_of, sessions_at_ramp_end
+from bench.loadgen.report import commit_summary, median_of, sessions_at_ramp_end
 
 
 def test_a_ramp_cut_short_counts_the_sessions_it_reached() -> None:
@@ -26,3 +26,14 @@ def test_the_hold_lag_is_the_median_of_each_seconds_worst() -> None:
     hold = [{"lag_ms": 5.0}, {"lag_ms": 1500.0}, {"lag_ms": 12.0}, {"lag_ms": 9.0}]
     assert median_of(hold, "lag_ms") == 10.5  # one stall does not make the typical second
     assert median_of([], "lag_ms") is None
+
+
+def test_commit_summary_counts_slow_commits_by_server() -> None:
+    """Buckets are upper bounds in ms, not cumulative; `inf` is above the last bound."""
+    fast = {"0.1": 5, "1": 10, "100": 3, "250": 0, "1000": 0, "inf": 0}
+    slow = {"0.1": 1, "1": 0, "100": 0, "250": 4, "1000": 2, "inf": 1}
+    got = commit_summary([fast, slow])
+    assert got["count"] == 26
+    assert (got["over_100ms"], got["over_250ms"], got["over_1s"]) == (7, 3, 1)
+    assert got["over_100ms_by_server"] == [0, 7]
+    assert got["buckets_ms"]["250"] == 4
