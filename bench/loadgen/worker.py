@@ -351,9 +351,10 @@ class Worker:
         ramp.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ramp
+        self.wheel.clear()  # no more periodic requests
+        await self._drain(self.cfg.close_timeout)
         for bot in self.bots:
             bot.stop()
-        self.wheel.clear()
         tasks = [b.task for b in self.bots if b.task is not None and not b.task.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=self.cfg.close_timeout)
@@ -367,6 +368,15 @@ class Worker:
         await asyncio.sleep(0)
         for t in tasks:
             t.cancel()
+
+
+    async def _drain(self, seconds: float) -> None:
+        """Wait (up to `seconds`) for the replies to requests in flight. Closing every session
+        at once keeps this process busy for seconds on a loaded machine; replies the server
+        sent before that must not be read late and counted as timeouts."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and any(b.conn is not None and b.conn.pending for b in self.bots):
+            await asyncio.sleep(0.02)
 
 
 def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
