@@ -369,7 +369,6 @@ class Worker:
         for t in tasks:
             t.cancel()
 
-
     async def _drain(self, seconds: float) -> None:
         """Wait (up to `seconds`) for the replies to requests in flight. Closing every session
         at once keeps this process busy for seconds on a loaded machine; replies the server
