@@ -181,16 +181,20 @@ class Bonuses:
         """Apply a round (or the time, for expiry) to the account's active grants: progress is
         staged; a grant that completes or expires is written at once, then closed."""
         keep: list[BonusGrant] = []
-        for grant in await self._load_active(zr, account):
-            new = apply_round(grant, event) if event is not None else expire(grant, now)
-            if new is grant:
-                keep.append(grant)
-            elif new.status == "active":
-                self.staged.stage(self._doc(new))
-                keep.append(new)
-            else:
-                await self._save(new)
-                await self._close(zr, new)
+        try:
+            for grant in await self._load_active(zr, account):
+                new = apply_round(grant, event) if event is not None else expire(grant, now)
+                if new is grant:
+                    keep.append(grant)
+                elif new.status == "active":
+                    self.staged.stage(self._doc(new))
+                    keep.append(new)
+                else:
+                    await self._save(new)
+                    await self._close(zr, new)
+        except BaseException:  # a write failed (the store went away): read and catch up next time
+            self._active.pop(account, None)
+            raise
         if account in self._active:  # else dropped meanwhile: read again next time
             self._active[account] = keep
 

@@ -420,6 +420,45 @@ def test_bonus_catch_up_reads_past_its_first_page():
     run(body, rewards_config(bonuses=[OFFER]))
 
 
+def test_a_bonus_write_that_fails_is_caught_up_by_the_next_round():
+    """The round that completes the requirement cannot write the grant (the database went
+    away): nothing is released then; the next round reads the grant again and counts the
+    failed round from the round records, so the grant completes and is released once."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        await env.ok(c, {"type": "bonus_claim", "bonus": "welcome"})
+        env.advance(1)
+        staked = 0
+        while staked < 900:
+            staked += (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+        await env.settle()
+        staged = env.rewards.bonuses.staged
+        real = staged.store
+
+        class Down:
+            def __getattr__(self, name: str) -> Any:
+                if name == "put":
+                    raise StoreUnavailable("down")
+                return getattr(real, name)
+
+        staged.store = Down()  # type: ignore[assignment]
+        staked += (await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 100}))["stake"]
+        await env.settle()  # its handling failed (logged)
+        staged.store = real
+        assert await env.balance(A7 + ":bonus") == 500 and staked == 1000  # not released
+        await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})  # 1 more would not complete
+        await env.settle()
+        grants = (await env.ok(c, {"type": "bonus_list"}))["grants"]
+        assert grants[0]["status"] == "closed" and grants[0]["wagered"] == 1000  # the failed round counted
+        rounds = await env.stores.rounds.history(A7, limit=100)
+        assert await env.balance(A7 + ":bonus") == 0
+        assert await env.balance(A7) == START + sum(r.win - r.bet for r in rounds) + 400
+        await env.check_ledger()
+
+    run(body, rewards_config(bonuses=[OFFER]))
+
+
 def test_bonus_progress_written_elsewhere_is_read_again_and_caught_up():
     """A grant another worker wrote meanwhile (a raced handoff) is not overwritten: the
     staged progress is dropped, the grant read again, and the rounds it did not count are
