@@ -110,6 +110,11 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
         "other_cpu_mean_percent": _r(sum(r.get("other_cpu", 0.0) for r in hold) / len(hold), 1)
         if hold
         else None,
+        # of which no process is charged for: interrupts and softirqs, and stolen time
+        "irq_cpu_mean_percent": _r(sum(r.get("irq_cpu", 0.0) for r in hold) / len(hold), 1) if hold else None,
+        "steal_cpu_mean_percent": _r(sum(r.get("steal_cpu", 0.0) for r in hold) / len(hold), 1)
+        if hold
+        else None,
         "mem_available_min_mib": _r(min(r["mem_available"] for r in tl) / MiB, 0) if tl else None,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -473,7 +478,9 @@ def markdown(r: dict[str, Any]) -> str:
         )
     lines.append(
         f"- machine: {m['cpus']} CPUs, CPU mean {m['cpu_mean_percent']}% / max {m['cpu_max_percent']}% (100% = all);"
-        f" other processes during the hold: {m['other_cpu_mean_percent']}% of a core;"
+        f" other processes during the hold: {m['other_cpu_mean_percent']}% of a core (of which"
+        f" interrupts and softirqs, mostly the kernel's loopback network work: {m.get('irq_cpu_mean_percent')}%;"
+        f" stolen by the hypervisor: {m.get('steal_cpu_mean_percent')}%);"
         f" lowest MemAvailable {m['mem_available_min_mib']} MiB"
     )
     sc = r.get("server_counts") or {}

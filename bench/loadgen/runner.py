@@ -475,6 +475,8 @@ class Run:
         # CPU used by everything else on the machine (other work skews a run), in % of a core
         ncpu = os.cpu_count() or 1
         row["other_cpu"] = max(0.0, sample["machine_cpu"] * ncpu - row["server_cpu"] - row["worker_cpu"])
+        row["irq_cpu"] = sample.get("machine_irq", 0.0) * ncpu  # of which: interrupts, softirqs
+        row["steal_cpu"] = sample.get("machine_steal", 0.0) * ncpu  # ... and the hypervisor's
         row["mem_available"] = sample["mem_available"]
         self.timeline.append(row)
         self.samples.append(sample)

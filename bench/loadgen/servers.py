@@ -316,6 +316,7 @@ class Sampler:
         #: count server descriptors on every n-th sample (1 for small runs)
         self.fds_every = 1
         psutil.cpu_percent(None)
+        psutil.cpu_times_percent(None)
         self.sample()  # prime the CPU counters
 
     def sample(self) -> dict[str, Any]:
@@ -333,9 +334,14 @@ class Sampler:
                 servers.append(x)
         workers = [_proc_sample(p, self._meter, False) for p in self.workers]
         vm = psutil.virtual_memory()
+        kinds = psutil.cpu_times_percent(None)
         return {
             "servers": servers,
             "workers": workers,
             "machine_cpu": psutil.cpu_percent(None),
+            # time no process is charged for (% of all CPUs): interrupts and softirqs (the
+            # kernel's loopback network processing, mostly), and time the hypervisor took
+            "machine_irq": getattr(kinds, "irq", 0.0) + getattr(kinds, "softirq", 0.0),
+            "machine_steal": getattr(kinds, "steal", 0.0),
             "mem_available": float(vm.available),
         }

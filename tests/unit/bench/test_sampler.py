@@ -7,7 +7,7 @@ import time
 
 import psutil
 
-from bench.loadgen.servers import _CpuMeter
+from bench.loadgen.servers import Sampler, _CpuMeter
 
 
 def test_the_cpu_meter_does_not_read_a_clock_tick_over_a_few_ms_as_1000_percent():
@@ -22,3 +22,13 @@ def test_the_cpu_meter_does_not_read_a_clock_tick_over_a_few_ms_as_1000_percent(
     assert 50.0 < busy <= 130.0
     time.sleep(0.005)
     assert meter.read(me) == busy  # not renewed from a 5 ms window
+
+
+def test_a_sample_splits_out_the_cpu_no_process_is_charged_for() -> None:
+    """Interrupt/softirq and stolen time are sampled (% of all CPUs) next to the machine's."""
+    sampler = Sampler(None, [])
+    sum(i * i for i in range(200_000))  # some time to measure
+    s = sampler.sample()
+    for key in ("machine_cpu", "machine_irq", "machine_steal"):
+        assert isinstance(s[key], float) and 0.0 <= s[key] <= 100.0, (key, s[key])
+    assert s["machine_irq"] + s["machine_steal"] <= s["machine_cpu"] + 1.0
