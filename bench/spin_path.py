@@ -88,13 +88,13 @@ class Client:
         self.conn.message_received(msg, True)
 
     def request(self, obj: dict[str, object]) -> None:
+        """Send `obj` with the next request id (an id is a spin's idempotency key)."""
         self.next_id += 1
-        self.conn.message_received(_encode({**obj, "id": self.next_id}), True)
+        obj["id"] = self.next_id
+        self.conn.message_received(_encode(obj), True)
 
     def spin(self, game: str) -> None:
-        """A spin with the next request id (an id is the spin's idempotency key)."""
-        self.next_id += 1
-        self.conn.message_received(_encode({"type": "spin", "id": self.next_id, "game": game}), True)
+        self.request({"type": "spin", "game": game})
 
 
 async def _run(args: argparse.Namespace) -> list[tuple[float, float]]:

@@ -333,14 +333,15 @@ class Referrals:
                 signals=(await self._signals(referrer), await self._signals(ctx.account)),
             )
             doc_id = f"ref:{ctx.account}"
-            try:
-                if await self.staged.get(doc_id, ctx.account) is not None:
-                    raise Conflict(doc_id)
+            exists = RequestError(ErrorCode.REFERRAL_EXISTS, "you were already referred")
+            if await self.staged.get(doc_id, ctx.account) is not None:
+                raise exists
+            try:  # against version 0: another worker may have written it since
                 doc = await self.staged.put(
                     Document(id=doc_id, owner=referrer, status="pending", body=_enc(rd))
                 )
             except Conflict:
-                raise RequestError(ErrorCode.REFERRAL_EXISTS, "you were already referred") from None
+                raise exists from None
             self._settled.discard(ctx.account)
             doc = await self._evaluate(zr, doc, rd)
             rd = msgspec.msgpack.decode(doc.body, type=RefDoc)

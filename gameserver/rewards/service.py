@@ -207,7 +207,7 @@ class Rewards:
 
     async def flush(self) -> int:
         """Write the staged progress documents (missions, bonus wagering, referees' activity):
-        one transaction per kind. Both are tried; the first failure is raised (what failed stays staged)."""
+        one transaction per kind. Each is tried; the first failure is raised (what failed stays staged)."""
         written = 0
         error: Exception | None = None
         for staged in (self.missions.docs, self.bonuses.staged, self.referrals.staged):
