@@ -63,6 +63,7 @@ from games.slots.spin import check_bet as check_slot_bet
 from persistence import (
     InsufficientFunds,
     PostingKind,
+    RoundChanged,
     RoundConflict,
     RoundRecord,
     RoundStatus,
@@ -737,6 +738,8 @@ def request_error(exc: Exception, what: str) -> RequestError:
         return RequestError(ErrorCode.BUSY, "the store is busy: retry with the same id")
     if isinstance(exc, StoreUnavailable | StoreClosed | TimeoutError):
         return RequestError(ErrorCode.UNAVAILABLE, "the store is unavailable: retry with the same id")
+    if isinstance(exc, RoundChanged):  # nothing was posted: a retry reads the round again
+        return RequestError(ErrorCode.BUSY, "the round changed meanwhile: retry with the same id")
     if isinstance(exc, RoundConflict):
         return RequestError(ErrorCode.ROUND_COMPLETE, "the round is already settled")
     logger.error("%s failed", what, exc_info=exc)

@@ -36,6 +36,9 @@ class Router(Protocol):
     def sweep(self) -> None:
         """Periodic work: announce the room counts that changed."""
 
+    def owns_user(self, zone: str, user_id: int) -> bool:
+        """True if this worker is the user's home (where the user's session and money live)."""
+
 
 class LocalRouter:
     """Every zone lives in this process."""
@@ -64,6 +67,9 @@ class LocalRouter:
 
     def session_ended(self, zone: str, user_id: int) -> None:
         pass
+
+    def owns_user(self, zone: str, user_id: int) -> bool:
+        return True
 
     def sweep(self) -> None:
         hub = self.hub

@@ -142,6 +142,13 @@ class RoundStore(Protocol):
         """The user's rounds, newest first; ``before`` pages by ``created_at`` (HIST-1)."""
         ...
 
+    async def stale_open_rounds(
+        self, game_ids: Sequence[str], before: int, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> list[RoundRecord]:
+        """Open rounds of these games, of every user, last written before ``before`` (epoch
+        ms), by ``(updated_at, round_id)``; ``after`` pages past the last one seen (INT-4)."""
+        ...
+
 
 class VariableStore(Protocol):
     async def put_variables(self, items: Sequence[Variable]) -> None: ...

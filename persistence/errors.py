@@ -14,6 +14,7 @@ see an ``aiomysql``, ``sqlite3`` or ``redis`` exception::
     ├── TxnRejected         a money transaction was refused; nothing was posted
     │   ├── InsufficientFunds
     │   └── RoundConflict
+    │       └── RoundChanged  written since the transaction's ``round_base``: read it again
     ├── InvalidTxn          the transaction is malformed (caller bug); ValueError
     └── StoreClosed         the store or writer was closed
 
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidTxn",
     "NotFound",
     "PersistenceError",
+    "RoundChanged",
     "RoundConflict",
     "StoreBusy",
     "StoreClosed",
@@ -124,6 +126,10 @@ class InsufficientFunds(TxnRejected):
 
 class RoundConflict(TxnRejected):
     """The round record cannot be written: it is already settled or belongs to another user."""
+
+
+class RoundChanged(RoundConflict):
+    """The round was written after the state the transaction was computed from (``round_base``)."""
 
 
 class InvalidTxn(PersistenceError, ValueError):

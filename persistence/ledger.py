@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from persistence.errors import InsufficientFunds, PersistenceError, RoundConflict
+from persistence.errors import InsufficientFunds, PersistenceError, RoundChanged, RoundConflict
 from persistence.records import BalanceAfter, RoundRecord, RoundStatus, Txn, TxnResult
 
 __all__ = ["AccountState", "BatchPlan", "RoundState", "decode_result", "encode_result", "plan_batch"]
@@ -62,6 +62,7 @@ class AccountState:
 class RoundState:
     user_id: str
     status: RoundStatus
+    updated_at: int = 0
 
 
 @dataclass(slots=True)
@@ -95,6 +96,8 @@ def _check_round(txn: Txn, rounds: Mapping[str, RoundState]) -> RoundConflict | 
         return RoundConflict(txn.key, f"round {rec.round_id!r} belongs to another user")
     if state.status is not RoundStatus.OPEN:
         return RoundConflict(txn.key, f"round {rec.round_id!r} is {state.status.value}")
+    if txn.round_base and state.updated_at != txn.round_base:
+        return RoundChanged(txn.key, f"round {rec.round_id!r} was written after it was read")
     return None
 
 
@@ -187,7 +190,7 @@ def plan_batch(
                 if prev is not None:
                     stamped = msgspec.structs.replace(stamped, created_at=prev.created_at)
                 plan.round_inserts[round_id] = stamped
-            rnd[round_id] = RoundState(rec.user_id, rec.status)
+            rnd[round_id] = RoundState(rec.user_id, rec.status, now)
         result = TxnResult(
             key=key, committed_at=now, balances=tuple(after), reply=txn.reply, round_id=round_id
         )

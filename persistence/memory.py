@@ -162,7 +162,7 @@ class MemoryWallet(_Part):
                 if (b := s.balances.get(k)) is not None
             },
             rounds={
-                t.round.round_id: RoundState(r.user_id, r.status)
+                t.round.round_id: RoundState(r.user_id, r.status, r.updated_at)
                 for t in txns
                 if t.round is not None and (r := s.rounds.get(t.round.round_id)) is not None
             },
@@ -259,6 +259,21 @@ class MemoryRounds(_Part):
             if r.user_id == user_id and (before is None or r.created_at < before)
         ]
         rows.sort(key=lambda r: (r.created_at, r.round_id), reverse=True)
+        return rows[:limit]
+
+    async def stale_open_rounds(
+        self, game_ids: Sequence[str], before: int, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> list[RoundRecord]:
+        rounds, games = self._s.rounds, set(game_ids)
+        rows = [
+            r
+            for ids in self._s.open_rounds.values()
+            for rid in ids
+            if (r := rounds[rid]).game_id in games
+            and r.updated_at < before
+            and (after is None or (r.updated_at, r.round_id) > after)
+        ]
+        rows.sort(key=lambda r: (r.updated_at, r.round_id))
         return rows[:limit]
 
 

@@ -196,6 +196,9 @@ class Txn(msgspec.Struct, frozen=True, kw_only=True):
     entries: tuple[Entry, ...]
     round: RoundRecord | None = None
     reply: bytes = b""
+    #: the ``updated_at`` of the stored round this transaction was computed from: when set,
+    #: a round written since is refused (``RoundConflict``), not overwritten by a stale state
+    round_base: int = 0
 
 
 class BalanceAfter(msgspec.Struct, frozen=True, array_like=True):

@@ -11,12 +11,15 @@ settles the record in the same transaction, then `RoundSettled` is published.
 INT-4: a round left without a decision for `pick_timeout_s` (default 24 h) is finished by
 the documented default, `auto_pick`: the lowest-numbered unopened boxes are opened until
 the round ends; the win is credited under `<round id>:auto`. The scheduler does this for
-rounds known on this worker (started here, or of players who logged in here); the round
-record keeps the layout, so a restart changes nothing.
+the rounds of players whose home is this worker: rounds started here, rounds of players who
+logged in here, and, every `SWEEP_MS`, overdue rounds found in the store (a round abandoned
+before a restart by a player who never comes back). The round record keeps the layout, so a
+restart changes nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -38,7 +41,7 @@ from games.minigames.pick import (
 )
 from games.policy import Activity, check_bet, record
 from games.round import RoundOutcome
-from persistence import PostingKind, RoundRecord, RoundStatus, transfer
+from persistence import PostingKind, RoundChanged, RoundConflict, RoundRecord, RoundStatus, transfer
 from protocol import rewards_messages as rm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
@@ -48,6 +51,14 @@ from .service import Ctx, ZoneRewards
 
 if TYPE_CHECKING:
     from .service import Rewards
+
+logger = logging.getLogger(__name__)
+
+#: how often the scheduler looks in the store for overdue rounds it does not know of
+SWEEP_MS = 60_000
+#: overdue rounds read per query, and queries per sweep (a backlog is read over several sweeps)
+SWEEP_PAGE = 100
+SWEEP_PAGES = 10
 
 
 class PickRoundState(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +147,8 @@ class Picks:
         }
         #: open pick rounds known here: round id -> (zone, account)
         self._open: dict[str, tuple[str, str]] = {}
+        #: when the next store sweep is due (the first tick sweeps)
+        self._sweep_at = 0
 
     def handlers(self) -> dict[type, Any]:
         return {rm.PickInfo: self.info, rm.PickStart: self.start, rm.PickOpen: self.open}
@@ -334,8 +347,14 @@ class Picks:
             "auto": len(pick.steps) - len(st.pick.steps) > 1 or key.endswith(":auto"),
             "decide_by": None if pick.done else now + zr.cfg.pick_timeout_s * 1000,
         }
-        result = await self.svc.move(
-            zr, key, entries, account, self.svc.encode_reply(check, reply), round=new
+        result = await self.svc.move(  # refused if another writer changed the round since `rec`
+            zr,
+            key,
+            entries,
+            account,
+            self.svc.encode_reply(check, reply),
+            round=new,
+            round_base=rec.updated_at,
         )
         if bonus:
             await self.svc.bonuses.award(zr, account, bonus, f"{rec.round_id}:bonus", now)
@@ -371,6 +390,12 @@ class Picks:
 
     async def tick(self, now: int) -> None:
         """INT-4: finish rounds whose decision is overdue by the documented default."""
+        if now >= self._sweep_at:
+            self._sweep_at = now + SWEEP_MS
+            try:
+                await self._sweep(now)
+            except Exception as exc:  # the store is down: the rounds known here still go on
+                logger.warning("pick rounds: overdue rounds not read (%s: %s)", type(exc).__name__, exc)
         for round_id, (zone, account) in list(self._open.items()):
             zr = self.svc.zones.get(zone)
             if zr is None:
@@ -381,8 +406,41 @@ class Picks:
                     self._open.pop(round_id, None)
                     continue
                 st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
+                if not self.svc.hub.router.owns_user(zone, st.user_id):
+                    self._open.pop(round_id, None)  # the player's home moved: that worker finishes it
+                    continue
                 if now < st.last_at + zr.cfg.pick_timeout_s * 1000:
                     continue
                 config = self.games[zone][rec.game_id]
                 pick = auto_pick(config, st.pick)
-                await self._advance(zr, config, rec, st, pick, f"{round_id}:auto", ["pick_auto", round_id])
+                try:
+                    await self._advance(
+                        zr, config, rec, st, pick, f"{round_id}:auto", ["pick_auto", round_id]
+                    )
+                except RoundChanged:
+                    continue  # a decision came meanwhile (another worker): read it again next tick
+                except RoundConflict:
+                    self._open.pop(round_id, None)  # settled meanwhile
+
+    async def _sweep(self, now: int) -> None:
+        """Remember the overdue rounds in the store of players whose home is this worker."""
+        router = self.svc.hub.router
+        for zone, games in self.games.items():
+            zr = self.svc.zones.get(zone)
+            if zr is None or not games:
+                continue
+            before = now - zr.cfg.pick_timeout_s * 1000
+            after: tuple[int, str] | None = None
+            for _ in range(SWEEP_PAGES):
+                page = await self.svc.stores.rounds.stale_open_rounds(
+                    list(games), before, after=after, limit=SWEEP_PAGE
+                )
+                for rec in page:
+                    if rec.partner_id != zone:  # a game of the same name in another zone
+                        continue
+                    st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
+                    if router.owns_user(zone, st.user_id):
+                        self._open.setdefault(rec.round_id, (zone, rec.user_id))
+                if len(page) < SWEEP_PAGE:
+                    break
+                after = (page[-1].updated_at, page[-1].round_id)

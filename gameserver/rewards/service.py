@@ -370,9 +370,11 @@ class Rewards:
         account: str,
         reply: bytes = b"",
         round: RoundRecord | None = None,
+        round_base: int = 0,
     ) -> TxnResult:
-        """Commit one money transaction, keeping the casino's cached balance of `account` true."""
-        txn = Txn(key=key, entries=entries, reply=reply, round=round)
+        """Commit one money transaction, keeping the casino's cached balance of `account` true
+        (`round_base`: see `Txn`)."""
+        txn = Txn(key=key, entries=entries, reply=reply, round=round, round_base=round_base)
         wallet = self.wallet_of_account(account)
         if wallet is None:
             return await self.stores.commit(txn)

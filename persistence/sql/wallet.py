@@ -240,7 +240,7 @@ class SqlWallet:
         for rid in chunks(round_ids):
             queries.append(
                 (
-                    f"SELECT round_id, user_id, status FROM rounds WHERE round_id IN {placeholders(len(rid))}"
+                    f"SELECT round_id, user_id, status, updated_at FROM rounds WHERE round_id IN {placeholders(len(rid))}"
                     f" ORDER BY round_id{lock}",
                     rid,
                 )
@@ -258,7 +258,7 @@ class SqlWallet:
                     if st.allow_negative:
                         house.add((r[0], r[1]))
             else:
-                rounds.update((r[0], RoundState(r[1], RoundStatus(r[2]))) for r in rows)
+                rounds.update((r[0], RoundState(r[1], RoundStatus(r[2]), r[3])) for r in rows)
         plan = plan_batch(txns, stored=stored, balances=balances, rounds=rounds, now=now)
         # An account without a row has nothing to lock: a batch started now would not
         # queue behind this one on it. Only a batch whose accounts all exist is "locked".
@@ -440,5 +440,24 @@ class SqlRounds:
                 f"SELECT {ROUND_COLS} FROM rounds WHERE user_id = ?{cond} "
                 "ORDER BY created_at DESC, round_id DESC LIMIT ?",
                 (*params, limit),
+            )
+        return [round_from_row(r) for r in rows]
+
+    async def stale_open_rounds(
+        self, game_ids: Sequence[str], before: int, *, after: tuple[int, str] | None = None, limit: int = 100
+    ) -> list[RoundRecord]:
+        if not game_ids:
+            return []
+        games = ", ".join("?" * len(game_ids))
+        page = ""
+        params: tuple[int | str, ...] = ()
+        if after is not None:  # (updated_at, round_id) > after, spelled out for the index
+            page = " AND (updated_at > ? OR (updated_at = ? AND round_id > ?))"
+            params = (after[0], *after)
+        async with self._e.read() as c:
+            rows = await c.fetchall(
+                f"SELECT {ROUND_COLS} FROM rounds WHERE status = ? AND updated_at < ?{page} "
+                f"AND game_id IN ({games}) ORDER BY updated_at, round_id LIMIT ?",
+                (RoundStatus.OPEN.value, before, *params, *game_ids, limit),
             )
         return [round_from_row(r) for r in rows]

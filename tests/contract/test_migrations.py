@@ -68,12 +68,12 @@ def test_the_command_migrates_reports_reverts_and_reapplies(
     assert main([empty_db, "--status"]) == 0
     assert "0001 initial: pending" in capsys.readouterr().out
     assert main([empty_db]) == 0
-    assert capsys.readouterr().out.strip() == "applied 0001"
+    assert capsys.readouterr().out.split() == ["applied", "0001", "applied", "0002"]
     assert run(tables(empty_db)) == TABLES
     assert main([empty_db]) == 0
     assert capsys.readouterr().out.strip() == "schema is up to date"
     assert main([empty_db, "--down", "0"]) == 0
-    assert capsys.readouterr().out.strip() == "reverted 0001"
+    assert capsys.readouterr().out.split() == ["reverted", "0002", "reverted", "0001"]
     assert run(tables(empty_db)) == set()
     assert main([empty_db]) == 0
     assert run(tables(empty_db)) == TABLES
@@ -93,7 +93,7 @@ def test_concurrent_start_ups_apply_each_migration_once(empty_db: str) -> None:
         return list(await asyncio.gather(one(), one(), one()))
 
     results = run(all_three())
-    assert sorted(results) == [[], [], [1]]
+    assert sorted(results) == [[], [], [1, 2]]
 
     async def status() -> list[tuple[int, str, bool]]:
         engine = await open_engine(empty_db)
@@ -102,7 +102,57 @@ def test_concurrent_start_ups_apply_each_migration_once(empty_db: str) -> None:
         finally:
             await engine.close()
 
-    assert run(status()) == [(1, "initial", True)]
+    assert run(status()) == [(1, "initial", True), (2, "rounds_open_index", True)]
+
+
+async def _indexes_of_rounds(url: str) -> set[str]:
+    engine = await open_engine(url)
+    try:
+        async with engine.read() as c:
+            if engine.dialect.name == "sqlite":
+                rows = await c.fetchall(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'rounds'"
+                )
+                return {r[0] for r in rows}
+            return {r[2] for r in await c.fetchall("SHOW INDEX FROM rounds")}
+    finally:
+        await engine.close()
+
+
+def test_a_database_at_the_first_version_is_upgraded_and_keeps_its_rows(empty_db: str) -> None:
+    """A deployed schema (0001, with a round in it) takes 0002's index; down to 1 drops only that."""
+
+    async def at_v1_with_a_round() -> None:
+        engine = await open_engine(empty_db)
+        try:
+            assert await migrate_engine(engine, target=1) == [1]
+            async with engine.migration_session() as c:
+                await c.execute(
+                    "INSERT INTO rounds (round_id, user_id, game_id, bet, win, status, state, balance_before, "
+                    "balance_after, created_at, updated_at, settled_at) VALUES (?, ?, ?, 1, 0, 'open', ?, 1, 0, 5, 5, 0)",
+                    ("r1", "u1", "pick", b"s"),
+                )
+        finally:
+            await engine.close()
+
+    run(at_v1_with_a_round())
+    assert "ix_rounds_status_updated" not in run(_indexes_of_rounds(empty_db))
+    assert main([empty_db]) == 0
+    assert "ix_rounds_status_updated" in run(_indexes_of_rounds(empty_db))
+    assert main([empty_db, "--down", "1"]) == 0
+    assert "ix_rounds_status_updated" not in run(_indexes_of_rounds(empty_db))
+    assert run(tables(empty_db)) == TABLES
+    assert main([empty_db]) == 0
+
+    async def the_round() -> list[tuple[str, str]]:
+        engine = await open_engine(empty_db)
+        try:
+            async with engine.read() as c:
+                return [(r[0], r[1]) for r in await c.fetchall("SELECT round_id, status FROM rounds")]
+        finally:
+            await engine.close()
+
+    assert run(the_round()) == [("r1", "open")]
 
 
 def test_a_bad_url_is_reported(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import msgspec
 
 from persistence import (
     InsufficientFunds,
+    RoundChanged,
     RoundConflict,
     RoundRecord,
     RoundStatus,
@@ -258,3 +259,89 @@ def test_pipelined_steps_of_one_round_apply_in_order(harness: Harness) -> None:
             assert got is not None and got.status is SETTLED and got.win == 15
 
     harness.run_stores(body, writer=cfg)
+
+
+def test_stale_open_rounds_of_every_user_by_last_write_paged(harness: Harness) -> None:
+    """INT-4's sweep: open rounds of the asked games, of any user, last written before a time,
+    oldest write first; settled rounds, other games and recent writes are left out; pages by
+    (updated_at, round_id) without skipping or repeating a round of the same millisecond."""
+
+    async def body(b: Backend) -> None:
+        opened = [  # (round, user, game, commit time)
+            ("a", "u1", "pick", NOW),
+            ("b", "u2", "pick", NOW + 5),
+            ("c", "u3", "pick", NOW + 5),
+            ("d", "u1", "other", NOW + 1),
+            ("e", "u2", "pick", NOW + 50),  # written too recently
+            ("f", "u3", "pick2", NOW + 7),
+        ]
+        for rid, user, game, at in opened:
+            round_ = rnd(rid, user, game_id=game, status=OPEN, state=b"s")
+            assert isinstance(await one(b, Txn(key=f"{rid}:0", entries=(), round=round_), at), TxnResult)
+        settled = rnd("a", "u1", game_id="pick", status=SETTLED, state=b"done")
+        assert isinstance(await one(b, Txn(key="a:end", entries=(), round=settled), NOW + 2), TxnResult)
+        stale = b.rounds.stale_open_rounds
+        rows = await stale(["pick", "pick2"], NOW + 50)
+        assert [(r.round_id, r.updated_at) for r in rows] == [("b", NOW + 5), ("c", NOW + 5), ("f", NOW + 7)]
+        first = await stale(["pick", "pick2"], NOW + 50, limit=1)
+        assert [r.round_id for r in first] == ["b"]
+        rest = await stale(["pick", "pick2"], NOW + 50, after=(NOW + 5, "b"), limit=5)
+        assert [r.round_id for r in rest] == ["c", "f"]
+        assert [r.round_id for r in await stale(["pick"], NOW + 51)] == ["b", "c", "e"]
+        assert await stale(["pick"], NOW + 5) == []  # before is exclusive
+        assert await stale([], NOW + 100) == []
+
+    harness.run(body)
+
+
+def test_a_round_written_after_the_state_a_txn_was_computed_from_is_not_overwritten(
+    harness: Harness,
+) -> None:
+    """``round_base``: a transaction computed from a stored round is refused (RoundChanged,
+    nothing posted) when the round was written since, also by the batch it is in."""
+
+    async def body(b: Backend) -> None:
+        await setup_wallet(b)
+        opened = spin_txn(
+            "p:bet", player="u1", house="house", currency="EUR", bet=100, win=0,
+            round=rnd("p", bet=100, status=OPEN, state=b"boxes="),
+        )  # fmt: skip
+        assert isinstance(await one(b, opened), TxnResult)
+        base = await b.rounds.get_round("p")
+        assert base is not None and base.updated_at == NOW
+        step = Txn(
+            key="p:1", entries=(), round=rnd("p", bet=100, status=OPEN, state=b"boxes=3"), round_base=NOW
+        )
+        assert isinstance(await one(b, step, NOW + 5), TxnResult)
+        stale = Txn(
+            key="p:auto",
+            entries=transfer("house", "u1", "EUR", 70, PostingKind.WIN),
+            round=rnd("p", bet=100, win=70, status=SETTLED, state=b"boxes=1,2"),
+            round_base=NOW,  # computed from the state before p:1
+        )
+        out = await one(b, stale, NOW + 6)
+        assert isinstance(out, RoundChanged) and isinstance(out, RoundConflict)
+        rec = await b.rounds.get_round("p")
+        assert rec is not None and (rec.state, rec.status, rec.updated_at) == (b"boxes=3", OPEN, NOW + 5)
+        assert (await b.wallet.get_balance("u1", "EUR")).balance == 900  # type: ignore[union-attr]
+        assert await b.wallet.get_txn("p:auto") is None
+        # two decisions from the same read in one batch: the first is taken, the second refused
+        end = rnd("p", bet=100, win=50, status=SETTLED, state=b"boxes=3,4")
+        first = Txn(
+            key="p:2",
+            entries=transfer("house", "u1", "EUR", 50, PostingKind.WIN),
+            round=end,
+            round_base=NOW + 5,
+        )
+        second = Txn(
+            key="p:auto2",
+            entries=transfer("house", "u1", "EUR", 70, PostingKind.WIN),
+            round=end,
+            round_base=NOW + 5,
+        )
+        r1, r2 = await b.wallet.commit_batch([first, second], NOW + 9)
+        assert isinstance(r1, TxnResult) and isinstance(r2, RoundConflict)
+        assert (await b.wallet.get_balance("u1", "EUR")).balance == 950  # type: ignore[union-attr]
+        assert (await b.wallet.get_txn("p:2")) is not None and await b.wallet.get_txn("p:auto2") is None
+
+    harness.run(body)

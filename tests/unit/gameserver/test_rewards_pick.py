@@ -7,12 +7,16 @@ import itertools
 from fractions import Fraction
 
 import msgspec
+import pytest
 
 from games.bonus import BonusTemplate
 from games.catalog import read_catalog
-from games.minigames.pick import PickConfig, PickState, open_box, pick_expected_credits
+from games.minigames.pick import PickConfig, PickState, auto_pick, open_box, pick_expected_credits
+from gameserver.casino import request_error
 from gameserver.config import Config
-from gameserver.rewards.picks import bonus_credits, expected_bonus_credits, prize_total
+from gameserver.rewards.picks import PickRoundState, bonus_credits, expected_bonus_credits, prize_total
+from gameserver.router import LocalRouter
+from persistence import RoundChanged, RoundConflict
 from protocol.codes import ErrorCode
 
 from .test_rewards import A7, DAY_MS, START, Env, restart, rewards_config, run
@@ -87,6 +91,109 @@ def test_abandoned_pick_is_finished_by_the_default_after_the_timeout_even_across
         await env2.check_ledger()
 
     run(body, pick_config())
+
+
+class Elsewhere(LocalRouter):
+    """The ownership of a cluster in which every player's home is another worker."""
+
+    def owns_user(self, zone: str, user_id: int) -> bool:
+        return False
+
+
+def test_a_round_abandoned_before_a_restart_by_a_player_who_never_returns_is_finished():
+    """INT-4 without a login: the restarted scheduler finds the overdue round in the store."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        start = await env.ok(c, {"type": "pick_start", "game": "pick_a_box", "coin": 1})
+        await env.ok(c, {"type": "pick_open", "round": start["round"], "box": 2})
+        c.drop()
+        env2 = await restart(env)  # nobody logs in again
+        await env2.rewards.tick()
+        rec = await env2.stores.rounds.get_round(start["round"])
+        assert rec is not None and rec.status == "open"  # not overdue yet
+        env2.advance(3600 + 61)  # past the timeout, and past the next sweep
+        await env2.rewards.tick()  # the sweep finds it ...
+        await env2.rewards.tick()  # ... (a tick later at the latest) and the default finishes it
+        rec = await env2.stores.rounds.get_round(start["round"])
+        assert rec is not None and rec.status == "settled"
+        opened = msgspec.msgpack.decode(rec.state)["pick"]["opened"]
+        assert opened[0] == 2 and opened[1:] == sorted(opened[1:])
+        assert await env2.balance(A7) == START - PICK.cost + rec.win
+        env2.advance(120)
+        await env2.rewards.tick()
+        assert await env2.balance(A7) == START - PICK.cost + rec.win  # once
+        await env2.check_ledger()
+
+    run(body, pick_config())
+
+
+def test_only_the_players_home_worker_finishes_an_overdue_round():
+    """A worker that is not the player's home leaves the round to that one: neither a round it
+    started itself before the player moved nor one its sweep reads is finished there."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        start = await env.ok(c, {"type": "pick_start", "game": "pick_a_box", "coin": 1})
+        env.hub.router = Elsewhere(env.hub)  # the ring changed: the player's home is elsewhere
+        env.advance(3600 + 61)
+        await env.rewards.tick()  # a sweep, and the round started here
+        await env.rewards.tick()
+        rec = await env.stores.rounds.get_round(start["round"])
+        assert rec is not None and rec.status == "open"
+        assert await env.balance(A7) == START - PICK.cost
+        env.hub.router = LocalRouter(env.hub)  # this worker is the home again
+        await env.rewards.tick()  # forgotten here: only the next sweep finds it again
+        rec = await env.stores.rounds.get_round(start["round"])
+        assert rec is not None and rec.status == "open"
+        env.advance(61)
+        await env.rewards.tick()
+        await env.rewards.tick()
+        rec = await env.stores.rounds.get_round(start["round"])
+        assert rec is not None and rec.status == "settled"
+        assert await env.balance(A7) == START - PICK.cost + rec.win
+
+    run(body, pick_config())
+
+
+def test_a_default_computed_from_a_stale_round_is_refused_and_the_players_box_kept():
+    """Another writer (the player, on the worker that is now the home) opened a box after the
+    scheduler read the round: the scheduler's default is refused, nothing is posted, and the
+    next tick decides from the stored round."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        start = await env.ok(c, {"type": "pick_start", "game": "pick_a_box", "coin": 1})
+        stale = await env.stores.rounds.get_round(start["round"])
+        assert stale is not None
+        env.advance(1)
+        await env.ok(c, {"type": "pick_open", "round": start["round"], "box": 7})
+        picks = env.rewards.picks
+        zr = env.rewards.zones["demo"]
+        config = picks.games["demo"]["pick_a_box"]
+        st = msgspec.msgpack.decode(stale.state, type=PickRoundState)
+        auto = auto_pick(config, st.pick)
+        with pytest.raises(RoundChanged):
+            await picks._advance(zr, config, stale, st, auto, f"{stale.round_id}:auto", ["pick_auto"])
+        assert await env.balance(A7) == START - PICK.cost
+        rec = await env.stores.rounds.get_round(start["round"])
+        assert rec is not None and msgspec.msgpack.decode(rec.state)["pick"]["opened"] == [7]
+        env.advance(3600 + 61)
+        await env.rewards.tick()
+        rec = await env.stores.rounds.get_round(start["round"])
+        assert rec is not None and rec.status == "settled"
+        assert msgspec.msgpack.decode(rec.state)["pick"]["opened"][0] == 7
+        assert await env.balance(A7) == START - PICK.cost + rec.win
+        await env.check_ledger()
+
+    run(body, pick_config())
+
+
+def test_a_round_changed_meanwhile_is_busy_on_the_wire():
+    """The wire outcome of RoundChanged: 8 `busy` (retry with the same id), nothing posted."""
+    exc = request_error(RoundChanged("k", "round 'r' was written after it was read"), "pick_open")
+    assert exc.code == ErrorCode.BUSY and "retry" in str(exc)
+    assert request_error(RoundConflict("k", "settled"), "x").code == ErrorCode.ROUND_COMPLETE
 
 
 MINI_BONUS = BonusTemplate(
