@@ -28,6 +28,8 @@ class Mission(msgspec.Struct, frozen=True, kw_only=True):
     ``big_win_multiple`` defines a big win (win >= multiple x stake) for that metric.
     ``win_streak`` counts consecutive winning rounds (win > 0, in settlement order); a losing
     round restarts the streak, and the progress value is the longest streak of the period.
+    ``points`` are scored on the zone's ``mission_points`` leaderboards when an instance is
+    rewarded (0: none).
     """
 
     id: str
@@ -39,6 +41,7 @@ class Mission(msgspec.Struct, frozen=True, kw_only=True):
     games: tuple[str, ...] = ()
     period_ms: int | None = None
     big_win_multiple: int = 10
+    points: int = 0
 
 
 class MissionProgress(msgspec.Struct, frozen=True, kw_only=True):

@@ -379,6 +379,10 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
                     raise ValueError(f"{where}: top_n must be at least 1, neighbours not negative")
                 if b.metric == Metric.BIGGEST_WIN and b.operator != Operator.BEST:
                     raise ValueError(f"{where}: metric biggest_win needs operator best")
+                if b.metric == Metric.MISSION_POINTS and b.eligibility.min_bet > 0:
+                    raise ValueError(
+                        f"{where}: a mission_points board scores missions, not bets: min_bet must be 0"
+                    )
                 if any(p < 0 for p in b.prizes):
                     raise ValueError(f"{where}: prizes must not be negative")
                 if b.prizes and zname not in self.casino.zones:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import os
@@ -65,6 +66,23 @@ class RoundSettled(DomainEvent, tag="round_settled", frozen=True, kw_only=True):
     win: int
     complete: bool = True
     committed_at: int = 0
+
+
+class MissionCompleted(DomainEvent, tag="mission_completed", frozen=True, kw_only=True):
+    """A mission instance was rewarded (its reward posted). `event_id` is
+    `mission_event_id(reward key)`: one per instance, as short as a round id (consumers
+    store it in 64-character columns); `points` are the mission's leaderboard points
+    (boards of metric `mission_points` count them)."""
+
+    user_id: int
+    name: str
+    mission: str
+    points: int
+
+
+def mission_event_id(reward_key: str) -> str:
+    """The `MissionCompleted` id of a mission instance's reward key (40 characters)."""
+    return "mission:" + hashlib.blake2b(reward_key.encode(), digest_size=16).hexdigest()
 
 
 def event_types() -> tuple[type[DomainEvent], ...]:

@@ -1,7 +1,8 @@
 """The leaderboard service: settled rounds in, snapshots and batched deltas out, prizes paid.
 
 * **Scores** come from `RoundSettled` domain events (the casino publishes one after each
-  commit). The consumer applies each to the boards of the event's zone that this member
+  commit), and for boards of metric `mission_points` from `MissionCompleted` events (the
+  rewards service publishes one per rewarded mission instance). The consumer applies each to the boards of the event's zone that this member
   owns (`Ownership`), idempotently per round id (`rooms.leaderboards.board`). With a store,
   changed scores are checkpointed every `checkpoint_interval` in one transaction; with the Redis event bus
   the round ids go into that same transaction and the event is acknowledged only after it,
@@ -41,14 +42,14 @@ from protocol import leaderboard_messages as lm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
 from protocol.events import OutEvent
-from rooms.leaderboards.board import Leaderboard, LeaderboardConfig, Outcome, RoundSettled as Round
+from rooms.leaderboards.board import Leaderboard, LeaderboardConfig, Metric, Outcome, RoundSettled as Round
 from rooms.leaderboards.periods import ALL_TIME
 from rooms.leaderboards.stream import LeaderboardStream, Snapshot
 
 from ..bus import BusError, RemoteError
 from ..casino import account_id
 from ..config import Config, LeaderboardBoard
-from ..domain import DomainEvent, RedisStreamEvents, RoundSettled
+from ..domain import DomainEvent, MissionCompleted, RedisStreamEvents, RoundSettled
 from ..hub import GUEST_ID_BASE
 from .owner import PUSH, Ownership
 from .store import BoardStore, FinalRow, marker, score_record
@@ -82,7 +83,9 @@ HANDOFF_WINDOW = 30.0
 HANDOFF_LOG = 100_000
 
 _event_enc = msgspec.msgpack.Encoder()
-_score_dec = msgspec.msgpack.Decoder(RoundSettled)
+#: what scores a board: rounds, or (boards of metric `mission_points`) rewarded missions
+Scored = RoundSettled | MissionCompleted
+_score_dec = msgspec.msgpack.Decoder(Scored)
 _req_enc = msgspec.msgpack.Encoder()
 _req_dec = msgspec.msgpack.Decoder(
     lm.LeaderboardSubscribe
@@ -133,7 +136,7 @@ class Board:
     finishing: set[int] = field(default_factory=set)
     #: rounds applied since this member came to own the board (until `log_until`, wall
     #: time): replayed over the previous owner's standings when its hand-off arrives
-    log: list[RoundSettled] | None = None
+    log: list[Scored] | None = None
     log_until: float = 0.0
 
     def counts(self, at: float) -> bool:
@@ -338,7 +341,7 @@ class Leaderboards:
 
     def on_event(self, event: DomainEvent) -> Awaitable[None] | None:
         """The event bus consumer: apply a settled round to the zone's boards owned here."""
-        if not isinstance(event, RoundSettled):
+        if not isinstance(event, RoundSettled | MissionCompleted):
             return None
         boards = self.by_zone.get(event.zone)
         if not boards:
@@ -352,7 +355,7 @@ class Leaderboards:
         self._apply(event, boards, ())
         return self._durable()
 
-    async def _apply_checked(self, event: RoundSettled, boards: list[Board]) -> None:
+    async def _apply_checked(self, event: Scored, boards: list[Board]) -> None:
         assert self.store is not None
         at = event.at_ms / 1000
         counted = set()
@@ -367,12 +370,18 @@ class Leaderboards:
         if waiter is not None:
             await waiter
 
-    def _apply(self, event: RoundSettled, boards: list[Board], skip: set[str] | tuple[()]) -> None:
+    def _apply(self, event: Scored, boards: list[Board], skip: set[str] | tuple[()]) -> None:
         at = event.at_ms / 1000
         owner = str(event.user_id)
-        rnd = Round(event.event_id, owner, event.name, event.game, event.stake, event.win, at)
+        mission = isinstance(event, MissionCompleted)
+        if isinstance(event, MissionCompleted):  # `game` is the mission: a board's `games` can name missions
+            rnd = Round(event.event_id, owner, event.name, event.mission, 0, 0, at, event.points)
+        else:
+            rnd = Round(event.event_id, owner, event.name, event.game, event.stake, event.win, at)
         st = self.stats
         for b in boards:
+            if (b.cfg.metric is Metric.MISSION_POINTS) is not mission:
+                continue  # rounds score the other metrics, missions only mission points
             if b.name in skip:
                 st.duplicates += 1
                 continue
@@ -1075,14 +1084,14 @@ class Leaderboards:
         for _owner, uid, home in subs:
             self._add_subscriber(fresh, uid, home)
 
-    def _log(self, b: Board, event: RoundSettled) -> None:
+    def _log(self, b: Board, event: Scored) -> None:
         assert b.log is not None
         if self.hub.clock.wall() >= b.log_until or len(b.log) >= HANDOFF_LOG:
             b.log = None
             return
         b.log.append(event)
 
-    def _cast_scores(self, event: RoundSettled, boards: list[Board]) -> None:
+    def _cast_scores(self, event: Scored, boards: list[Board]) -> None:
         own = self.ownership
         members = {own.board_owner(b.zone, b.name) for b in boards}
         members.discard(own.me)

@@ -27,7 +27,7 @@ from protocol import rewards_messages as rm
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
 
-from ..domain import RoundSettled
+from ..domain import MissionCompleted, RoundSettled, mission_event_id
 from .service import Ctx, ZoneRewards
 
 if TYPE_CHECKING:
@@ -61,17 +61,37 @@ class Missions:
         return msgspec.msgpack.decode(doc.body, type=MissionProgress), doc
 
     async def _reward(
-        self, zr: ZoneRewards, mission: Mission, account: str, progress: MissionProgress, doc: Document
+        self,
+        zr: ZoneRewards,
+        mission: Mission,
+        account: str,
+        progress: MissionProgress,
+        doc: Document,
+        player: tuple[int, str],
     ) -> Document:
-        """Post the reward of a completed instance (once, by key) and mark it rewarded."""
+        """Post the reward of a completed instance (once, by key), mark it rewarded, and
+        publish `MissionCompleted` for the leaderboards (`player`: user id and name)."""
         key = reward_key(mission, account, progress.period)
         if mission.reward > 0:
             entries = transfer(zr.house, account, zr.currency, mission.reward, PostingKind.BONUS)
             await self.svc.move(zr, key, entries, account)
         try:
-            return await self.docs.put(msgspec.structs.replace(doc, status="rewarded"))
+            stored = await self.docs.put(msgspec.structs.replace(doc, status="rewarded"))
         except Conflict:
-            return doc
+            return doc  # another writer marked it (and published)
+        if mission.points > 0:
+            self.svc.hub.events.publish(
+                MissionCompleted(
+                    event_id=mission_event_id(key),
+                    zone=zr.zone,
+                    at_ms=self.svc.now(),
+                    user_id=player[0],
+                    name=player[1],
+                    mission=mission.id,
+                    points=mission.points,
+                )
+            )
+        return stored
 
     async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
         if not zr.cfg.missions:
@@ -98,7 +118,7 @@ class Missions:
                     and progress.rewarded
                     and doc.status != "rewarded"
                 ):
-                    await self._reward(zr, mission, account, progress, doc)
+                    await self._reward(zr, mission, account, progress, doc, (event.user_id, event.name))
                 continue
             changed = Document(
                 id=f"m:{mission.id}:{account}:{period}",
@@ -110,7 +130,7 @@ class Missions:
                 self.docs.stage(changed)  # progress: written by the next flush
                 continue
             stored = await self.docs.put(changed)  # the target reached: durable before the reward
-            await self._reward(zr, mission, account, new, stored)
+            await self._reward(zr, mission, account, new, stored, (event.user_id, event.name))
 
     def _find(self, zr: ZoneRewards, name: str) -> Mission:
         mission = next((x for x in zr.cfg.missions if x.id == name), None)
@@ -118,7 +138,8 @@ class Missions:
             raise RequestError(ErrorCode.MISSION_NOT_FOUND, f"no mission {name!r} in this zone")
         return mission
 
-    async def _view(self, zr: ZoneRewards, mission: Mission, account: str, now: int) -> dict[str, Any]:
+    async def _view(self, zr: ZoneRewards, mission: Mission, ctx: Ctx, now: int) -> dict[str, Any]:
+        account = ctx.account
         period = period_key(mission, now)
         value, status = 0, "inactive" if period is None else "active"
         if period is not None:
@@ -127,7 +148,8 @@ class Missions:
                 value = progress.value
                 if progress.rewarded and doc.status != "rewarded":
                     async with self.svc.locked(account):
-                        doc = await self._reward(zr, mission, account, progress, doc)
+                        player = (ctx.player.user_id, ctx.player.name)
+                        doc = await self._reward(zr, mission, account, progress, doc, player)
                 status = "rewarded" if doc.status == "rewarded" else "active"
         ends = mission.ends_at
         if period is not None and mission.period_ms is not None:
@@ -137,6 +159,7 @@ class Missions:
             "metric": mission.metric,
             "target": mission.target,
             "reward": mission.reward,
+            "points": mission.points,
             "games": list(mission.games),
             "repeatable": mission.period_ms is not None,
             "period": period,
@@ -149,9 +172,9 @@ class Missions:
 
     async def listing(self, zr: ZoneRewards, ctx: Ctx, req: rm.MissionList) -> dict[str, Any]:
         now = self.svc.now()
-        views = [await self._view(zr, m, ctx.account, now) for m in zr.cfg.missions]
+        views = [await self._view(zr, m, ctx, now) for m in zr.cfg.missions]
         return {"missions": [v for v in views if v["status"] != "inactive"]}
 
     async def progress(self, zr: ZoneRewards, ctx: Ctx, req: rm.MissionProgress) -> dict[str, Any]:
         mission = self._find(zr, req.mission)
-        return await self._view(zr, mission, ctx.account, self.svc.now())
+        return await self._view(zr, mission, ctx, self.svc.now())

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from gameserver import auth
@@ -20,7 +21,7 @@ from gameserver.config import (
     LeaderboardBoard,
     LeaderboardsSection,
 )
-from gameserver.domain import RoundSettled
+from gameserver.domain import MissionCompleted, RoundSettled, mission_event_id
 from gameserver.hub import Hub
 from gameserver.leaderboards import Leaderboards, prize_key
 from persistence import Stores, open_stores
@@ -80,7 +81,7 @@ class Env:
             win=win,
         )
 
-    async def publish(self, event: RoundSettled) -> None:
+    async def publish(self, event: RoundSettled | MissionCompleted) -> None:
         self.hub.events.publish(event)
         await asyncio.sleep(0)  # LocalEvents delivers on the next loop tick
 
@@ -201,6 +202,57 @@ def test_duplicates_and_ineligible_rounds_change_nothing():
         assert snap["me"]["score"] == 500
 
     run(body, lb_config(wins=daily(eligibility=Eligibility(games=["fruit_slot"], min_bet=10))))
+
+
+def completed(env: Env, user: int, mission: str, points: int, period: str = "1") -> MissionCompleted:
+    return MissionCompleted(
+        event_id=mission_event_id(f"mission:{mission}:demo:{user}:{period}"),
+        zone="demo",
+        at_ms=int(env.clock.wall() * 1000),
+        user_id=user,
+        name=f"P{user}",
+        mission=mission,
+        points=points,
+    )
+
+
+def test_mission_points_boards_count_rewarded_missions_and_only_them():
+    """`mission_points` boards add each rewarded instance's points once (a board's `games`
+    names missions); rounds do not score them, and missions score no other board."""
+
+    async def body(env: Env) -> None:
+        a = env.client(1)
+        await env.publish(completed(env, 1, "daily_spins", 30))
+        await env.publish(completed(env, 2, "big_week", 50))
+        await env.publish(completed(env, 1, "daily_spins", 30, period="2"))
+        await env.publish(env.round(1, 700))
+        await env.publish(completed(env, 1, "daily_spins", 30))  # redelivered
+        await env.tick()
+
+        def top(board: str) -> list[tuple[str, int]]:
+            snap = a.send({"type": "leaderboard_snapshot", "board": board})["data"]["snapshot"]
+            return [(e["user_id"], e["score"]) for e in snap["top"]]
+
+        assert top("missions") == [("1", 60), ("2", 50)]
+        assert top("daily_only") == [("1", 60)]
+        assert top("wins") == [("1", 700)]
+        # the redelivery on each mission board; big_week on the board of daily_spins only
+        assert (env.svc.stats.duplicates, env.svc.stats.ineligible) == (2, 1)
+
+    run(
+        body,
+        lb_config(
+            missions=daily(metric=Metric.MISSION_POINTS),
+            daily_only=daily(metric=Metric.MISSION_POINTS, eligibility=Eligibility(games=["daily_spins"])),
+            wins=daily(),
+        ),
+    )
+
+
+def test_a_mission_points_board_with_a_minimum_bet_is_refused() -> None:
+    lb_config(m=daily(metric=Metric.MISSION_POINTS, eligibility=Eligibility(games=["x"]))).check()
+    with pytest.raises(ValueError, match="demo.m: a mission_points board scores missions, not bets"):
+        lb_config(m=daily(metric=Metric.MISSION_POINTS, eligibility=Eligibility(min_bet=10))).check()
 
 
 def test_a_client_with_a_gap_recovers_the_missed_deltas_or_gets_a_snapshot():

@@ -22,16 +22,20 @@ from gameserver.config import (
     CasinoSection,
     CasinoZone,
     Config,
+    LeaderboardBoard,
+    LeaderboardsSection,
     LotterySchedule,
     RewardsZone,
 )
-from gameserver.domain import RoundSettled
+from gameserver.domain import MissionCompleted, RoundSettled, mission_event_id
 from gameserver.hub import Hub
+from gameserver.leaderboards import Leaderboards
 from gameserver.rewards import Rewards
 from persistence import PostingKind, Stores, StoreUnavailable, open_stores
 from protocol.codes import ErrorCode
 from protocol.limits import FloodLimits
 from rooms.config import RoomConfig, ZoneConfig
+from rooms.leaderboards.board import Metric
 
 from .fakes import SECRET, Client
 
@@ -568,6 +572,53 @@ def test_mission_progress_from_rounds_rewarded_once_per_period():
         await env.check_ledger()
 
     run(body, rewards_config(missions=[MISSION]))
+
+
+def test_a_rewarded_mission_scores_its_points_on_the_mission_points_board_once():
+    """Rewards → leaderboards: a rewarded instance publishes `MissionCompleted` (its reward
+    key as the event id) with the mission's points, once; a mission without points does not."""
+
+    async def body(env: Env) -> None:
+        seen: list[MissionCompleted] = []
+        env.hub.events.subscribe(
+            "test", lambda e: seen.append(e) if isinstance(e, MissionCompleted) else None
+        )
+        boards = Leaderboards(env.hub, env.stores, env.config)
+        env.hub.register(boards)
+        await boards.start(tick=False)
+        c = env.client()
+        for _ in range(4):
+            await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        period = str(int(env.clock.wall() * 1000) // DAY_MS)
+        assert [(e.event_id, e.user_id, e.mission, e.points) for e in seen] == [
+            (mission_event_id(f"mission:spin3:{A7}:{period}"), 7, "spin3", 40)
+        ]
+        view = await env.ok(c, {"type": "mission_progress", "mission": "spin3"})
+        assert view["points"] == 40 and view["status"] == "rewarded"
+        boards.tick()
+        snap = c.send({"type": "leaderboard_snapshot", "board": "missions"})
+        assert [(e["user_id"], e["score"]) for e in snap["data"]["snapshot"]["top"]] == [("7", 40)]
+        env.advance(86_400)  # the next day's instance scores again
+        for _ in range(3):
+            await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        boards.tick()
+        snap = c.send({"type": "leaderboard_snapshot", "board": "missions"})
+        assert [(e["user_id"], e["score"]) for e in snap["data"]["snapshot"]["top"]] == [("7", 80)]
+        assert len(seen) == 2
+        await boards.drain()
+
+    pointed = msgspec.structs.replace(MISSION, points=40)
+    spins5 = Mission(id="spin5", metric="rounds", target=5, reward=10, starts_at=0, ends_at=10**13)
+    config = rewards_config(missions=[pointed, spins5])
+    board = LeaderboardBoard(metric=Metric.MISSION_POINTS)
+    run(
+        body,
+        msgspec.structs.replace(
+            config, leaderboards=LeaderboardsSection(zones={"demo": {"missions": board}})
+        ),
+    )
 
 
 def test_mission_progress_is_staged_and_written_by_the_flush():
