@@ -143,10 +143,10 @@ class RoundStore(Protocol):
         ...
 
     async def stale_open_rounds(
-        self, game_ids: Sequence[str], before: int, *, after: tuple[int, str] | None = None, limit: int = 100
+        self, game_id: str, before: int, *, after: tuple[int, str] | None = None, limit: int = 100
     ) -> list[RoundRecord]:
-        """Open rounds of these games, of every user, last written before ``before`` (epoch
-        ms), by ``(updated_at, round_id)``; ``after`` pages past the last one seen (INT-4)."""
+        """Open rounds of a game, of every user, last written before ``before`` (epoch ms),
+        by ``(updated_at, round_id)``; ``after`` pages past the last one seen (INT-4)."""
         ...
 
 

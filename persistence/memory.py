@@ -262,14 +262,14 @@ class MemoryRounds(_Part):
         return rows[:limit]
 
     async def stale_open_rounds(
-        self, game_ids: Sequence[str], before: int, *, after: tuple[int, str] | None = None, limit: int = 100
+        self, game_id: str, before: int, *, after: tuple[int, str] | None = None, limit: int = 100
     ) -> list[RoundRecord]:
-        rounds, games = self._s.rounds, set(game_ids)
+        rounds = self._s.rounds
         rows = [
             r
             for ids in self._s.open_rounds.values()
             for rid in ids
-            if (r := rounds[rid]).game_id in games
+            if (r := rounds[rid]).game_id == game_id
             and r.updated_at < before
             and (after is None or (r.updated_at, r.round_id) > after)
         ]

@@ -430,17 +430,18 @@ class Picks:
             if zr is None or not games:
                 continue
             before = now - zr.cfg.pick_timeout_s * 1000
-            after: tuple[int, str] | None = None
-            for _ in range(SWEEP_PAGES):
-                page = await self.svc.stores.rounds.stale_open_rounds(
-                    list(games), before, after=after, limit=SWEEP_PAGE
-                )
-                for rec in page:
-                    if rec.partner_id != zone:  # a game of the same name in another zone
-                        continue
-                    st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
-                    if router.owns_user(zone, st.user_id):
-                        self._open.setdefault(rec.round_id, (zone, rec.user_id))
-                if len(page) < SWEEP_PAGE:
-                    break
-                after = (page[-1].updated_at, page[-1].round_id)
+            for game in games:
+                after: tuple[int, str] | None = None
+                for _ in range(SWEEP_PAGES):
+                    page = await self.svc.stores.rounds.stale_open_rounds(
+                        game, before, after=after, limit=SWEEP_PAGE
+                    )
+                    for rec in page:
+                        if rec.partner_id != zone:  # a game of the same name in another zone
+                            continue
+                        st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
+                        if router.owns_user(zone, st.user_id):
+                            self._open.setdefault(rec.round_id, (zone, rec.user_id))
+                    if len(page) < SWEEP_PAGE:
+                        break
+                    after = (page[-1].updated_at, page[-1].round_id)

@@ -136,11 +136,11 @@ def test_a_database_at_the_first_version_is_upgraded_and_keeps_its_rows(empty_db
             await engine.close()
 
     run(at_v1_with_a_round())
-    assert "ix_rounds_status_updated" not in run(_indexes_of_rounds(empty_db))
+    assert "ix_rounds_open_game" not in run(_indexes_of_rounds(empty_db))
     assert main([empty_db]) == 0
-    assert "ix_rounds_status_updated" in run(_indexes_of_rounds(empty_db))
+    assert "ix_rounds_open_game" in run(_indexes_of_rounds(empty_db))
     assert main([empty_db, "--down", "1"]) == 0
-    assert "ix_rounds_status_updated" not in run(_indexes_of_rounds(empty_db))
+    assert "ix_rounds_open_game" not in run(_indexes_of_rounds(empty_db))
     assert run(tables(empty_db)) == TABLES
     assert main([empty_db]) == 0
 
