@@ -145,8 +145,9 @@ class Picks:
             z: {name: load_pick(z, name, *_non_cash(zr)) for name in zr.cfg.pick_games}
             for z, zr in svc.zones.items()
         }
-        #: open pick rounds known here: round id -> (zone, account)
-        self._open: dict[str, tuple[str, str]] = {}
+        #: open pick rounds known here: round id -> (zone, account, decision due at, epoch ms);
+        #: the scheduler reads a round from the store only once its decision is due
+        self._open: dict[str, tuple[str, str, int]] = {}
         #: when the next store sweep is due (the first tick sweeps)
         self._sweep_at = 0
 
@@ -165,7 +166,11 @@ class Picks:
             return
         for rec in await self.svc.stores.rounds.open_rounds(account):
             if rec.game_id in self.games[zr.zone]:
-                self._open[rec.round_id] = (zr.zone, account)
+                st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
+                self._due(zr, rec.round_id, account, st.last_at)
+
+    def _due(self, zr: ZoneRewards, round_id: str, account: str, last_at: int) -> None:
+        self._open[round_id] = (zr.zone, account, last_at + zr.cfg.pick_timeout_s * 1000)
 
     async def info(self, zr: ZoneRewards, ctx: Ctx, req: rm.PickInfo) -> dict[str, Any]:
         games = []
@@ -261,7 +266,7 @@ class Picks:
             result = await self.svc.move(
                 zr, key, entries, ctx.account, self.svc.encode_reply(check, reply), round=rec
             )
-            self._open[round_id] = (zr.zone, ctx.account)
+            self._due(zr, round_id, ctx.account, now)
             wallet = self.svc.casino.wallets.get((zr.zone, ctx.player.user_id))
             if wallet is not None and wallet.account == ctx.account:
                 wallet.open_rounds[round_id] = rec
@@ -384,8 +389,10 @@ class Picks:
                         committed_at=result.committed_at,
                     )
                 )
-        elif wallet is not None:
-            wallet.open_rounds[rec.round_id] = new
+        else:
+            self._due(zr, rec.round_id, account, now)
+            if wallet is not None:
+                wallet.open_rounds[rec.round_id] = new
         return self.svc.replay(result, check)
 
     async def tick(self, now: int) -> None:
@@ -396,9 +403,9 @@ class Picks:
                 await self._sweep(now)
             except Exception as exc:  # the store is down: the rounds known here still go on
                 logger.warning("pick rounds: overdue rounds not read (%s: %s)", type(exc).__name__, exc)
-        for round_id, (zone, account) in list(self._open.items()):
+        for round_id, (zone, account, due) in list(self._open.items()):
             zr = self.svc.zones.get(zone)
-            if zr is None:
+            if zr is None or now < due:
                 continue
             async with self.svc.locked(account):
                 rec = await self.svc.stores.rounds.get_round(round_id)
@@ -410,6 +417,7 @@ class Picks:
                     self._open.pop(round_id, None)  # the player's home moved: that worker finishes it
                     continue
                 if now < st.last_at + zr.cfg.pick_timeout_s * 1000:
+                    self._due(zr, round_id, account, st.last_at)  # decided since (another worker)
                     continue
                 config = self.games[zone][rec.game_id]
                 pick = auto_pick(config, st.pick)
@@ -440,8 +448,8 @@ class Picks:
                         if rec.partner_id != zone:  # a game of the same name in another zone
                             continue
                         st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
-                        if router.owns_user(zone, st.user_id):
-                            self._open.setdefault(rec.round_id, (zone, rec.user_id))
+                        if rec.round_id not in self._open and router.owns_user(zone, st.user_id):
+                            self._due(zr, rec.round_id, rec.user_id, st.last_at)
                     if len(page) < SWEEP_PAGE:
                         break
                     after = (page[-1].updated_at, page[-1].round_id)

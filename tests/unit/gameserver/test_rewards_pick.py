@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from fractions import Fraction
+from typing import Any
 
 import msgspec
 import pytest
@@ -89,6 +90,40 @@ def test_abandoned_pick_is_finished_by_the_default_after_the_timeout_even_across
         await env2.rewards.tick()
         assert await env2.balance(A7) == START - PICK.cost + rec.win
         await env2.check_ledger()
+
+    run(body, pick_config())
+
+
+def test_the_scheduler_reads_a_round_only_once_its_decision_is_due():
+    """Open rounds cost the store nothing per tick until their decision is due; a decision
+    moves the due time."""
+
+    async def body(env: Env) -> None:
+        c = env.client()
+        start = await env.ok(c, {"type": "pick_start", "game": "pick_a_box", "coin": 1})
+        rounds = env.stores.rounds
+        reads: list[str] = []
+        get_round = rounds.get_round
+
+        async def counted(round_id: str) -> Any:
+            reads.append(round_id)
+            return await get_round(round_id)
+
+        rounds.get_round = counted  # type: ignore[method-assign]
+        for _ in range(5):
+            env.advance(600)
+            await env.rewards.tick()
+        assert reads == []  # 3,000 s of 3,600: not due
+        await env.ok(c, {"type": "pick_open", "round": start["round"], "box": 1})
+        reads.clear()
+        env.advance(3000)
+        await env.rewards.tick()
+        assert reads == []  # due 3,600 s after the decision, not after the start
+        env.advance(601)
+        await env.rewards.tick()
+        assert reads == [start["round"]]
+        rec = await get_round(start["round"])
+        assert rec is not None and rec.status == "settled"
 
     run(body, pick_config())
 
