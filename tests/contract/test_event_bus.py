@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from gameserver.domain import DomainEvent, LocalEvents, RedisStreamEvents, RoundSettled
+from gameserver.domain import DomainEvent, LocalEvents, MissionCompleted, RedisStreamEvents, RoundSettled
 
 from .conftest import REDIS_URL, require, run
 
@@ -160,12 +160,18 @@ class TestBonusGranted(DomainEvent, tag="test_bonus_granted", frozen=True, kw_on
 def test_event_types_defined_elsewhere_travel_too(kind: str) -> None:
     got: list[DomainEvent] = []
 
+    done = MissionCompleted(
+        event_id="mission:1", zone="demo", at_ms=6, user_id=3, name="P3", mission="m", points=9
+    )
+
     async def body(bus: Bus) -> None:
         bus.publish(TestBonusGranted(event_id="b-1", zone="demo", at_ms=5, user_id=3, amount=700))
         bus.publish(settled(1))
-        await eventually(lambda: len(got) == 2)
+        bus.publish(done)
+        await eventually(lambda: len(got) == 3)
         assert got[0] == TestBonusGranted(event_id="b-1", zone="demo", at_ms=5, user_id=3, amount=700)
         assert isinstance(got[1], RoundSettled)
+        assert got[2] == done
 
     with_bus(kind, body, lambda bus: bus.subscribe("a", got.append))
 

@@ -24,6 +24,7 @@ from gameserver.config import (
 from gameserver.domain import MissionCompleted, RoundSettled, mission_event_id
 from gameserver.hub import Hub
 from gameserver.leaderboards import Leaderboards, prize_key
+from gameserver.leaderboards.service import _event_enc
 from persistence import Stores, open_stores
 from protocol.codes import ErrorCode
 from protocol.limits import FloodLimits
@@ -247,6 +248,20 @@ def test_mission_points_boards_count_rewarded_missions_and_only_them():
             wins=daily(),
         ),
     )
+
+
+def test_a_mission_cast_from_another_worker_scores_on_the_owner() -> None:
+    """The cross-worker hop (`lb.score`) carries mission events as it carries rounds."""
+
+    async def body(env: Env) -> None:
+        a = env.client(1)
+        env.svc._on_score("0.1", _event_enc.encode(completed(env, 1, "daily_spins", 25)))
+        env.svc._on_score("0.1", _event_enc.encode(env.round(1, 300)))
+        await env.tick()
+        snap = a.send({"type": "leaderboard_snapshot", "board": "missions"})["data"]["snapshot"]
+        assert [(e["user_id"], e["score"]) for e in snap["top"]] == [("1", 25)]
+
+    run(body, lb_config(missions=daily(metric=Metric.MISSION_POINTS)))
 
 
 def test_a_mission_points_board_with_a_minimum_bet_is_refused() -> None:
