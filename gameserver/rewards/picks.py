@@ -150,6 +150,8 @@ class Picks:
         self._open: dict[str, tuple[str, str, int]] = {}
         #: when the next store sweep is due (the first tick sweeps)
         self._sweep_at = 0
+        #: rounds this worker finished by the default
+        self.auto_finished = 0
 
     def handlers(self) -> dict[type, Any]:
         return {rm.PickInfo: self.info, rm.PickStart: self.start, rm.PickOpen: self.open}
@@ -168,6 +170,11 @@ class Picks:
             if rec.game_id in self.games[zr.zone]:
                 st = msgspec.msgpack.decode(rec.state, type=PickRoundState)
                 self._due(zr, rec.round_id, account, st.last_at)
+
+    @property
+    def known(self) -> int:
+        """Open rounds this worker's scheduler times out."""
+        return len(self._open)
 
     def _due(self, zr: ZoneRewards, round_id: str, account: str, last_at: int) -> None:
         self._open[round_id] = (zr.zone, account, last_at + zr.cfg.pick_timeout_s * 1000)
@@ -425,6 +432,7 @@ class Picks:
                     await self._advance(
                         zr, config, rec, st, pick, f"{round_id}:auto", ["pick_auto", round_id]
                     )
+                    self.auto_finished += 1
                 except RoundChanged:
                     continue  # a decision came meanwhile (another worker): read it again next tick
                 except RoundConflict:

@@ -19,11 +19,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from games.lottery import LotteryConfig, LotteryError, validate_lottery
 from games.policy import PlayerState, check_entry
@@ -170,6 +171,8 @@ class Rewards:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._ticker: asyncio.Task[None] | None = None
+        #: scheduler ticks that raised (logged; the next tick tries again)
+        self.tick_failures = 0
         self._tick_enabled = tick
         self.lotteries = Lotteries(self)
         self.bonuses = Bonuses(self)
@@ -203,6 +206,7 @@ class Rewards:
             try:
                 await self.tick()
             except Exception:
+                self.tick_failures += 1
                 logger.exception("rewards tick failed")
 
     async def flush(self) -> int:
@@ -270,6 +274,25 @@ class Rewards:
 
     def now(self) -> int:
         return self._now_ms()
+
+    def metric_families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Prometheus families, read at scrape time (gameserver/metrics.py)."""
+        yield GaugeMetricFamily(
+            "croupier_rewards_staged", "Progress documents staged and not written yet", value=self.pending
+        )
+        yield CounterMetricFamily(
+            "croupier_rewards_tick_failures", "Rewards scheduler ticks that failed", value=self.tick_failures
+        )
+        yield GaugeMetricFamily(
+            "croupier_pick_rounds_open",
+            "Open pick rounds this worker's scheduler times out",
+            value=self.picks.known,
+        )
+        yield CounterMetricFamily(
+            "croupier_pick_auto_finished",
+            "Pick rounds finished by the INT-4 default (the lowest unopened boxes)",
+            value=self.picks.auto_finished,
+        )
 
     # -- hub hooks -----------------------------------------------------------------------
 
