@@ -103,6 +103,16 @@ PANELS = [
         "s",
         [('max by (quantile) (croupier_bus_call_seconds{quantile="0.99"})', "p99 (worst worker)")],
     ),
+    (
+        "Rewards scheduler",
+        "short",
+        [
+            ("sum(croupier_rewards_staged)", "progress staged, not written"),
+            ("sum(rate(croupier_rewards_tick_failures_total[5m]))", "tick failures/s"),
+            ("sum(croupier_pick_rounds_open)", "open pick rounds"),
+            ("sum(increase(croupier_pick_auto_finished_total[1h]))", "pick rounds auto-finished (1 h)"),
+        ],
+    ),
 ]
 
 

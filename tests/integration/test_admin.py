@@ -115,3 +115,8 @@ def test_casino_metrics_follow_the_ledger(tmp_path):
     assert sample(text, "croupier_rtp_configured" + labels) == 0.965
     assert sample(text, "croupier_commit_seconds_count") >= 20
     assert sample(text, "croupier_ledger_available") == 1
+    # the rewards service's (a casino zone has it): nothing staged, no pick round open
+    assert sample(text, "croupier_rewards_staged") == 0
+    assert sample(text, "croupier_pick_rounds_open") == 0
+    assert sample(text, "croupier_pick_auto_finished_total") == 0
+    assert sample(text, "croupier_rewards_tick_failures_total") == 0

@@ -161,7 +161,7 @@ def test_a_round_abandoned_before_a_restart_by_a_player_who_never_returns_is_fin
         await env2.check_ledger()
         metrics = {f.name: f.samples[0].value for f in env2.rewards.metric_families()}
         assert metrics["croupier_pick_auto_finished"] == 1 and metrics["croupier_pick_rounds_open"] == 0
-        assert metrics["croupier_rewards_tick_failures"] == 0
+        assert metrics["croupier_rewards_tick_failures"] == 0 and metrics["croupier_rewards_staged"] == 0
 
     run(body, pick_config())
 
