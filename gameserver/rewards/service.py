@@ -77,6 +77,13 @@ class ZoneRewards:
     def house(self) -> str:
         return self.casino.house
 
+    @property
+    def counts_rounds(self) -> bool:
+        """Whether a settled round can change anything here: missions, bonus wagering (a
+        source of grants is configured) or a referral programme."""
+        c = self.cfg
+        return bool(c.missions or c.bonuses or c.minigame_bonus or c.daily_login or c.referral)
+
 
 @dataclass
 class Ctx:
@@ -335,8 +342,11 @@ class Rewards:
     # -- events --------------------------------------------------------------------------
 
     def _on_event(self, event: DomainEvent) -> None:
-        if isinstance(event, RoundSettled) and event.zone in self.zones:
-            self.spawn(self._on_round(self.zones[event.zone], event))
+        if not isinstance(event, RoundSettled):
+            return
+        zr = self.zones.get(event.zone)
+        if zr is not None and zr.counts_rounds:  # else no task, no lock, per round
+            self.spawn(self._on_round(zr, event))
 
     async def _on_round(self, zr: ZoneRewards, event: RoundSettled) -> None:
         account = self.account_of(zr.zone, event.user_id)

@@ -574,6 +574,44 @@ def test_mission_progress_from_rounds_rewarded_once_per_period():
     run(body, rewards_config(missions=[MISSION]))
 
 
+def test_rounds_cost_the_rewards_service_nothing_in_a_zone_where_none_counts():
+    """A zone with lotteries only (nothing consumes settled rounds) spawns no task per round;
+    with a mission, each round is handled once."""
+
+    def counting(env: Env) -> list[object]:
+        spawned: list[object] = []
+        spawn = env.rewards.spawn
+
+        def counted(coro: Any) -> None:
+            if coro.__name__ == "_on_round":  # not the login's
+                spawned.append(coro)
+            spawn(coro)
+
+        env.rewards.spawn = counted  # type: ignore[method-assign]
+        return spawned
+
+    async def none_counts(env: Env) -> None:
+        spawned = counting(env)
+        c = env.client()
+        for _ in range(3):
+            await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        assert spawned == []
+
+    async def a_mission_counts(env: Env) -> None:
+        spawned = counting(env)
+        c = env.client()
+        for _ in range(3):
+            await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
+        await env.settle()
+        assert len(spawned) == 3
+        view = await env.ok(c, {"type": "mission_progress", "mission": "spin3"})
+        assert view["value"] == 3
+
+    run(none_counts, rewards_config())
+    run(a_mission_counts, rewards_config(missions=[MISSION]))
+
+
 def test_a_rewarded_mission_scores_its_points_on_the_mission_points_board_once():
     """Rewards → leaderboards: a rewarded instance publishes `MissionCompleted` (its reward
     key as the event id) with the mission's points, once; a mission without points does not."""
