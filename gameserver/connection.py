@@ -87,7 +87,7 @@ class Connection:
         client ended the session on purpose, anything else keeps it for `resume`.
         """
         self.closed = True
-        self.session.connection_lost()
+        self.session.connection_lost(self.hub.clock.monotonic())
         self.hub.connection_lost(self, peer_code)
 
     def __repr__(self) -> str:

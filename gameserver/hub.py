@@ -22,6 +22,7 @@ from protocol.errors import RequestError
 from protocol.events import OutEvent
 from protocol.limits import FloodLimits
 from protocol.replay import EventLog
+from protocol.sfs2x.reconnect import Reconnections
 from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
 from rooms.user import User
@@ -83,6 +84,9 @@ class Hub:
         self._next_full_sweep = 0.0
         self.players: dict[tuple[str, int], Player] = {}
         self.by_resume_token: dict[str, Player] = {}
+        #: SFS2X sessions a reconnecting C#/Unity client can take back (HRC), for as long
+        #: as the hub keeps a dropped session (`limits.resume_grace`)
+        self.sfs_reconnections = Reconnections(config.limits.resume_grace)
         self._guest_ids = count(GUEST_ID_BASE)
         #: zone -> a new guest id; a cluster worker replaces it with one that allocates only
         #: ids the ring gives to that worker, so guest ids never collide across workers

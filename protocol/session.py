@@ -171,8 +171,8 @@ class Session:
         self.close_reason = reason
         logger.debug("= session closing: %s %s", code.name, reason)
 
-    def connection_lost(self) -> None:
-        """The transport is gone."""
+    def connection_lost(self, now: float = 0.0) -> None:
+        """The transport is gone (`now`: monotonic time)."""
         self.state = CLOSED
 
     def check_timeouts(self, now: float) -> None:

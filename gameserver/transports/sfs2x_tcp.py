@@ -44,6 +44,7 @@ def new_sfs_session(hub: Hub, stream: bool = False) -> SfsSession:
         hub.clock.monotonic(),
         stream=stream,
         extensions=extensions(hub),
+        reconnections=hub.sfs_reconnections,
     )
 
 

@@ -140,11 +140,15 @@ def parse_handshake(p: SFSObject) -> HandshakeRequest:
     )
 
 
-def handshake_request(api: str = "1.8.6", client_type: str = "JavaScript") -> Message:
-    """The client's first message (spec §12 vector a)."""
-    return Message.system(
-        Action.HANDSHAKE, SFSObject().put_utf_string("api", api).put_utf_string("cl", client_type)
-    )
+def handshake_request(
+    api: str = "1.8.6", client_type: str = "JavaScript", reconnection_token: str | None = None
+) -> Message:
+    """The client's first message (spec §12 vector a); a reconnecting C# client adds
+    ``bin`` and ``rt`` = its old session token (§6.1)."""
+    p = SFSObject().put_utf_string("api", api).put_utf_string("cl", client_type)
+    if reconnection_token is not None:
+        p.put_bool("bin", True).put_utf_string("rt", reconnection_token)
+    return Message.system(Action.HANDSHAKE, p)
 
 
 def handshake_response(

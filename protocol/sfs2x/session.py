@@ -12,8 +12,16 @@ the right SFS response and error codes the right `ec`), and the rooms and users 
 told the client about (names and privileges for sender arrays; §7: the client drops
 events about rooms it does not know).
 
-Event sequence numbers are not sent: SFS2X clients cannot resume a session, so a
-dropped connection ends its session at once (see `connection_lost`).
+Event sequence numbers are not sent. Reconnection (HRC, `reconnect.py`): with a
+`Reconnections` registry, a logged-in C#/Unity, AS3 or Java client (not the JavaScript
+one, which cannot reconnect) is told `rs` = the window in its login reply, and a dropped
+connection leaves its session to the hub's resume grace. A new connection whose
+handshake carries `rt` = the old token takes the old session over: it submits a native
+`resume` (from the last event the old one was sent) and answers the handshake with the
+same token once the hub re-attached the player, so the client fires `connectionResume`;
+if the session is gone it answers with a new token (a new session: the client reports the
+connection lost). Without a registry, or for a JavaScript client, a dropped connection
+ends its session at once (see `connection_lost`).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from .envelope import (
 )
 from .errors import SFSDecodeError, SFSEncodeError
 from .packet import DEFAULT_COMPRESSION_THRESHOLD
+from .reconnect import Reconnections
 from .types import SFSArray, SFSObject, SFSType
 
 logger = logging.getLogger("croupier.sfs2x")
@@ -306,6 +315,7 @@ class SfsSession:
         compression_threshold: the `ct` advertised and used for our own packets.
         extensions: extension command -> the native request it becomes (its fields are
             the command's params); `CASINO_COMMANDS` by default.
+        reconnections: the server's HRC registry (None: no reconnection).
     """
 
     def __init__(
@@ -317,8 +327,10 @@ class SfsSession:
         stream: bool = False,
         compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
         extensions: Mapping[str, type] | None = None,
+        reconnections: Reconnections | None = None,
     ) -> None:
         self.limits = limits
+        self.reconnections = reconnections
         self.extensions = CASINO_COMMANDS if extensions is None else extensions
         self.stream = stream
         self.compression_threshold = compression_threshold
@@ -340,6 +352,12 @@ class SfsSession:
         self.me: dict[str, Any] | None = None
         self.zone = ""
         self._created: set[int] = set()  # rooms announced by a CreateRoom reply already
+        #: HRC: the client can reconnect (not JavaScript, a registry), the native resume
+        #: token of the logged-in player, the last event sent, when the connection dropped
+        self.hrc = False
+        self.resume_token: str | None = None
+        self.last_seq = 0
+        self.dropped_at: float | None = None
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -389,15 +407,17 @@ class SfsSession:
             logger.debug("sfs2x: unknown controller %d", msg.controller)
             return
         if action == Action.HANDSHAKE:
-            sm.parse_handshake(p)
+            if self.handshaken:
+                raise _Refused(Ec.GENERIC_ERROR, "handshake already done")
+            hs = sm.parse_handshake(p)
             self.handshaken = True
-            self._send(
-                sm.handshake_response(
-                    self.token,
-                    compression_threshold=self.compression_threshold,
-                    max_message_size=self.limits.max_message_bytes,
-                )
-            )
+            reg = self.reconnections
+            self.hrc = reg is not None and reg.window > 0 and not hs.client_type.startswith("JavaScript")
+            old = reg.take(hs.reconnection_token, self._last_rx) if reg and hs.reconnection_token else None
+            if old is not None and old.resume_token is not None:
+                self._take_over(old)
+            else:
+                self._handshake_done()
         elif action == Action.PING_PONG:
             self._send(sm.pong())
         elif action == Action.LOGIN:
@@ -406,6 +426,27 @@ class SfsSession:
             logger.debug("sfs2x: action %d before login dropped", action)
         else:
             self._logged_in(action, p)
+
+    def _handshake_done(self) -> None:
+        self._send(
+            sm.handshake_response(
+                self.token,
+                compression_threshold=self.compression_threshold,
+                max_message_size=self.limits.max_message_bytes,
+            )
+        )
+
+    def _take_over(self, old: SfsSession) -> None:
+        """HRC: become the dropped session `old` (its token, what its client knows, its
+        request numbering) and ask the hub for the player back; the handshake is answered
+        when the hub replies."""
+        self.token, self.resume_token = old.token, old.resume_token
+        self.rooms, self.users, self.me, self.zone = dict(old.rooms), dict(old.users), old.me, old.zone
+        self._created, self._ids = set(old._created), old._ids
+        self._pending, old._pending = old._pending, {}  # replies still to come land here
+        self.hrc = True
+        assert old.resume_token is not None
+        self._submit(Action.HANDSHAKE, "resume", {"token": old.resume_token, "last_seq": old.last_seq})
 
     def _login(self, req: sm.LoginRequest) -> None:
         if self.state is AUTHENTICATED:
@@ -565,7 +606,11 @@ class SfsSession:
             return
         data = msgspec.to_builtins(data) if data is not None else None
         action = pending.action
-        if action == Action.LOGIN and isinstance(data, dict):
+        if action == Action.HANDSHAKE:  # HRC: the hub gave the player back
+            assert self.reconnections is not None
+            self.reconnections.add(self)
+            self._handshake_done()
+        elif action == Action.LOGIN and isinstance(data, dict):
             user = data["user"]
             self.me, self.zone = user, data["zone"]
             self.users[user["id"]] = user
@@ -573,6 +618,11 @@ class SfsSession:
             extra = SFSObject()
             if data.get("branding"):
                 extra.put_sfs_object("branding", to_sfs_object(data["branding"]))
+            window = 0
+            if self.hrc and self.reconnections is not None and data.get("resume_token"):
+                self.resume_token = data["resume_token"]
+                self.reconnections.add(self)
+                window = min(int(self.reconnections.window), 32767)
             self._send(
                 sm.login_response(
                     self.zone,
@@ -580,11 +630,15 @@ class SfsSession:
                     user["id"],
                     user.get("role", 0),
                     map(_room_info, rooms),
+                    reconnection_seconds=window,
                     data=extra,
                 )
             )
         elif action == Action.LOGOUT:
             self._send(sm.logout_response(self.zone or (data or {}).get("zone", "")))
+            if self.reconnections is not None:
+                self.reconnections.remove(self)
+            self.resume_token = None
             self.rooms.clear()
             self.users.clear()
             self.me = None
@@ -621,7 +675,13 @@ class SfsSession:
         if pending is None:
             logger.debug("sfs2x: error %s without a request: %s", code, message)
             return
-        if pending.action == Action.CALL_EXTENSION:
+        if pending.action == Action.HANDSHAKE:  # HRC: the session is gone (expired, ended)
+            logger.debug("sfs2x: reconnection refused: %s", message)
+            self.token, self.resume_token = new_session_token(), None
+            self.rooms, self.users, self.me, self.zone = {}, {}, None, ""
+            self._created, self._pending = set(), {}
+            self._handshake_done()  # a new session: the client reports the connection lost
+        elif pending.action == Action.CALL_EXTENSION:
             self._send(self._extension_error(pending.ctx.get("cmd", ""), code, message))
         elif pending.action in _ANSWERED:
             ec, params = sfs_error(pending.action, int(code), message, pending.ctx)
@@ -630,7 +690,9 @@ class SfsSession:
             logger.debug("sfs2x: action %d failed: %s %s", pending.action, code, message)
 
     def send_event(self, seq: int, event: OutEvent) -> None:
-        """A native event as the SFS2X event(s); `seq` is not sent (no resume in SFS2X)."""
+        """A native event as the SFS2X event(s); `seq` is not sent (kept for HRC)."""
+        if seq:
+            self.last_seq = seq
         name = event.name
         data = msgspec.to_builtins(event.data) if event.data is not None else {}
         try:
@@ -723,9 +785,24 @@ class SfsSession:
         self.close_reason = reason
         logger.debug("= sfs2x session closing: %s %s", code.name, reason)
 
-    def connection_lost(self) -> None:
-        """The transport is gone. SFS2X clients cannot resume, so the session ends now."""
+    def connection_lost(self, now: float = 0.0) -> None:
+        """The transport is gone. A logged-in session of a client that can reconnect (HRC)
+        and that dropped unexpectedly is left to the hub's resume grace; else it ends now."""
+        resumable = (
+            self.hrc
+            and self.state is AUTHENTICATED
+            and self.close_code is None
+            and self.resume_token is not None
+            and self.reconnections is not None
+        )
         self.state = State.CLOSED
+        if resumable:
+            assert self.reconnections is not None
+            self.dropped_at = now
+            self.reconnections.dropped(self, self.dropped_at)
+            return
+        if self.reconnections is not None:
+            self.reconnections.remove(self)
         if self.close_code not in _FINAL:
             self.close_code = CloseCode.NORMAL
 

@@ -13,6 +13,7 @@ from protocol.limits import FloodLimits, SessionLimits
 from protocol.session import AUTHENTICATED, CLOSING
 from protocol.sfs2x import Action, Message, SFSArray, SFSObject, SFSType, decode_frame, encode_frame
 from protocol.sfs2x.messages import extension_request, handshake_request, login_request, ping_request
+from protocol.sfs2x.reconnect import Reconnections
 from protocol.sfs2x.session import SfsSession, to_sfs_object
 
 from . import strategies
@@ -292,7 +293,7 @@ def test_kick_sends_moderator_message_then_1005_before_close() -> None:
         disc.action == 1005 and disc.params.type_of("dr") is SFSType.BYTE and disc.params.get_byte("dr") == 1
     )
     assert s.close_expected()
-    s.connection_lost()
+    s.connection_lost(0.0)
     assert s.close_code is CloseCode.KICKED
 
 
@@ -307,7 +308,7 @@ def test_ban_gives_dr_2_and_idle_dr_0() -> None:
 
 def test_a_drop_ends_the_session_at_once() -> None:
     s = logged_in()
-    s.connection_lost()
+    s.connection_lost(0.0)
     assert s.close_code is CloseCode.NORMAL  # the hub ends the player: SFS2X cannot resume
 
 
@@ -404,3 +405,84 @@ def test_hostile_requests_never_raise(msgs: list[tuple[int, int, SFSObject]]) ->
                 assert type(req) in m.CLIENT_TYPES.values()
                 s.fail(req.id, ErrorCode.BAD_REQUEST, "no")
         s.data_to_send()
+
+
+# -- reconnection (HRC) -----------------------------------------------------------------------
+
+UNITY = "UnityPlayer:Android:2022.3"
+
+
+def hrc_logged_in(reg: Reconnections, client: str = UNITY) -> tuple[SfsSession, int]:
+    """A session of `client` logged in with HRC on; the `rs` it was told."""
+    s = SfsSession(SessionLimits(), FloodLimits(), 0.0, reconnections=reg)
+    feed(s, handshake_request(client_type=client))
+    s.data_to_send()
+    [login] = feed(s, login_request("demo", "alice"))
+    s.authenticate()
+    data = {
+        "zone": "demo",
+        "user": ALICE,
+        "groups": ["default"],
+        "rooms": [LOBBY],
+        "resume_token": "native-tk",
+    }
+    s.reply(login.id, data)
+    [resp] = out(s)
+    return s, resp.params.get_short("rs")
+
+
+def test_a_unity_client_is_told_the_window_and_takes_its_session_back() -> None:
+    reg = Reconnections(30.0)
+    old, rs = hrc_logged_in(reg)
+    assert rs == 30 and len(reg) == 1
+    [spin] = feed(old, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
+    old.send_event(5, OutEvent("public_message", {"room": 1, "sender": BOB, "message": "hi"}))
+    old.data_to_send()
+    old.connection_lost(10.0)
+    assert old.close_code is None  # the hub keeps the player for its resume grace
+    new = SfsSession(SessionLimits(), FloodLimits(), 12.0, reconnections=reg)
+    [resume] = feed(new, handshake_request(client_type=UNITY, reconnection_token=old.token), 12.0)
+    assert isinstance(resume, m.Resume) and (resume.token, resume.last_seq) == ("native-tk", 5)
+    assert out(new) == []  # answered when the hub gave the player back
+    new.authenticate()
+    new.reply(resume.id, {"user": 7, "last_seq": 6})
+    [hs] = out(new)
+    assert hs.action == Action.HANDSHAKE and hs.params.get_utf_string("tk") == old.token
+    assert new.state is AUTHENTICATED and new.rooms.keys() == {1}
+    new.reply(spin.id, {"round": "r1", "win": 0})  # the reply to a request sent before the drop
+    [ext] = out(new)
+    assert ext.action == Action.CALL_EXTENSION and ext.params.get_utf_string("c") == "casino.spin"
+    [again] = feed(new, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
+    assert again.id > spin.id  # numbering goes on: money request keys never repeat in a session
+    assert len(reg) == 1
+
+
+def test_a_reconnection_after_the_session_is_gone_gets_a_new_session() -> None:
+    reg = Reconnections(30.0)
+    old, _ = hrc_logged_in(reg)
+    old.connection_lost(10.0)
+    late = SfsSession(SessionLimits(), FloodLimits(), 41.0, reconnections=reg)
+    assert feed(late, handshake_request(client_type=UNITY, reconnection_token=old.token), 41.0) == []
+    [hs] = out(late)
+    assert hs.params.get_utf_string("tk") == late.token != old.token  # past the window: new
+    old2, _ = hrc_logged_in(reg)
+    old2.connection_lost(50.0)
+    refused = SfsSession(SessionLimits(), FloodLimits(), 51.0, reconnections=reg)
+    [resume] = feed(refused, handshake_request(client_type=UNITY, reconnection_token=old2.token), 51.0)
+    refused.fail(resume.id, ErrorCode.RESUME_FAILED, "no such session")  # the hub ended it
+    [hs] = out(refused)
+    assert hs.params.get_utf_string("tk") == refused.token != old2.token and refused.rooms == {}
+    assert refused.state is not AUTHENTICATED
+
+
+def test_javascript_clients_and_closes_by_the_server_end_the_session_at_once() -> None:
+    reg = Reconnections(30.0)
+    js, rs = hrc_logged_in(reg, client="JavaScript")
+    assert rs == 0 and len(reg) == 0
+    js.connection_lost(1.0)
+    assert js.close_code is CloseCode.NORMAL
+    unity, _ = hrc_logged_in(reg)
+    unity.check_timeouts(10_000.0)  # idle: closed by the server
+    unity.connection_lost(10_000.0)
+    assert unity.close_code is CloseCode.NORMAL and len(reg) == 0  # the hub ends it
+    assert hrc_logged_in(Reconnections(0.0))[1] == 0  # resume_grace = 0: no HRC
