@@ -9,7 +9,8 @@ to the owning worker (gameserver/handoff.py, SCM_RIGHTS):
   token>` -> the worker the token names. Otherwise no key.
 - Raw TCP: the first length-prefixed MessagePack frame: a `login` with a `token`, or a
   `resume`. Anything else: no key.
-- SmartFox TCP: no key (nothing is read).
+- SmartFox TCP: the first packet (the handshake). A reconnecting client's `rt` (its old
+  session token, HRC) names the worker that holds its session; else no key.
 
 A connection without a key goes to the least-loaded worker. The worker completes the
 WebSocket handshake; nothing here writes to a client except a redirect to another node
@@ -35,6 +36,8 @@ from protocol.codec import choose_subprotocol
 from protocol.codes import CloseCode
 from protocol.framing import HEADER_SIZE, frame
 from protocol.messages import Closing
+from protocol.sfs2x import Action, Controller, PacketReader, SFSDecodeError, decode_packet_message
+from protocol.sfs2x.messages import parse_handshake
 
 from . import auth
 
@@ -236,9 +239,6 @@ class Acceptor:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.accepted += 1
-            if kind == "sfs":
-                self.dispatch(kind, sock, b"", NO_ROUTE)
-                continue
             buf = bytearray()
             if not self._read_some(kind, sock, buf):  # not there yet: wait for it
                 fd = sock.fileno()
@@ -283,6 +283,8 @@ class Acceptor:
             if len(buf) > MAX_HEAD:
                 return NO_ROUTE  # the worker rejects it
             return None
+        if kind == "sfs":
+            return sfs_route(bytes(buf), self.max_frame)
         if len(buf) >= HEADER_SIZE and int.from_bytes(buf[:HEADER_SIZE], "big") > self.max_frame:
             return NO_ROUTE  # the worker closes it (message too big)
         size = tcp_frame_size(buf)
@@ -312,4 +314,35 @@ class Acceptor:
             self._expiry = self._loop.call_later(self.read_timeout / 4, self._expire)
 
 
-__all__ = ["Acceptor", "Route", "NO_ROUTE", "CloseCode", "ws_route", "tcp_route", "parse_ws_head"]
+def sfs_route(buf: bytes, max_packet: int) -> Route | None:
+    """The route of a SmartFox TCP client once its first packet is in (None: not yet): the
+    worker named by a reconnecting client's `rt` (SFS2X session tokens carry the worker,
+    as resume tokens do); NO_ROUTE for a first connection or anything the worker rejects."""
+    reader = PacketReader(max_packet_size=max_packet, max_payload_size=4 * max_packet)
+    reader.receive_data(buf)
+    packets = reader.packets_received()
+    if reader.exc is not None:
+        return NO_ROUTE
+    if not packets:
+        return None
+    try:
+        msg = decode_packet_message(packets[0])
+        if msg.controller != Controller.SYSTEM or msg.action != Action.HANDSHAKE:
+            return NO_ROUTE
+        rt = parse_handshake(msg.params).reconnection_token
+    except SFSDecodeError:
+        return NO_ROUTE
+    owner = auth.resume_owner(rt) if rt else None
+    return Route(resume=owner) if owner is not None else NO_ROUTE
+
+
+__all__ = [
+    "Acceptor",
+    "Route",
+    "NO_ROUTE",
+    "CloseCode",
+    "ws_route",
+    "tcp_route",
+    "sfs_route",
+    "parse_ws_head",
+]

@@ -88,6 +88,11 @@ def set_issuer(member: str) -> None:
     _issuer = member
 
 
+def issuer() -> str:
+    """The ring member this process's tokens point to ("" outside a cluster)."""
+    return _issuer
+
+
 def resume_token() -> str:
     """A fresh, unguessable session resume token: `<worker>.<secret>` in a cluster.
 

@@ -19,6 +19,7 @@ from protocol.messages import CLIENT_TYPES
 from protocol.sfs2x.packet import PacketReader
 from protocol.sfs2x.session import SfsSession
 
+from .. import auth
 from ..connection import Connection
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def new_sfs_session(hub: Hub, stream: bool = False) -> SfsSession:
         stream=stream,
         extensions=extensions(hub),
         reconnections=hub.sfs_reconnections,
+        token_prefix=f"{auth.issuer()}." if auth.issuer() else "",
     )
 
 

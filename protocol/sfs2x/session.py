@@ -316,6 +316,8 @@ class SfsSession:
         extensions: extension command -> the native request it becomes (its fields are
             the command's params); `CASINO_COMMANDS` by default.
         reconnections: the server's HRC registry (None: no reconnection).
+        token_prefix: put before each session token `tk` (a cluster worker's
+            `<member>.`, which routes a reconnecting client back to it).
     """
 
     def __init__(
@@ -328,6 +330,7 @@ class SfsSession:
         compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD,
         extensions: Mapping[str, type] | None = None,
         reconnections: Reconnections | None = None,
+        token_prefix: str = "",
     ) -> None:
         self.limits = limits
         self.reconnections = reconnections
@@ -337,7 +340,8 @@ class SfsSession:
         self.state: State = OPEN
         self.close_code: CloseCode | None = None
         self.close_reason = ""
-        self.token = new_session_token()
+        self.token_prefix = token_prefix
+        self.token = token_prefix + new_session_token()
         self.handshaken = False
         self._flood = FloodFilter(flood, now)
         self._requests: list[Any] = []
@@ -412,7 +416,14 @@ class SfsSession:
             hs = sm.parse_handshake(p)
             self.handshaken = True
             reg = self.reconnections
-            self.hrc = reg is not None and reg.window > 0 and not hs.client_type.startswith("JavaScript")
+            # TCP only: the WebSocket path serves the JavaScript and WebGL clients, which
+            # cannot reconnect (their users would linger for the window after each drop)
+            self.hrc = (
+                reg is not None
+                and reg.window > 0
+                and self.stream
+                and not hs.client_type.startswith("JavaScript")
+            )
             old = reg.take(hs.reconnection_token, self._last_rx) if reg and hs.reconnection_token else None
             if old is not None and old.resume_token is not None:
                 self._take_over(old)
@@ -677,7 +688,7 @@ class SfsSession:
             return
         if pending.action == Action.HANDSHAKE:  # HRC: the session is gone (expired, ended)
             logger.debug("sfs2x: reconnection refused: %s", message)
-            self.token, self.resume_token = new_session_token(), None
+            self.token, self.resume_token = self.token_prefix + new_session_token(), None
             self.rooms, self.users, self.me, self.zone = {}, {}, None, ""
             self._created, self._pending = set(), {}
             self._handshake_done()  # a new session: the client reports the connection lost

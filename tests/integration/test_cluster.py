@@ -36,7 +36,7 @@ from gameserver.ring import HashRing, user_key
 from gameserver.worker import all_members
 from persistence import open_stores
 from protocol.codes import CloseCode
-from protocol.sfs2x import Action, PacketReader, decode_packet_message, encode_frame
+from protocol.sfs2x import Action, PacketReader, SFSObject, decode_packet_message, encode_frame
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 
 from .client import TcpClient, WsClient
@@ -361,6 +361,52 @@ def test_smartfox_tcp_clients_are_handed_to_a_worker(main_cluster: Cluster) -> N
             got += [decode_packet_message(p).action for p in reader.packets_received()]
         assert got[2] == Action.PING_PONG
         w.close()
+
+    asyncio.run(run())
+
+
+def test_a_reconnecting_smartfox_client_is_routed_back_to_its_worker(main_cluster: Cluster) -> None:
+    """HRC across workers: the session token names the worker, and the acceptor reads the
+    handshake's `rt` to hand the reconnection to it. Four clients drop and come back: each
+    gets its token back (the least-loaded worker would be the right one for all four only
+    about once in 81 runs)."""
+    c = main_cluster
+    unity = "UnityPlayer:iOS:2022.3"
+
+    async def first(r: asyncio.StreamReader, reader: PacketReader) -> list[tuple[int, SFSObject]]:
+        while True:
+            data = await asyncio.wait_for(r.read(65536), 5)
+            assert data, "closed"
+            reader.receive_data(data)
+            got = [decode_packet_message(p) for p in reader.packets_received()]
+            if got:
+                return [(m.action, m.params) for m in got]
+
+    async def one(i: int) -> None:
+        r, w = await asyncio.open_connection("127.0.0.1", c.sfs_port)
+        reader = PacketReader()
+        w.write(
+            encode_frame(handshake_request(client_type=unity)) + encode_frame(login_request("demo", f"u{i}"))
+        )
+        got: list[tuple[int, SFSObject]] = []
+        while len(got) < 2:
+            got += await first(r, reader)
+        token = got[0][1].get_utf_string("tk")
+        assert got[1][0] == Action.LOGIN and got[1][1].get_short("rs") == 30
+        assert auth.resume_owner(token) is not None  # "<member>.<hex>"
+        w.transport.abort()
+        await asyncio.sleep(0.3)
+        r2, w2 = await asyncio.open_connection("127.0.0.1", c.sfs_port)
+        reader2 = PacketReader()
+        w2.write(encode_frame(handshake_request(client_type=unity, reconnection_token=token)))
+        [(action, params), *_] = await first(r2, reader2)
+        assert action == Action.HANDSHAKE and params.get_utf_string("tk") == token, i
+        w2.write(encode_frame(ping_request()))
+        assert Action.PING_PONG in [a for a, _ in await first(r2, reader2)]
+        w2.close()
+
+    async def run() -> None:
+        await asyncio.gather(*(one(i) for i in range(4)))
 
     asyncio.run(run())
 

@@ -13,13 +13,15 @@ import pytest
 import uvloop
 
 from gameserver import auth
-from gameserver.acceptor import NO_ROUTE, Route, parse_ws_head, tcp_frame_size, tcp_route, ws_route
+from gameserver.acceptor import NO_ROUTE, Route, parse_ws_head, sfs_route, tcp_frame_size, tcp_route, ws_route
 from gameserver.config import AuthSection, ClusterSection, Config, ServerSection
 from gameserver.handoff import Channel, channel_pair
 from gameserver.hub import GUEST_ID_BASE, Hub
 from gameserver.ring import HashRing, user_key
 from gameserver.worker import GuestIds, Lease, WorkerHub, all_members, protocol_for
 from protocol.framing import frame
+from protocol.sfs2x import encode_frame
+from protocol.sfs2x.messages import handshake_request, login_request
 from rooms.config import RoomConfig, ZoneConfig
 from tests.integration.client import TcpClient, WsClient
 
@@ -70,6 +72,18 @@ def test_first_tcp_frame_routes_login_and_resume() -> None:
     guest = frame(msgspec.msgpack.encode({"type": "login", "id": 1, "guest": True, "zone": "demo"}))
     assert tcp_route(guest, SECRET, time.time()) is NO_ROUTE
     assert tcp_route(frame(b"\xc1"), SECRET, time.time()) is NO_ROUTE
+
+
+def test_first_smartfox_packet_routes_a_reconnection_to_the_worker_its_token_names() -> None:
+    back = encode_frame(handshake_request(client_type="UnityPlayer", reconnection_token="0.2.9f3c"))
+    assert sfs_route(back[:-1], 4096) is None  # not all in yet
+    assert sfs_route(back, 4096) == Route(resume="0.2")
+    assert sfs_route(encode_frame(handshake_request()), 4096) is NO_ROUTE  # a first connection
+    plain = encode_frame(handshake_request(client_type="UnityPlayer", reconnection_token="9f3c" * 8))
+    assert sfs_route(plain, 4096) is NO_ROUTE  # a single-process token names nobody
+    assert sfs_route(encode_frame(login_request("demo", "x")), 4096) is NO_ROUTE  # not a handshake
+    assert sfs_route(b"\x80\x00\x05nope!", 4096) is NO_ROUTE  # garbage: the worker closes it
+    assert sfs_route(b"\x80\xff\xff" + bytes(10), 4096) is NO_ROUTE  # above the packet limit
 
 
 def test_resume_tokens_name_their_issuer() -> None:

@@ -11,7 +11,16 @@ from protocol.codes import CloseCode, ErrorCode
 from protocol.events import OutEvent
 from protocol.limits import FloodLimits, SessionLimits
 from protocol.session import AUTHENTICATED, CLOSING
-from protocol.sfs2x import Action, Message, SFSArray, SFSObject, SFSType, decode_frame, encode_frame
+from protocol.sfs2x import (
+    Action,
+    Message,
+    PacketReader,
+    SFSArray,
+    SFSObject,
+    SFSType,
+    decode_frame,
+    encode_frame,
+)
 from protocol.sfs2x.messages import extension_request, handshake_request, login_request, ping_request
 from protocol.sfs2x.reconnect import Reconnections
 from protocol.sfs2x.session import SfsSession, to_sfs_object
@@ -412,12 +421,22 @@ def test_hostile_requests_never_raise(msgs: list[tuple[int, int, SFSObject]]) ->
 UNITY = "UnityPlayer:Android:2022.3"
 
 
-def hrc_logged_in(reg: Reconnections, client: str = UNITY) -> tuple[SfsSession, int]:
-    """A session of `client` logged in with HRC on; the `rs` it was told."""
-    s = SfsSession(SessionLimits(), FloodLimits(), 0.0, reconnections=reg)
-    feed(s, handshake_request(client_type=client))
+def feed_tcp(s: SfsSession, msg: Message, now: float = 0.0) -> list[Any]:
+    """As `feed`, for a TCP session (`stream=True`: the transport passes packet payloads)."""
+    reader = PacketReader()
+    reader.receive_data(encode_frame(msg))
+    for packet in reader.packets_received():
+        s.receive_message(packet.payload, True, now)
+    return s.requests_received()
+
+
+def hrc_logged_in(reg: Reconnections, client: str = UNITY, stream: bool = True) -> tuple[SfsSession, int]:
+    """A session of `client` logged in with HRC on (over TCP unless `stream` is False); the `rs` it was told."""
+    s = SfsSession(SessionLimits(), FloodLimits(), 0.0, stream=stream, reconnections=reg)
+    put = feed_tcp if stream else feed
+    put(s, handshake_request(client_type=client))
     s.data_to_send()
-    [login] = feed(s, login_request("demo", "alice"))
+    [login] = put(s, login_request("demo", "alice"))
     s.authenticate()
     data = {
         "zone": "demo",
@@ -435,13 +454,13 @@ def test_a_unity_client_is_told_the_window_and_takes_its_session_back() -> None:
     reg = Reconnections(30.0)
     old, rs = hrc_logged_in(reg)
     assert rs == 30 and len(reg) == 1
-    [spin] = feed(old, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
-    old.send_event(5, OutEvent("public_message", {"room": 1, "sender": BOB, "message": "hi"}))
-    old.data_to_send()
+    [spin] = feed_tcp(old, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
+    old.send_event(5, OutEvent("public_message", {"room": 1, "from": 8, "text": "hi"}))
+    assert out(old)[0].params.get_utf_string("m") == "hi"
     old.connection_lost(10.0)
     assert old.close_code is None  # the hub keeps the player for its resume grace
-    new = SfsSession(SessionLimits(), FloodLimits(), 12.0, reconnections=reg)
-    [resume] = feed(new, handshake_request(client_type=UNITY, reconnection_token=old.token), 12.0)
+    new = SfsSession(SessionLimits(), FloodLimits(), 12.0, stream=True, reconnections=reg)
+    [resume] = feed_tcp(new, handshake_request(client_type=UNITY, reconnection_token=old.token), 12.0)
     assert isinstance(resume, m.Resume) and (resume.token, resume.last_seq) == ("native-tk", 5)
     assert out(new) == []  # answered when the hub gave the player back
     new.authenticate()
@@ -452,7 +471,9 @@ def test_a_unity_client_is_told_the_window_and_takes_its_session_back() -> None:
     new.reply(spin.id, {"round": "r1", "win": 0})  # the reply to a request sent before the drop
     [ext] = out(new)
     assert ext.action == Action.CALL_EXTENSION and ext.params.get_utf_string("c") == "casino.spin"
-    [again] = feed(new, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
+    [again] = feed_tcp(
+        new, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot"))
+    )
     assert again.id > spin.id  # numbering goes on: money request keys never repeat in a session
     assert len(reg) == 1
 
@@ -461,14 +482,14 @@ def test_a_reconnection_after_the_session_is_gone_gets_a_new_session() -> None:
     reg = Reconnections(30.0)
     old, _ = hrc_logged_in(reg)
     old.connection_lost(10.0)
-    late = SfsSession(SessionLimits(), FloodLimits(), 41.0, reconnections=reg)
-    assert feed(late, handshake_request(client_type=UNITY, reconnection_token=old.token), 41.0) == []
+    late = SfsSession(SessionLimits(), FloodLimits(), 41.0, stream=True, reconnections=reg)
+    assert feed_tcp(late, handshake_request(client_type=UNITY, reconnection_token=old.token), 41.0) == []
     [hs] = out(late)
     assert hs.params.get_utf_string("tk") == late.token != old.token  # past the window: new
     old2, _ = hrc_logged_in(reg)
     old2.connection_lost(50.0)
-    refused = SfsSession(SessionLimits(), FloodLimits(), 51.0, reconnections=reg)
-    [resume] = feed(refused, handshake_request(client_type=UNITY, reconnection_token=old2.token), 51.0)
+    refused = SfsSession(SessionLimits(), FloodLimits(), 51.0, stream=True, reconnections=reg)
+    [resume] = feed_tcp(refused, handshake_request(client_type=UNITY, reconnection_token=old2.token), 51.0)
     refused.fail(resume.id, ErrorCode.RESUME_FAILED, "no such session")  # the hub ended it
     [hs] = out(refused)
     assert hs.params.get_utf_string("tk") == refused.token != old2.token and refused.rooms == {}
@@ -486,3 +507,4 @@ def test_javascript_clients_and_closes_by_the_server_end_the_session_at_once() -
     unity.connection_lost(10_000.0)
     assert unity.close_code is CloseCode.NORMAL and len(reg) == 0  # the hub ends it
     assert hrc_logged_in(Reconnections(0.0))[1] == 0  # resume_grace = 0: no HRC
+    assert hrc_logged_in(reg, stream=False)[1] == 0  # the WebSocket path (JavaScript, WebGL)
