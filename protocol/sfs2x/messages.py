@@ -266,6 +266,22 @@ def user_enter_room(room_id: int, user: UserInfo) -> Message:
     return Message.system(Action.USER_ENTER_ROOM, p)
 
 
+def parse_switch_role(p: SFSObject) -> int:
+    """SpectatorToPlayer (a=17) / PlayerToSpectator (a=18) params: the room ``r:INT`` (spec §6.12)."""
+    return p.get_int("r")
+
+
+def spectator_to_player(room_id: int, user_id: int, player_id: int) -> Message:
+    """a=17 to everyone in the room: ``r:INT, u:INT, p:SHORT`` (the user's new player id)."""
+    p = SFSObject().put_int("r", room_id).put_int("u", user_id).put_short("p", player_id)
+    return Message.system(Action.SPECTATOR_TO_PLAYER, p)
+
+
+def player_to_spectator(room_id: int, user_id: int) -> Message:
+    """a=18 to everyone in the room: ``r:INT, u:INT``."""
+    return Message.system(Action.PLAYER_TO_SPECTATOR, SFSObject().put_int("r", room_id).put_int("u", user_id))
+
+
 def user_count_change(room_id: int, user_count: int, spectator_count: int | None = None) -> Message:
     """Event 1001 to group subscribers: ``r:INT, uc:SHORT`` and optional ``sc:SHORT``."""
     p = SFSObject().put_int("r", room_id).put_short("uc", user_count)

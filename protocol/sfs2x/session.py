@@ -105,8 +105,17 @@ _ANSWERED: Final = frozenset(
         Action.SUBSCRIBE_ROOM_GROUP,
         Action.UNSUBSCRIBE_ROOM_GROUP,
         Action.CALL_EXTENSION,
+        Action.SPECTATOR_TO_PLAYER,
+        Action.PLAYER_TO_SPECTATOR,
     }
 )
+#: Native refusals of a spectator/player switch as the SFS `ec` (the client checks only
+#: that there is one; §9: 32-35 with the room name)
+_SWITCH_EC: Final = {
+    Native.ROOM_FULL: Ec.SWITCH_NO_PLAYER_SLOTS,
+    Native.SPECTATORS_FULL: Ec.SWITCH_NO_SPECTATOR_SLOTS,
+    Native.BAD_REQUEST: Ec.SWITCH_NOT_A_GAME_ROOM,
+}
 _DISCONNECT_REASONS: Final = {
     CloseCode.KICKED: DisconnectionReason.KICK,
     CloseCode.BANNED: DisconnectionReason.BAN,
@@ -257,6 +266,8 @@ def sfs_error(action: int, code: int, message: str, ctx: dict[str, str]) -> tupl
             if action == Action.CREATE_ROOM
             else Ec.SUBSCRIBE_GROUP_NOT_FOUND
         )
+    elif action in (Action.SPECTATOR_TO_PLAYER, Action.PLAYER_TO_SPECTATOR):
+        ec = _SWITCH_EC.get(code, Ec.SWITCH_NOT_JOINED_IN_ROOM)  # type: ignore[call-overload]
     else:
         ec = _EC.get(code, Ec.GENERIC_ERROR)  # type: ignore[call-overload]
     zone, name, room, group = (
@@ -284,6 +295,10 @@ def sfs_error(action: int, code: int, message: str, ctx: dict[str, str]) -> tupl
         Ec.SUBSCRIBE_GROUP_NOT_FOUND: (group,),
         Ec.UNSUBSCRIBE_GROUP_NOT_SUBSCRIBED: (group,),
         Ec.UNSUBSCRIBE_GROUP_NOT_FOUND: (group,),
+        Ec.SWITCH_NO_PLAYER_SLOTS: (room,),
+        Ec.SWITCH_NO_SPECTATOR_SLOTS: (room,),
+        Ec.SWITCH_NOT_A_GAME_ROOM: (room,),
+        Ec.SWITCH_NOT_JOINED_IN_ROOM: (room,),
     }
     return int(ec), params.get(ec, (message,))
 
@@ -516,6 +531,11 @@ class SfsSession:
         elif action == Action.SET_USER_VARIABLES:
             uv = sm.parse_set_user_variables(p)
             self._submit(action, "set_user_variables", {"variables": _native_variables(uv)})
+        elif action == Action.SPECTATOR_TO_PLAYER or action == Action.PLAYER_TO_SPECTATOR:
+            room_id = sm.parse_switch_role(p)
+            room = self.rooms.get(room_id)
+            fields = {"room": room_id, "spectator": action == Action.PLAYER_TO_SPECTATOR}
+            self._submit(action, "switch_role", fields, {"room": room["name"] if room else str(room_id)})
         elif action == Action.KICK_USER:
             k = sm.parse_kick_user(p)
             self._submit(action, "kick", {"user": k.user_id, "reason": k.message or ""})
@@ -668,6 +688,12 @@ class SfsSession:
             self._send(sm.room_group_unsubscribed(data["group"]))
         elif action == Action.CALL_EXTENSION:
             self._send(sm.extension_response(pending.ctx.get("cmd", ""), to_sfs_object(data)))
+        elif (
+            action in (Action.SPECTATOR_TO_PLAYER, Action.PLAYER_TO_SPECTATOR)
+            and isinstance(data, dict)
+            and self.me is not None
+        ):  # the requester's own answer; the others get the `role_switched` event
+            self._switched(data["room"], self.me["id"], data["player_id"])
 
     def _joined(self, data: dict[str, Any]) -> None:
         room = self._learn_room(data["room"])
@@ -776,9 +802,20 @@ class SfsSession:
             what = "kicked" if name == "kicked" else "banned"
             self._send(sm.moderator_message(d.get("reason") or f"You have been {what}", SERVER_USER))
         elif name == "role_switched":
-            logger.debug("sfs2x: role_switched is not forwarded (spectator switching not supported yet)")
+            if self.me is None or d["user"] != self.me["id"]:  # our own: the reply says it
+                self._switched(d["room"], d["user"], d["player_id"])
         else:  # anything else (casino pushes...) as an extension push named after the event
             self._send(sm.extension_response(name, to_sfs_object(d)))
+
+    def _switched(self, room: int, user: int, player_id: int) -> None:
+        """a=17 (a player now, with its player id) or a=18 (a spectator now)."""
+        known = self.users.get(user)
+        if known is not None:
+            known["player_id"] = player_id
+        if player_id >= 0:
+            self._send(sm.spectator_to_player(room, user, player_id))
+        else:
+            self._send(sm.player_to_spectator(room, user))
 
     def send_raw(self, payload: bytes) -> None:
         """Queue an already encoded SFS2X packet."""

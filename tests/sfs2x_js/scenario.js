@@ -261,6 +261,28 @@ async function main() {
   await removed; // an empty user-created room goes away
   step("rooms");
 
+  // Player and spectator switching in a game room (a=17 / a=18).
+  const game = new SFS2X.RoomSettings("Alice's game");
+  game.isGame = true;
+  game.maxUsers = 2;
+  game.maxSpectators = 2;
+  const joinedGame = waitFor(alice, E.ROOM_JOIN, (e) => e.room.name === "Alice's game", "join game");
+  alice.send(new SFS2X.CreateRoomRequest(game, true));
+  const gameRoom = (await joinedGame).room;
+  check(gameRoom.isGame && alice.mySelf.isPlayerInRoom(gameRoom), "alice plays");
+  const toSpectator = waitFor(alice, E.PLAYER_TO_SPECTATOR, (e) => e.user.isItMe, "to spectator");
+  alice.send(new SFS2X.PlayerToSpectatorRequest(gameRoom));
+  await toSpectator;
+  check(alice.mySelf.isSpectatorInRoom(gameRoom), "alice watches");
+  const toPlayer = waitFor(alice, E.SPECTATOR_TO_PLAYER, (e) => e.user.isItMe, "to player");
+  alice.send(new SFS2X.SpectatorToPlayerRequest(gameRoom));
+  check((await toPlayer).playerId >= 1, "a player id");
+  check(alice.mySelf.isPlayerInRoom(gameRoom), "alice plays again");
+  const leftGame = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe && e.room.name === "Alice's game", "leave game");
+  alice.send(new SFS2X.LeaveRoomRequest(gameRoom));
+  await leftGame;
+  step("spectator");
+
   const out = waitFor(alice, E.LOGOUT, () => true, "logout");
   alice.send(new SFS2X.LogoutRequest());
   await out;

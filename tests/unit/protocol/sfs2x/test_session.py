@@ -180,6 +180,44 @@ def test_join_errors() -> None:
         assert (err.action, err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (4, ec, ep)
 
 
+def test_player_and_spectator_switching_17_and_18() -> None:
+    """a=18 / a=17 become `switch_role`; the reply is the requester's a=18 / a=17, the
+    others' `role_switched` events are theirs (the own one is not sent twice)."""
+    s = logged_in()
+    s.reply(*[r.id for r in feed(s, Message.system(Action.JOIN_ROOM, SFSObject().put_int("i", 1)))],
+            {"room": {**LOBBY, "game": True, "users": 2}, "users": [ALICE, BOB]})  # fmt: skip
+    out(s)
+    [watch] = feed(s, Message.system(Action.PLAYER_TO_SPECTATOR, SFSObject().put_int("r", 1)))
+    assert isinstance(watch, m.SwitchRole) and (watch.room, watch.spectator) == (1, True)
+    s.reply(watch.id, {"room": 1, "player_id": -1})
+    s.send_event(6, OutEvent("role_switched", {"room": 1, "user": 7, "player_id": -1}))  # our own
+    [me] = out(s)
+    assert me.action == Action.PLAYER_TO_SPECTATOR and (me.params.get_int("r"), me.params.get_int("u")) == (
+        1,
+        7,
+    )
+    s.send_event(7, OutEvent("role_switched", {"room": 1, "user": 8, "player_id": 2}))
+    [bob] = out(s)
+    assert bob.action == Action.SPECTATOR_TO_PLAYER and bob.params.get_int("u") == 8
+    assert bob.params.type_of("p") is SFSType.SHORT and bob.params.get_short("p") == 2
+    [play] = feed(s, Message.system(Action.SPECTATOR_TO_PLAYER, SFSObject().put_int("r", 1)))
+    assert isinstance(play, m.SwitchRole) and not play.spectator
+    for code, ec in [
+        (ErrorCode.ROOM_FULL, 32),
+        (ErrorCode.SPECTATORS_FULL, 33),
+        (ErrorCode.BAD_REQUEST, 34),
+        (ErrorCode.NOT_IN_ROOM, 35),
+    ]:
+        [req] = feed(s, Message.system(Action.SPECTATOR_TO_PLAYER, SFSObject().put_int("r", 1)))
+        s.fail(req.id, code, "x")
+        [err] = out(s)
+        assert (err.action, err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (
+            17,
+            ec,
+            ("Lobby",),
+        )
+
+
 def test_leave_has_no_response_but_1004() -> None:
     s = logged_in()
     [leave] = feed(s, Message.system(Action.LEAVE_ROOM, SFSObject().put_int("r", 1)))
