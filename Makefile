@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-checkpoint bench-acceptor bench-spin-path soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,11 @@ bench-cluster: $(STAMP)
 # (one server process, real loopback sockets; bench/RESULTS.md)
 bench-heartbeat: $(STAMP)
 	$(PY) -m bench.heartbeat $(ARGS)
+
+# A SmartFox (SFS2X) TCP session against a native TCP one: server RSS, CPU per login and
+# per ping, side by side in one run (bench/RESULTS.md)
+bench-sfs2x-sessions: $(STAMP)
+	$(PY) -m bench.sfs2x_sessions $(ARGS)
 
 # server CPU per spin request without sockets (decode, casino, ledger, rewards, reply),
 # at 2 and 200 spins in flight: the sparse and the batched case
