@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from protocol.codec import MSGPACK
@@ -31,10 +32,20 @@ logger = logging.getLogger("croupier.sfs2x.tcp")
 SFS_WS_PATH = "/BlueBox/websocket"
 
 
+#: hub -> (services registered when it was built, its extension table): one table for
+#: every session (services are registered at start-up; a new one rebuilds it)
+_TABLES: weakref.WeakKeyDictionary[Hub, tuple[int, dict[str, type]]] = weakref.WeakKeyDictionary()
+
+
 def extensions(hub: Hub) -> dict[str, type]:
     """Zone-extension commands: `casino.<request type>` for every request a service of
     this server handles (casino, rewards, leaderboards...), e.g. `casino.spin`."""
-    return {f"casino.{tag}": cls for tag, cls in CLIENT_TYPES.items() if cls in hub.services}
+    cached = _TABLES.get(hub)
+    if cached is not None and cached[0] == len(hub.services):
+        return cached[1]
+    table = {f"casino.{tag}": cls for tag, cls in CLIENT_TYPES.items() if cls in hub.services}
+    _TABLES[hub] = (len(hub.services), table)
+    return table
 
 
 def new_sfs_session(hub: Hub, stream: bool = False) -> SfsSession:
