@@ -90,24 +90,25 @@ def _cpu(p: psutil.Process) -> tuple[float, float]:
 
 
 class Server:
-    """One `croupier run` of `tree`, WebSocket only, on a free port."""
+    """One `croupier run` of `tree`, WebSocket only, on a free port (`env` may turn the
+    other listeners on, or change any other setting)."""
 
     def __init__(
         self, tree: Path, config: str = SERVER_CONFIG, store: str = "", env: dict[str, str] | None = None
     ) -> None:
         self.port = _free_port()
         self.admin_port = _free_port()
-        env = _env(
-            tree,
-            CROUPIER_SERVER_WS_PORT=str(self.port),
-            CROUPIER_SERVER_TCP_PORT="-1",
-            CROUPIER_SERVER_SFS_TCP_PORT="-1",
-            CROUPIER_SERVER_ADMIN_PORT=str(self.admin_port),
-            CROUPIER_SERVER_TRANSPORT="picows",
-            CROUPIER_LIMITS_IDLE_TIMEOUT="600",
+        settings = {
+            "CROUPIER_SERVER_WS_PORT": str(self.port),
+            "CROUPIER_SERVER_TCP_PORT": "-1",
+            "CROUPIER_SERVER_SFS_TCP_PORT": "-1",
+            "CROUPIER_SERVER_ADMIN_PORT": str(self.admin_port),
+            "CROUPIER_SERVER_TRANSPORT": "picows",
+            "CROUPIER_LIMITS_IDLE_TIMEOUT": "600",
             **({"CROUPIER_STORE_URL": store} if store else {}),
             **(env or {}),
-        )
+        }
+        env = _env(tree, **settings)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gameserver", "run", "--config", config, "--log-level", "WARNING"],
             cwd=tree,

@@ -22,17 +22,14 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import psutil
 import uvloop
 
-from bench.heartbeat import _cpu, _env, _free_port
+from bench.heartbeat import Server, _free_port
 from protocol.framing import StreamFramer, frame
 from protocol.sfs2x import PacketReader, encode_frame
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
@@ -42,47 +39,12 @@ CONFIG = "bench/scenarios/servers/sessions.toml"
 UNITY = "UnityPlayer:Android:2022.3"
 
 
-class Server:
-    """One `croupier run` with the native TCP and the SFS2X TCP listeners on free ports."""
-
-    def __init__(self) -> None:
-        self.tcp_port, self.sfs_port = _free_port(), _free_port()
-        env = _env(
-            ROOT,
-            CROUPIER_SERVER_WS_PORT=str(_free_port()),
-            CROUPIER_SERVER_TCP_PORT=str(self.tcp_port),
-            CROUPIER_SERVER_SFS_TCP_PORT=str(self.sfs_port),
-            CROUPIER_SERVER_ADMIN_PORT=str(_free_port()),
-            CROUPIER_LIMITS_IDLE_TIMEOUT="600",
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gameserver", "run", "--config", CONFIG, "--log-level", "WARNING"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 20
-        for line in self.proc.stdout:
-            if "sfs2x tcp://" in line or time.monotonic() > deadline:
-                break
-        self.ps = psutil.Process(self.proc.pid)
-
-    def cpu(self) -> float:
-        return _cpu(self.ps)[1]
-
-    def rss(self) -> int:
-        return int(self.ps.memory_info().rss)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+def start_server() -> tuple[Server, int, int]:
+    """A `croupier run` (bench/heartbeat.py's) with the native TCP and SFS2X TCP listeners
+    on: the server, its native TCP port and its SFS2X TCP port."""
+    tcp, sfs = _free_port(), _free_port()
+    ports = {"CROUPIER_SERVER_TCP_PORT": str(tcp), "CROUPIER_SERVER_SFS_TCP_PORT": str(sfs)}
+    return Server(ROOT, CONFIG, env=ports), tcp, sfs
 
 
 class Client:
@@ -129,11 +91,18 @@ class Client:
 
 
 async def one_run(kind: str, n: int, every: float, seconds: float) -> dict[str, float]:
-    server = Server()
+    server, tcp_port, sfs_port = start_server()
     try:
         await asyncio.sleep(1.0)
-        port = server.tcp_port if kind == "native" else server.sfs_port
-        rss0, cpu0 = server.rss(), server.cpu()
+        port = tcp_port if kind == "native" else sfs_port
+
+        def rss() -> int:
+            return int(server.ps.memory_info().rss)
+
+        def cpu() -> float:
+            return server.cpu()[1]  # the scheduler's run time (ns resolution)
+
+        rss0, cpu0 = rss(), cpu()
         clients: list[Client] = []
         for i in range(0, n, 200):  # connect and log in 200 at a time
             batch = []
@@ -146,7 +115,7 @@ async def one_run(kind: str, n: int, every: float, seconds: float) -> dict[str, 
             await asyncio.wait_for(asyncio.gather(*(c.read(first) for c in batch)), 60)
             clients += batch
         await asyncio.sleep(1.0)
-        cpu1, rss1 = server.cpu(), server.rss()
+        cpu1, rss1 = cpu(), rss()
         base = {id(c): c.replies for c in clients}
         phases = {id(c): random.random() * every for c in clients}
         start = time.monotonic()
@@ -162,9 +131,9 @@ async def one_run(kind: str, n: int, every: float, seconds: float) -> dict[str, 
                 await c.read(c.replies + 1)
                 t += every
 
-        cpu2 = server.cpu()
+        cpu2 = cpu()
         await asyncio.wait_for(asyncio.gather(*(pinger(c) for c in clients)), seconds + 30)
-        cpu3 = server.cpu()
+        cpu3 = cpu()
         answered = sum(c.replies - base[id(c)] for c in clients)
         for c in clients:
             c.writer.close()

@@ -2,8 +2,8 @@
 
 * **Scores** come from `RoundSettled` domain events (the casino publishes one after each
   commit), and for boards of metric `mission_points` from `MissionCompleted` events (the
-  rewards service publishes one per rewarded mission instance). The consumer applies each to the boards of the event's zone that this member
-  owns (`Ownership`), idempotently per round id (`rooms.leaderboards.board`). With a store,
+  rewards service publishes one per rewarded mission instance). The consumer applies each
+  to the boards of the event's zone that this member owns (`Ownership`), idempotently per round id (`rooms.leaderboards.board`). With a store,
   changed scores are checkpointed every `checkpoint_interval` in one transaction; with the Redis event bus
   the round ids go into that same transaction and the event is acknowledged only after it,
   so a redelivered event after a crash is recognised (see docs/leaderboards.md).
@@ -373,11 +373,16 @@ class Leaderboards:
     def _apply(self, event: Scored, boards: list[Board], skip: set[str] | tuple[()]) -> None:
         at = event.at_ms / 1000
         owner = str(event.user_id)
-        mission = isinstance(event, MissionCompleted)
         if isinstance(event, MissionCompleted):  # `game` is the mission: a board's `games` can name missions
-            rnd = Round(event.event_id, owner, event.name, event.mission, 0, 0, at, event.points)
+            mission, rnd = (
+                True,
+                Round(event.event_id, owner, event.name, event.mission, 0, 0, at, event.points),
+            )
         else:
-            rnd = Round(event.event_id, owner, event.name, event.game, event.stake, event.win, at)
+            mission, rnd = (
+                False,
+                Round(event.event_id, owner, event.name, event.game, event.stake, event.win, at),
+            )
         st = self.stats
         for b in boards:
             if (b.cfg.metric is Metric.MISSION_POINTS) is not mission:

@@ -201,8 +201,7 @@ class Bonuses:
     async def on_round(self, zr: ZoneRewards, account: str, event: RoundSettled) -> None:
         if event.stake <= 0:
             return
-        cfg = zr.cfg
-        if not (cfg.bonuses or cfg.minigame_bonus or cfg.daily_login):
+        if not zr.grants_bonuses:
             return  # no source of bonus grants configured: no store read per round
         category = "slots" if event.game in zr.casino.games else "minigames"
         settled = SettledRound(

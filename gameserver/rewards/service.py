@@ -78,11 +78,16 @@ class ZoneRewards:
         return self.casino.house
 
     @property
-    def counts_rounds(self) -> bool:
-        """Whether a settled round can change anything here: missions, bonus wagering (a
-        source of grants is configured) or a referral programme."""
+    def grants_bonuses(self) -> bool:
+        """Whether a source of bonus grants is configured (so rounds may be wagering one)."""
         c = self.cfg
-        return bool(c.missions or c.bonuses or c.minigame_bonus or c.daily_login or c.referral)
+        return bool(c.bonuses or c.minigame_bonus or c.daily_login)
+
+    @property
+    def counts_rounds(self) -> bool:
+        """Whether a settled round can change anything here: missions, bonus wagering or a
+        referral programme."""
+        return bool(self.cfg.missions or self.cfg.referral) or self.grants_bonuses
 
 
 @dataclass

@@ -439,7 +439,11 @@ class SfsSession:
                 and self.stream
                 and not hs.client_type.startswith("JavaScript")
             )
-            old = reg.take(hs.reconnection_token, self._last_rx) if reg and hs.reconnection_token else None
+            old = (
+                reg.take(hs.reconnection_token, self._last_rx)
+                if reg and self.hrc and hs.reconnection_token
+                else None
+            )
             if old is not None and old.resume_token is not None:
                 self._take_over(old)
             else:

@@ -1,4 +1,5 @@
-"""A small test client for the native protocol over WebSocket (websockets) or TCP."""
+"""Small test clients: the native protocol over WebSocket (websockets) or TCP, and SFS2X
+over TCP (as the C#/Unity API speaks it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from protocol.framing import StreamFramer, frame
+from protocol.sfs2x import Message, PacketReader, SFSObject, decode_packet_message, encode_frame
 
 
 class _Client:
@@ -116,3 +118,48 @@ class TcpClient(_Client):
         self.writer.close()
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+class SfsTcpClient:
+    """SFS2X over raw TCP: `write` packets, `recv` what arrived as `(action, params)`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.packets = PacketReader()
+        self.inbox: list[tuple[int, SFSObject]] = []  # received, not taken by `until` yet
+
+    @classmethod
+    async def connect(cls, port: int) -> SfsTcpClient:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        return cls(r, w)
+
+    def write(self, *messages: Message) -> None:
+        self.writer.write(b"".join(encode_frame(m) for m in messages))
+
+    async def recv(self, timeout: float = 5.0) -> list[tuple[int, SFSObject]]:
+        """The next packets that arrive (at least one), in order."""
+        while True:
+            data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            assert data, "closed"
+            self.packets.receive_data(data)
+            got = [decode_packet_message(p) for p in self.packets.packets_received()]
+            if got:
+                return [(m.action, m.params) for m in got]
+
+    async def until(self, action: int, timeout: float = 5.0) -> SFSObject:
+        """The params of the next packet of `action` (other packets are kept in `inbox`)."""
+        for _ in range(20):
+            for i, (a, params) in enumerate(self.inbox):
+                if a == action:
+                    del self.inbox[i]
+                    return params
+            self.inbox.extend(await self.recv(timeout))
+        raise AssertionError(f"no action {action}")
+
+    def abort(self) -> None:
+        """Drop the connection without a goodbye (a network failure, as the server sees it)."""
+        self.writer.transport.abort()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -36,10 +36,10 @@ from gameserver.ring import HashRing, user_key
 from gameserver.worker import all_members
 from persistence import open_stores
 from protocol.codes import CloseCode
-from protocol.sfs2x import Action, PacketReader, SFSObject, decode_packet_message, encode_frame
+from protocol.sfs2x import Action
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 
-from .client import TcpClient, WsClient
+from .client import SfsTcpClient, TcpClient, WsClient
 
 SECRET = "cluster-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,29 +338,22 @@ def test_bad_token_in_url_is_answered_by_the_worker(main_cluster: Cluster) -> No
 
 
 def test_smartfox_tcp_clients_are_handed_to_a_worker(main_cluster: Cluster) -> None:
-    """SFS2X TCP carries no routing key: the acceptor hands the socket over at once and
-    the worker speaks SFS2X (handshake, guest login, ping)."""
+    """A first SFS2X TCP connection carries no routing key: the acceptor reads its handshake
+    and hands the socket to a worker, which speaks SFS2X (handshake, guest login, ping)."""
     c = main_cluster
 
     async def run() -> None:
-        r, w = await asyncio.open_connection("127.0.0.1", c.sfs_port)
-        reader = PacketReader()
-        w.write(encode_frame(handshake_request()) + encode_frame(login_request("demo", "sfsuser")))
+        sfs = await SfsTcpClient.connect(c.sfs_port)
+        sfs.write(handshake_request(), login_request("demo", "sfsuser"))
         got: list[int] = []
         while len(got) < 2:
-            data = await asyncio.wait_for(r.read(65536), 5)
-            assert data, "closed"
-            reader.receive_data(data)
-            got += [decode_packet_message(p).action for p in reader.packets_received()]
+            got += [a for a, _ in await sfs.recv()]
         assert got[:2] == [Action.HANDSHAKE, Action.LOGIN]
-        w.write(encode_frame(ping_request()))
+        sfs.write(ping_request())
         while len(got) < 3:
-            data = await asyncio.wait_for(r.read(65536), 5)
-            assert data, "closed"
-            reader.receive_data(data)
-            got += [decode_packet_message(p).action for p in reader.packets_received()]
+            got += [a for a, _ in await sfs.recv()]
         assert got[2] == Action.PING_PONG
-        w.close()
+        sfs.close()
 
     asyncio.run(run())
 
@@ -373,37 +366,21 @@ def test_a_reconnecting_smartfox_client_is_routed_back_to_its_worker(main_cluste
     c = main_cluster
     unity = "UnityPlayer:iOS:2022.3"
 
-    async def first(r: asyncio.StreamReader, reader: PacketReader) -> list[tuple[int, SFSObject]]:
-        while True:
-            data = await asyncio.wait_for(r.read(65536), 5)
-            assert data, "closed"
-            reader.receive_data(data)
-            got = [decode_packet_message(p) for p in reader.packets_received()]
-            if got:
-                return [(m.action, m.params) for m in got]
-
     async def one(i: int) -> None:
-        r, w = await asyncio.open_connection("127.0.0.1", c.sfs_port)
-        reader = PacketReader()
-        w.write(
-            encode_frame(handshake_request(client_type=unity)) + encode_frame(login_request("demo", f"u{i}"))
-        )
-        got: list[tuple[int, SFSObject]] = []
-        while len(got) < 2:
-            got += await first(r, reader)
-        token = got[0][1].get_utf_string("tk")
-        assert got[1][0] == Action.LOGIN and got[1][1].get_short("rs") == 30
+        sfs = await SfsTcpClient.connect(c.sfs_port)
+        sfs.write(handshake_request(client_type=unity), login_request("demo", f"u{i}"))
+        token = (await sfs.until(Action.HANDSHAKE)).get_utf_string("tk")
+        assert (await sfs.until(Action.LOGIN)).get_short("rs") == 30
         assert auth.resume_owner(token) is not None  # "<member>.<hex>"
-        w.transport.abort()
+        sfs.abort()
         await asyncio.sleep(0.3)
-        r2, w2 = await asyncio.open_connection("127.0.0.1", c.sfs_port)
-        reader2 = PacketReader()
-        w2.write(encode_frame(handshake_request(client_type=unity, reconnection_token=token)))
-        [(action, params), *_] = await first(r2, reader2)
+        back = await SfsTcpClient.connect(c.sfs_port)
+        back.write(handshake_request(client_type=unity, reconnection_token=token))
+        [(action, params), *_] = await back.recv()
         assert action == Action.HANDSHAKE and params.get_utf_string("tk") == token, i
-        w2.write(encode_frame(ping_request()))
-        assert Action.PING_PONG in [a for a, _ in await first(r2, reader2)]
-        w2.close()
+        back.write(ping_request())
+        await back.until(Action.PING_PONG)
+        back.close()
 
     async def run() -> None:
         await asyncio.gather(*(one(i) for i in range(4)))

@@ -30,12 +30,12 @@ from gameserver.config import (
     ServerSection,
     StoreSection,
 )
-from protocol.sfs2x import Action, Message, PacketReader, SFSObject, decode_packet_message, encode_frame
+from protocol.sfs2x import Action, Message, SFSObject, encode_frame
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 from rooms.config import RoomConfig, ZoneConfig
 from rooms.leaderboards.board import Metric
 
-from .client import WsClient
+from .client import SfsTcpClient, WsClient
 from .conftest import SECRET, Running, running_server
 
 JS_DIR = pathlib.Path(__file__).resolve().parents[1] / "sfs2x_js"
@@ -166,33 +166,22 @@ def test_sfs2x_over_tcp_split_packets() -> None:
         assert port is not None
 
         async def scenario() -> None:
-            r, w = await asyncio.open_connection("127.0.0.1", port)
-            reader = PacketReader()
-
-            async def recv() -> list[tuple[int, SFSObject]]:
-                while True:
-                    data = await asyncio.wait_for(r.read(65536), 5)
-                    assert data, "closed"
-                    reader.receive_data(data)
-                    got = [decode_packet_message(p) for p in reader.packets_received()]
-                    if got:
-                        return [(x.action, x.params) for x in got]
-
+            c = await SfsTcpClient.connect(port)
             stream = encode_frame(handshake_request()) + encode_frame(login_request("demo", "tcpuser"))
             for i in range(len(stream)):  # one byte at a time
-                w.write(stream[i : i + 1])
-                await w.drain()
+                c.writer.write(stream[i : i + 1])
+                await c.writer.drain()
             got: list[tuple[int, SFSObject]] = []
             while len(got) < 2:
-                got += await recv()
+                got += await c.recv()
             assert got[0][0] == Action.HANDSHAKE and got[1][0] == Action.LOGIN
             assert got[1][1].get_utf_string("un") == "tcpuser"
-            w.write(encode_frame(ping_request()))
-            [(action, _)] = await recv()
+            c.write(ping_request())
+            [(action, _)] = await c.recv()
             assert action == Action.PING_PONG
-            w.write(b"\x01\x00\x00")  # no BINARY bit: the server closes
-            assert await asyncio.wait_for(r.read(), 5) == b""
-            w.close()
+            c.writer.write(b"\x01\x00\x00")  # no BINARY bit: the server closes
+            assert await asyncio.wait_for(c.reader.read(), 5) == b""
+            c.close()
 
         asyncio.run(scenario())
 
@@ -207,46 +196,22 @@ def test_a_unity_client_over_tcp_reconnects_with_hrc_and_gets_what_it_missed() -
         assert port is not None
 
         async def scenario() -> None:
-            async def sfs_connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, PacketReader]:
-                r, w = await asyncio.open_connection("127.0.0.1", port)
-                return r, w, PacketReader()
-
-            async def recv(r: asyncio.StreamReader, reader: PacketReader) -> list[tuple[int, SFSObject]]:
-                while True:
-                    data = await asyncio.wait_for(r.read(65536), 5)
-                    assert data, "closed"
-                    reader.receive_data(data)
-                    got = [decode_packet_message(p) for p in reader.packets_received()]
-                    if got:
-                        return [(x.action, x.params) for x in got]
-
-            seen: list[tuple[int, SFSObject]] = []  # received, not consumed yet
-
-            async def until(r: asyncio.StreamReader, reader: PacketReader, action: int) -> SFSObject:
-                for _ in range(20):
-                    for i, (a, p) in enumerate(seen):
-                        if a == action:
-                            del seen[: i + 1]
-                            return p
-                    seen.extend(await recv(r, reader))
-                raise AssertionError(f"no action {action}")
-
-            r, w, reader = await sfs_connect()
-            w.write(encode_frame(handshake_request(client_type=unity)))
-            token = (await until(r, reader, Action.HANDSHAKE)).get_utf_string("tk")
-            w.write(encode_frame(login_request("demo", "unity")))
-            login = await until(r, reader, Action.LOGIN)
+            c = await SfsTcpClient.connect(port)
+            c.write(handshake_request(client_type=unity))
+            token = (await c.until(Action.HANDSHAKE)).get_utf_string("tk")
+            c.write(login_request("demo", "unity"))
+            login = await c.until(Action.LOGIN)
             assert login.get_short("rs") == 30  # limits.resume_grace
             me = login.get_int("id")
-            w.write(encode_frame(Message.system(Action.JOIN_ROOM, SFSObject().put_utf_string("n", "Lobby"))))
-            room = (await until(r, reader, Action.JOIN_ROOM)).get_sfs_array("r").get_int(0)
+            c.write(Message.system(Action.JOIN_ROOM, SFSObject().put_utf_string("n", "Lobby")))
+            room = (await c.until(Action.JOIN_ROOM)).get_sfs_array("r").get_int(0)
 
             native = await WsClient.connect(server.ws_url)
             await native.request("login", guest=True, zone="demo", name="watcher")
             joined = await native.request("join_room", room="Lobby")
             assert me in {u["id"] for u in joined["data"]["users"]}
 
-            w.transport.abort()  # the network fails: no goodbye
+            c.abort()  # the network fails: no goodbye
             for _ in range(50):
                 if server.server.hub.players[("demo", me)].conn is None:
                     break
@@ -255,17 +220,16 @@ def test_a_unity_client_over_tcp_reconnects_with_hrc_and_gets_what_it_missed() -
             said = await native.request("public_message", room=room, text="while you were away")
             assert said["type"] == "ok", said
 
-            seen.clear()
-            r2, w2, reader2 = await sfs_connect()
-            w2.write(encode_frame(handshake_request(client_type=unity, reconnection_token=token)))
-            assert (await until(r2, reader2, Action.HANDSHAKE)).get_utf_string("tk") == token
-            missed = await until(r2, reader2, Action.GENERIC_MESSAGE)  # t = 0: public, in the Lobby
+            back = await SfsTcpClient.connect(port)
+            back.write(handshake_request(client_type=unity, reconnection_token=token))
+            assert (await back.until(Action.HANDSHAKE)).get_utf_string("tk") == token
+            missed = await back.until(Action.GENERIC_MESSAGE)  # t = 0: public, in the Lobby
             assert (missed.get_byte("t"), missed.get_int("r")) == (0, room)
             assert missed.get_utf_string("m") == "while you were away"
-            w2.write(encode_frame(ping_request()))
-            await until(r2, reader2, Action.PING_PONG)
+            back.write(ping_request())
+            await back.until(Action.PING_PONG)
             assert not [e for e in native.events if e.get("event") == "user_left"]
-            w2.close()
+            back.close()
             await native.close()
 
         asyncio.run(scenario())

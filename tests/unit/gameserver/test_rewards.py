@@ -578,7 +578,8 @@ def test_rounds_cost_the_rewards_service_nothing_in_a_zone_where_none_counts():
     """A zone with lotteries only (nothing consumes settled rounds) spawns no task per round;
     with a mission, each round is handled once."""
 
-    def counting(env: Env) -> list[object]:
+    async def three_spins(env: Env) -> tuple[list[object], Client]:
+        """Three spins of one player; the round handlers the rewards service spawned."""
         spawned: list[object] = []
         spawn = env.rewards.spawn
 
@@ -588,22 +589,18 @@ def test_rounds_cost_the_rewards_service_nothing_in_a_zone_where_none_counts():
             spawn(coro)
 
         env.rewards.spawn = counted  # type: ignore[method-assign]
-        return spawned
-
-    async def none_counts(env: Env) -> None:
-        spawned = counting(env)
         c = env.client()
         for _ in range(3):
             await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
         await env.settle()
+        return spawned, c
+
+    async def none_counts(env: Env) -> None:
+        spawned, _ = await three_spins(env)
         assert spawned == []
 
     async def a_mission_counts(env: Env) -> None:
-        spawned = counting(env)
-        c = env.client()
-        for _ in range(3):
-            await env.ok(c, {"type": "spin", "game": "fruit_slot", "coin": 1})
-        await env.settle()
+        spawned, c = await three_spins(env)
         assert len(spawned) == 3
         view = await env.ok(c, {"type": "mission_progress", "mission": "spin3"})
         assert view["value"] == 3

@@ -546,3 +546,59 @@ def test_javascript_clients_and_closes_by_the_server_end_the_session_at_once() -
     assert unity.close_code is CloseCode.NORMAL and len(reg) == 0  # the hub ends it
     assert hrc_logged_in(Reconnections(0.0))[1] == 0  # resume_grace = 0: no HRC
     assert hrc_logged_in(reg, stream=False)[1] == 0  # the WebSocket path (JavaScript, WebGL)
+
+
+def test_hostile_handshakes_take_nothing_over() -> None:
+    """An unknown or oversize `rt` gets a new session; a second handshake in a session is
+    refused (it could otherwise take another session over); `rt` on the WebSocket path
+    (JavaScript, WebGL) is ignored, the dropped session stays where it is."""
+    reg = Reconnections(30.0)
+    victim, _ = hrc_logged_in(reg)
+    victim.connection_lost(5.0)
+    for rt in ("nope", "x" * 5000, victim.token.upper()):
+        s = SfsSession(SessionLimits(), FloodLimits(), 6.0, stream=True, reconnections=reg)
+        assert feed_tcp(s, handshake_request(client_type=UNITY, reconnection_token=rt), 6.0) == []
+        [hs] = out(s)
+        assert hs.params.get_utf_string("tk") == s.token != victim.token
+    ws = SfsSession(SessionLimits(), FloodLimits(), 6.0, reconnections=reg)  # the WebSocket path
+    assert feed(ws, handshake_request(client_type=UNITY, reconnection_token=victim.token), 6.0) == []
+    assert out(ws)[0].params.get_utf_string("tk") == ws.token != victim.token
+    again, _ = hrc_logged_in(reg)
+    token = again.token
+    assert feed_tcp(again, handshake_request(client_type=UNITY, reconnection_token=victim.token), 7.0) == []
+    assert out(again) == [] and again.token == token and again.state is AUTHENTICATED  # refused, logged
+    back = SfsSession(SessionLimits(), FloodLimits(), 8.0, stream=True, reconnections=reg)
+    [resume] = feed_tcp(back, handshake_request(client_type=UNITY, reconnection_token=victim.token), 8.0)
+    assert isinstance(resume, m.Resume)  # the victim's session was still there for its own client
+
+
+def test_a_session_dropped_again_after_a_reconnection_keeps_its_own_window() -> None:
+    """The registry's purge: the first drop's deadline does not end the session that took
+    it over and dropped later; that one's own deadline does."""
+    reg = Reconnections(30.0)
+    first, _ = hrc_logged_in(reg)
+    first.connection_lost(0.0)
+    second = SfsSession(SessionLimits(), FloodLimits(), 20.0, stream=True, reconnections=reg)
+    [resume] = feed_tcp(second, handshake_request(client_type=UNITY, reconnection_token=first.token), 20.0)
+    second.authenticate()
+    second.reply(resume.id, {"user": 7, "last_seq": 0})
+    second.connection_lost(25.0)
+    assert reg.take(first.token, 40.0) is second  # past the first deadline (30), inside its own (55)
+    reg.add(second)
+    reg.dropped(second, 40.0)
+    assert reg.take(first.token, 70.0) is None and len(reg) == 0  # past 40 + 30
+
+
+def test_malformed_and_refused_switches_get_their_sfs_errors() -> None:
+    s = logged_in()
+    feed(s, Message.system(Action.SPECTATOR_TO_PLAYER, SFSObject()))  # no `r`
+    [err] = out(s)
+    assert err.action == Action.SPECTATOR_TO_PLAYER and err.params.get_short("ec") == 28
+    [req] = feed(s, Message.system(Action.PLAYER_TO_SPECTATOR, SFSObject().put_int("r", 99)))
+    s.fail(req.id, ErrorCode.ROOM_NOT_FOUND, "x")  # a room the client never saw
+    [err] = out(s)
+    assert (err.action, err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (
+        18,
+        35,
+        ("99",),
+    )
