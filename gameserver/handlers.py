@@ -15,6 +15,10 @@ def _list_rooms(z: Zone, uid: int, r: m.ListRooms, now: float) -> Result:
     return z.list_rooms(uid, r.group)
 
 
+def _find_rooms(z: Zone, uid: int, r: m.FindRooms, now: float) -> Result:
+    return z.find_rooms(uid, r.group, r.where, r.limit)
+
+
 def _subscribe(z: Zone, uid: int, r: m.SubscribeGroup, now: float) -> Result:
     return z.subscribe_group(uid, r.group)
 
@@ -89,6 +93,7 @@ def _ban(z: Zone, uid: int, r: m.Ban, now: float) -> Result:
 
 ZONE_HANDLERS: dict[type, Handler] = {
     m.ListRooms: _list_rooms,
+    m.FindRooms: _find_rooms,
     m.SubscribeGroup: _subscribe,
     m.UnsubscribeGroup: _unsubscribe,
     m.CreateRoom: _create,

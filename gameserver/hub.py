@@ -36,7 +36,7 @@ from .domain import EventBus, LocalEvents
 from .handlers import ZONE_HANDLERS
 from .metrics import Counters
 from .player import Player
-from .router import LocalRouter, Router
+from .router import LocalRouter, ReplyFn, Router
 
 if TYPE_CHECKING:
     from .casino import Casino
@@ -49,6 +49,18 @@ _GUEST_NAME = re.compile(r"^[\w .\-]{1,32}$")
 #: Guests get ids from this range; token users are expected below it.
 GUEST_ID_BASE = 1_500_000_000
 #: Close codes after which the session ends at once (no resume window).
+#: rooms a quick join tries before it creates one (or gives up)
+QUICK_JOIN_TRIES = 5
+#: a quick join's refusals that send it to the next candidate (the listing was stale)
+_QUICK_RETRY = frozenset(
+    {
+        ErrorCode.ROOM_FULL,
+        ErrorCode.SPECTATORS_FULL,
+        ErrorCode.ROOM_NOT_FOUND,
+        ErrorCode.WRONG_PASSWORD,
+        ErrorCode.ALREADY_IN_ROOM,
+    }
+)
 _FINAL_CLOSES = {CloseCode.KICKED, CloseCode.BANNED, CloseCode.SESSION_REPLACED, CloseCode.NORMAL}
 
 
@@ -222,7 +234,8 @@ class Hub:
             if service is not None:
                 service.handle(player, req)
                 return
-            if type(req) not in ZONE_HANDLERS:
+            quick = isinstance(req, m.QuickJoin)
+            if not quick and type(req) not in ZONE_HANDLERS:
                 tag = type(req).__struct_config__.tag
                 raise RequestError(ErrorCode.NOT_SUPPORTED, f"this server does not offer `{tag}`")
             session = conn.session
@@ -235,7 +248,59 @@ class Hub:
                     session.fail(rid, error.code, error.message)
                 self.schedule_flush(conn)
 
-            self.router.submit(player.zone, player.user_id, req, reply)
+            if quick:
+                self._quick_join(player, req, reply)
+            else:
+                self.router.submit(player.zone, player.user_id, req, reply)
+
+    def _quick_join(self, player: Player, req: m.QuickJoin, reply: ReplyFn) -> None:
+        """Try the best candidates in turn (a listing may be stale: a room filled or went
+        away meanwhile), then create `req.create`; each step goes through the router, so
+        rooms hosted by other workers are joined where they live."""
+        zone, uid = player.zone, player.user_id
+        candidates = self.zones[zone].quick_join_candidates(
+            uid, req.groups, req.where, req.spectator, QUICK_JOIN_TRIES
+        )
+        retry = _QUICK_RETRY
+
+        def attempt(i: int) -> None:
+            if i < len(candidates):
+                join = m.JoinRoom(id=req.id, room=candidates[i], spectator=req.spectator, leave=req.leave)
+
+                def joined(data: Any, error: RequestError | None) -> None:
+                    if error is not None and error.code in retry:
+                        attempt(i + 1)
+                    else:
+                        reply(data, error)
+
+                self.router.submit(zone, uid, join, joined)
+            elif req.create is not None:
+                c = req.create
+                create = m.CreateRoom(
+                    id=req.id,
+                    name=c.name,
+                    group=c.group,
+                    game=c.game,
+                    max_users=c.max_users,
+                    max_spectators=c.max_spectators,
+                    password=c.password,
+                    hidden=c.hidden,
+                    variables=c.variables,
+                    spectator=req.spectator,
+                )
+
+                def created(data: Any, error: RequestError | None) -> None:
+                    reply(data, error)
+                    if error is None and req.leave is not None:
+                        self.router.submit(
+                            zone, uid, m.LeaveRoom(id=req.id, room=req.leave), lambda d, e: None
+                        )
+
+                self.router.submit(zone, uid, create, created)
+            else:
+                reply(None, RequestError(ErrorCode.ROOM_NOT_FOUND, "no open room matches"))
+
+        attempt(0)
 
     def _login(self, conn: Connection, req: m.Login) -> None:
         if conn.player is not None:

@@ -11,7 +11,7 @@ meaning. Unknown fields are ignored so newer clients can talk to older servers.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Raw, Struct
@@ -98,6 +98,60 @@ class ListRooms(_Request, tag="list_rooms", frozen=True):
     """Rooms of one group, or of every subscribed group when `group` is omitted."""
 
     group: GroupName | None = None
+
+
+MatchOp = Literal["==", "!=", ">", ">=", "<", "<=", "contains", "starts_with", "ends_with"]
+#: `free_slots`: a player seat is free; `locked`: password protected
+RoomProp = Literal[
+    "name", "group", "game", "locked", "users", "spectators", "max_users", "max_spectators", "free_slots"
+]
+
+
+class Condition(Struct, frozen=True, omit_defaults=True):
+    """One test of a room search (rooms/match.py): a room property (`prop`) or variable
+    (`var`), exactly one of them; `logic` joins it to the conditions before it."""
+
+    op: MatchOp
+    value: bool | int | float | str
+    prop: RoomProp | None = None
+    var: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    logic: Literal["and", "or"] = "and"
+
+
+#: a chain of conditions, read left to right
+Where = Annotated[list[Condition], Meta(max_length=16)]
+
+
+class FindRooms(_Request, tag="find_rooms", frozen=True):
+    """Listed rooms of one group (or every group) matching `where`, by id."""
+
+    group: GroupName | None = None
+    where: Where = []
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class NewRoom(Struct, frozen=True):
+    """The room a quick join creates when none matches (the fields of `create_room`)."""
+
+    name: Name
+    group: GroupName = "default"
+    game: bool = False
+    max_users: Annotated[int, Meta(ge=1, le=10_000)] = 10
+    max_spectators: Annotated[int, Meta(ge=0, le=10_000)] = 0
+    password: Password = ""
+    hidden: bool = False
+    variables: Annotated[list[Variable], Meta(max_length=64)] = []
+
+
+class QuickJoin(_Request, tag="quick_join", frozen=True):
+    """Join the best matching open room of `groups` (empty: every group), else create
+    `create` and join it."""
+
+    groups: Annotated[list[GroupName], Meta(max_length=32)] = []
+    where: Where = []
+    spectator: bool = False
+    leave: RoomId | None = None
+    create: NewRoom | None = None
 
 
 class SubscribeGroup(_Request, tag="subscribe_group", frozen=True):
@@ -266,6 +320,8 @@ ClientMessage = (
     | Logout
     | Ping
     | ListRooms
+    | FindRooms
+    | QuickJoin
     | SubscribeGroup
     | UnsubscribeGroup
     | CreateRoom

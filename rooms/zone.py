@@ -18,9 +18,9 @@ import msgspec
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import RequestError
 from protocol.events import OutEvent
-from protocol.messages import Variable
+from protocol.messages import Condition, Variable
 
-from . import variables as varlib
+from . import match as matchlib, variables as varlib
 from .config import RoomConfig, ZoneConfig
 from .outputs import Disconnect, Output, Send
 from .roles import Role
@@ -160,6 +160,56 @@ class Zone:
             views.extend(v for v in self.remote_rooms.values() if v.group in wanted)
             views.sort(key=lambda v: v.id)
         return views
+
+    def _searched(self, groups: Any, where: list[Condition]) -> Iterator[Room | RoomView]:
+        """Listed rooms (hosted here, then elsewhere) of `groups` (None: every group)
+        that satisfy `where`, in id order within each part."""
+        why = matchlib.check(where)
+        if why is not None:
+            raise _err(ErrorCode.BAD_REQUEST, why)
+        wanted = None if groups is None else set(groups)
+        for rooms in (self.rooms.values(), self.remote_rooms.values()):
+            for r in rooms:
+                if not r.hidden and (wanted is None or r.group in wanted) and matchlib.matches(r, where):
+                    yield r
+
+    def find_rooms(self, user_id: int, group: str | None, where: list[Condition], limit: int) -> Result:
+        """Listed rooms of `group` (None: every group) matching `where`, at most `limit`
+        (0: no limit), by id."""
+        self.user(user_id)
+        if group is not None:
+            self._check_group(group)
+        found = sorted(
+            (
+                r.view() if isinstance(r, Room) else r
+                for r in self._searched(None if group is None else (group,), where)
+            ),
+            key=lambda v: v.id,
+        )
+        return {"rooms": found[:limit] if limit else found}, []
+
+    def quick_join_candidates(
+        self, user_id: int, groups: list[str], where: list[Condition], spectator: bool, limit: int
+    ) -> list[int]:
+        """Rooms a quick join may try, best first: listed, not password protected, not
+        joined yet, with a free seat of the kind asked for, matching `where`; the fullest
+        first (players gather), then the oldest."""
+        user = self.user(user_id)
+        for g in groups:
+            self._check_group(g)
+        found: list[tuple[int, int, int]] = []
+        for r in self._searched(groups or None, where):
+            if r.id in user.rooms:
+                continue
+            if isinstance(r, Room):
+                locked, taken = bool(r.password), len(r.spectators if spectator else r.players)
+            else:
+                locked, taken = r.locked, r.spectators if spectator else r.users
+            if locked or taken >= (r.max_spectators if spectator else r.max_users):
+                continue
+            found.append((-taken, r.id, r.id))
+        found.sort()
+        return [rid for _, _, rid in found[:limit]]
 
     def use_room_ids(self, room_ids: Iterator[int]) -> None:
         """Number the rooms created from now on from `room_ids` (see __init__)."""

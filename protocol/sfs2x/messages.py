@@ -12,6 +12,7 @@ and benchmarks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 import msgspec
 
@@ -42,6 +43,9 @@ from .types import SFSArray, SFSObject, SFSType
 __all__ = [
     "BanUserRequest",
     "CreateRoomRequest",
+    "FindRoomsRequest",
+    "MatchCondition",
+    "QuickJoinRequest",
     "ExtensionRequest",
     "GenericMessageRequest",
     "HandshakeRequest",
@@ -53,6 +57,7 @@ __all__ = [
     "client_disconnection",
     "extension_request",
     "extension_response",
+    "find_rooms_response",
     "handshake_request",
     "handshake_response",
     "join_room_response",
@@ -64,12 +69,15 @@ __all__ = [
     "parse_ban_user",
     "parse_create_room",
     "parse_extension_request",
+    "parse_find_rooms",
     "parse_generic_message",
     "parse_handshake",
     "parse_join_room",
     "parse_kick_user",
     "parse_leave_room",
     "parse_login",
+    "parse_match_expression",
+    "parse_quick_join",
     "parse_room_group",
     "parse_set_room_variables",
     "parse_set_user_variables",
@@ -343,6 +351,104 @@ def parse_create_room(p: SFSObject) -> CreateRoomRequest:
         leave_room_id=_opt_int(p, "rl"),
         extension_id=_opt_str(p, "xn"),
         extension_class=_opt_str(p, "xc"),
+    )
+
+
+# ---------------------------------------------------------------------------
+# FindRooms (a=27) and QuickJoinOrCreateRoom (a=31): match expressions (spec §6.12)
+
+#: SFS2X RoomProperties names, as the native room search names them (rooms/match.py)
+ROOM_PROPERTIES: Final = {
+    "${N}": "name",
+    "${G}": "group",
+    "${MXU}": "max_users",
+    "${MXS}": "max_spectators",
+    "${UC}": "users",
+    "${SC}": "spectators",
+    "${ISG}": "game",
+    "${ISP}": "locked",
+    "${HFP}": "free_slots",
+}
+#: RoomProperties of room kinds this server does not have: the same for every room
+#: (no SFSGame, no MMO room; every room is of the default kind)
+ROOM_CONSTANTS: Final = {"${IST}": False, "${ISM}": False, "${ISD}": True}
+#: the matcher's type id (BoolMatch 0, NumberMatch 1, StringMatch 2) -> the value's type
+_MATCH_TYPES: Final = {0: SFSType.BOOL, 1: SFSType.DOUBLE, 2: SFSType.UTF_STRING}
+
+
+def _type_name(arr: SFSArray, i: int) -> str | None:
+    code = arr.type_of(i)
+    return None if code is None else code.name
+
+
+class MatchCondition(msgspec.Struct, frozen=True):
+    """One link of a MatchExpression chain: ``[logic | null, name, type, symbol, value]``."""
+
+    logic: str | None  # "AND" / "OR"; None on the first
+    name: str  # a room variable, or a RoomProperties name such as ``${UC}``
+    kind: int  # 0 bool, 1 number, 2 string
+    symbol: str  # "==", "!=", ">", ">=", "<", "<=", "contains", "startsWith", "endsWith"
+    value: bool | float | str
+
+
+def parse_match_expression(arr: SFSArray, key: str = "e") -> tuple[MatchCondition, ...]:
+    """A MatchExpression as the client sends it: an SFS_ARRAY of 5-element SFS_ARRAYs."""
+    out = []
+    for i in range(len(arr)):
+        if arr.type_of(i) is not SFSType.SFS_ARRAY:
+            raise SFSFieldError(f"{key}[{i}]", SFSType.SFS_ARRAY.name, _type_name(arr, i))
+        item = arr.get_sfs_array(i)
+        if len(item) != 5:
+            raise SFSDecodeError(f"{key}[{i}]: a match expression has 5 elements, not {len(item)}")
+        logic = None if item.is_null(0) else item.get_utf_string(0)
+        if logic not in (None, "AND", "OR"):
+            raise SFSDecodeError(f"{key}[{i}]: logic operator {logic!r}")
+        kind = item.get_byte(2)
+        code = _MATCH_TYPES.get(kind)
+        if code is None:
+            raise SFSDecodeError(f"{key}[{i}]: matcher type {kind}")
+        if item.type_of(4) is not code:
+            raise SFSFieldError(f"{key}[{i}][4]", code.name, _type_name(item, 4))
+        value = item[4]
+        assert isinstance(value, bool | float | str)
+        out.append(MatchCondition(logic, item.get_utf_string(1), kind, item.get_utf_string(3), value))
+    return tuple(out)
+
+
+class FindRoomsRequest(msgspec.Struct, frozen=True):
+    expression: tuple[MatchCondition, ...]
+    group_id: str | None = None
+    limit: int = 0  # 0: every match
+
+
+def parse_find_rooms(p: SFSObject) -> FindRoomsRequest:
+    """FindRooms params: ``e:SFS_ARRAY`` (the expression), ``g:UTF_STRING``, ``l:SHORT``."""
+    return FindRoomsRequest(
+        parse_match_expression(p.get_sfs_array("e")), _opt_str(p, "g"), _opt_short(p, "l", 0)
+    )
+
+
+def find_rooms_response(rooms: Iterable[RoomInfo]) -> Message:
+    """FindRooms response (a=27): ``fr:SFS_ARRAY`` of Room arrays."""
+    return Message.system(Action.FIND_ROOMS, SFSObject().put_sfs_array("fr", room_list(rooms)))
+
+
+class QuickJoinRequest(msgspec.Struct, frozen=True):
+    expression: tuple[MatchCondition, ...]
+    group_ids: tuple[str, ...]
+    settings: CreateRoomRequest | None = None
+    leave_room_id: int | None = None
+
+
+def parse_quick_join(p: SFSObject) -> QuickJoinRequest:
+    """QuickJoinOrCreateRoom params: ``me`` (expression), ``gl:UTF_STRING_ARRAY``, ``rs``
+    (the params of a CreateRoom request) and ``tl:INT`` (a room to leave)."""
+    settings = p.get_sfs_object("rs") if "rs" in p else None
+    return QuickJoinRequest(
+        parse_match_expression(p.get_sfs_array("me"), "me"),
+        p.get_utf_string_array("gl") if "gl" in p else (),
+        parse_create_room(settings) if settings is not None else None,
+        _opt_int(p, "tl"),
     )
 
 

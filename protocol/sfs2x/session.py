@@ -233,6 +233,38 @@ def _native_variables(variables: Any) -> list[dict[str, Any]]:
     return out
 
 
+#: FindRooms' `l` (0: every match) as the native search's limit (at most 1,000 rooms)
+def _find_limit(limit: int) -> int:
+    return 1000 if limit <= 0 else min(limit, 1000)
+
+
+_SYMBOLS: Final = {"startsWith": "starts_with", "endsWith": "ends_with"}
+
+
+def _native_where(expression: tuple[sm.MatchCondition, ...]) -> list[dict[str, Any]]:
+    """A MatchExpression as the native room search's conditions (protocol/messages.py
+    `Condition`): RoomProperties become `prop`, other names `var`; a property that is the
+    same for every room here (`${ISD}`, `${IST}`, `${ISM}`) becomes a condition that is
+    always true or always false, so the chain keeps its meaning."""
+    out: list[dict[str, Any]] = []
+    for c in expression:
+        cond: dict[str, Any] = {"op": _SYMBOLS.get(c.symbol, c.symbol), "value": c.value}
+        if c.name in sm.ROOM_CONSTANTS:
+            same = sm.ROOM_CONSTANTS[c.name] is c.value
+            holds = (c.symbol == "==" and same) or (
+                c.symbol == "!=" and not same and isinstance(c.value, bool)
+            )
+            cond = {"prop": "users", "op": ">=" if holds else "<", "value": 0}
+        elif c.name in sm.ROOM_PROPERTIES:
+            cond["prop"] = sm.ROOM_PROPERTIES[c.name]
+        else:
+            cond["var"] = c.name
+        if c.logic == "OR":
+            cond["logic"] = "or"
+        out.append(cond)
+    return out
+
+
 # -- error codes --------------------------------------------------------------------------------
 
 _EC: Final = {
@@ -540,6 +572,33 @@ class SfsSession:
             room = self.rooms.get(room_id)
             fields = {"room": room_id, "spectator": action == Action.PLAYER_TO_SPECTATOR}
             self._submit(action, "switch_role", fields, {"room": room["name"] if room else str(room_id)})
+        elif action == Action.FIND_ROOMS:
+            f = sm.parse_find_rooms(p)
+            fields = {
+                "group": f.group_id,
+                "where": _native_where(f.expression),
+                "limit": _find_limit(f.limit),
+            }
+            self._submit(action, "find_rooms", fields)
+        elif action == Action.QUICK_JOIN_OR_CREATE_ROOM:
+            q = sm.parse_quick_join(p)
+            fields = {"groups": list(q.group_ids), "where": _native_where(q.expression)}
+            if q.leave_room_id is not None and q.leave_room_id >= 0:
+                fields["leave"] = q.leave_room_id
+            ctx = {"room": ""}
+            if q.settings is not None:
+                c = q.settings
+                fields["create"] = {
+                    "name": c.name,
+                    "group": c.group_id,
+                    "game": c.is_game,
+                    "max_users": c.max_users,
+                    "max_spectators": c.max_spectators,
+                    "password": c.password,
+                    "variables": _native_variables(c.variables),
+                }
+                ctx = {"room": c.name, "group": c.group_id}
+            self._submit(action, "quick_join", fields, ctx)
         elif action == Action.KICK_USER:
             k = sm.parse_kick_user(p)
             self._submit(action, "kick", {"user": k.user_id, "reason": k.message or ""})
@@ -608,6 +667,11 @@ class SfsSession:
     def _refuse(self, controller: int, action: int, ec: int, *params: str) -> None:
         if controller == Controller.EXTENSION:
             self._send(self._extension_error("", Native.BAD_REQUEST, params[0] if params else ""))
+        elif action == Action.FIND_ROOMS:  # the client reads `fr` of any a=27: none found
+            logger.debug("sfs2x: FindRooms refused: %s", params)
+            self._send(sm.find_rooms_response(()))
+        elif action == Action.QUICK_JOIN_OR_CREATE_ROOM:  # as a JoinRoom error (a=4)
+            self._send(error_response(Action.JOIN_ROOM, ec, *params))
         elif action in _ANSWERED:
             self._send(error_response(action, ec, *params))
         else:
@@ -692,6 +756,10 @@ class SfsSession:
             self._send(sm.room_group_unsubscribed(data["group"]))
         elif action == Action.CALL_EXTENSION:
             self._send(sm.extension_response(pending.ctx.get("cmd", ""), to_sfs_object(data)))
+        elif action == Action.FIND_ROOMS and isinstance(data, dict):
+            self._send(sm.find_rooms_response(map(_room_info, data["rooms"])))
+        elif action == Action.QUICK_JOIN_OR_CREATE_ROOM and isinstance(data, dict):
+            self._joined(data)  # the client has no a=31 handler: the JoinRoom response
         elif (
             action in (Action.SPECTATOR_TO_PLAYER, Action.PLAYER_TO_SPECTATOR)
             and isinstance(data, dict)
@@ -724,6 +792,12 @@ class SfsSession:
             self._handshake_done()  # a new session: the client reports the connection lost
         elif pending.action == Action.CALL_EXTENSION:
             self._send(self._extension_error(pending.ctx.get("cmd", ""), code, message))
+        elif pending.action == Action.FIND_ROOMS:  # the client reads `fr` of any a=27: none found
+            logger.debug("sfs2x: FindRooms failed: %s %s", code, message)
+            self._send(sm.find_rooms_response(()))
+        elif pending.action == Action.QUICK_JOIN_OR_CREATE_ROOM:  # as a JoinRoom error (a=4)
+            ec, params = sfs_error(Action.JOIN_ROOM, int(code), message, pending.ctx)
+            self._send(error_response(Action.JOIN_ROOM, ec, *params))
         elif pending.action in _ANSWERED:
             ec, params = sfs_error(pending.action, int(code), message, pending.ctx)
             self._send(error_response(pending.action, ec, *params))

@@ -209,6 +209,46 @@ def test_created_rooms_are_announced_everywhere_and_removed_when_empty(kind: str
     run(body, kind)
 
 
+def test_find_rooms_and_quick_join_reach_rooms_hosted_on_another_worker(kind: str) -> None:
+    """A table created on w1 is found from w0 by its variable, and a quick join from w0
+    seats the player there (the join goes to the host); with no table left, the quick
+    join creates one on the worker its name hashes to."""
+
+    async def body(r: Ring) -> None:
+        name = next(f"bj-{i}" for i in range(100) if host_of(f"bj-{i}") == "w1")
+        b, db = await r.guest("w1", "bob")
+        a, da = await r.guest("w0", "ann")
+        stake = [{"name": "stake", "value": 50, "persistent": True}]
+        created = await b.request("create_room", name=name, game=True, max_users=2, variables=stake)
+        assert created["type"] == "ok", created
+        rid = created["data"]["room"]["id"]
+        await a.event("room_added")  # w0 has the listing now
+        where = [{"var": "stake", "op": "==", "value": 50}]
+        found = await a.request("find_rooms", where=where)
+        assert [room["id"] for room in found["data"]["rooms"]] == [rid]
+        assert (await a.request("find_rooms", where=[{"var": "stake", "op": ">", "value": 50}]))["data"][
+            "rooms"
+        ] == []
+        joined = await a.request("quick_join", where=where)
+        assert joined["type"] == "ok", joined
+        assert joined["data"]["room"]["id"] == rid
+        assert [u["id"] for u in joined["data"]["users"]] == [db["user"]["id"], da["user"]["id"]]
+        entered = await b.event("user_entered")
+        assert entered["data"]["user"]["id"] == da["user"]["id"]
+        c, _ = await r.guest("w0", "cid")  # the table is full: a new one
+        other = next(f"bj-new-{i}" for i in range(100) if host_of(f"bj-new-{i}") == "w1")
+        create = {"name": other, "game": True, "max_users": 2, "variables": stake}
+        made = await c.request("quick_join", where=where, create=create)
+        assert made["type"] == "ok", made
+        assert (
+            made["data"]["room"]["name"] == other and SHARDS.host("demo", made["data"]["room"]["id"]) == "w1"
+        )
+        for x in (a, b, c):
+            await x.close()
+
+    run(body, kind)
+
+
 def test_moderator_kicks_a_user_on_another_worker_and_admin_speaks_to_the_zone(kind: str) -> None:
     async def body(r: Ring) -> None:
         mod_id, victim_id = user_on("w0"), user_on("w1")

@@ -283,6 +283,50 @@ async function main() {
   await leftGame;
   step("spectator");
 
+  // Room search (a=27) and quick join (a=31) with match expressions.
+  const high = new SFS2X.RoomSettings("High table");
+  high.isGame = true;
+  high.maxUsers = 3;
+  high.variables = [new SFS2X.SFSRoomVariable("stake", 100), new SFS2X.SFSRoomVariable("dealer", "Ann Lee")];
+  const modAtHigh = waitFor(mod, E.ROOM_JOIN, (e) => e.room.name === "High table", "mod at the high table");
+  mod.send(new SFS2X.CreateRoomRequest(high, true, null));
+  const highRoom = (await modAtHigh).room;
+  const M = SFS2X.MatchExpression;
+  const rich = new M("stake", SFS2X.NumberMatch.GREATER_THAN_OR_EQUAL_TO, 100)
+    .and(SFS2X.RoomProperties.IS_GAME, SFS2X.BoolMatch.EQUALS, true)
+    .and(SFS2X.RoomProperties.HAS_FREE_PLAYER_SLOTS, SFS2X.BoolMatch.EQUALS, true);
+  const found = waitFor(alice, E.ROOM_FIND_RESULT, () => true, "find rooms");
+  alice.send(new SFS2X.FindRoomsRequest(rich, "default"));
+  const foundRooms = (await found).rooms;
+  check(foundRooms.length === 1 && foundRooms[0].id === highRoom.id, "FindRooms finds the high table");
+  check(foundRooms[0].getVariable("stake").value === 100, "with its variables");
+  const byDealer = waitFor(alice, E.ROOM_FIND_RESULT, () => true, "find by dealer");
+  alice.send(new SFS2X.FindRoomsRequest(new M("dealer", SFS2X.StringMatch.STARTS_WITH, "Ann"), null, 5));
+  check((await byDealer).rooms.map((r) => r.name).includes("High table"), "a StringMatch across groups");
+  const none = waitFor(alice, E.ROOM_FIND_RESULT, () => true, "find nothing");
+  alice.send(new SFS2X.FindRoomsRequest(new M("stake", SFS2X.NumberMatch.LESS_THAN, 0), "default"));
+  check((await none).rooms.length === 0, "nothing below 0");
+  const seated = waitFor(alice, E.ROOM_JOIN, (e) => e.room.name === "High table", "quick join");
+  const modSees = waitFor(mod, E.USER_ENTER_ROOM, (e) => e.user.name === "alice", "alice sits down");
+  alice.send(new SFS2X.QuickJoinOrCreateRoomRequest(rich, ["default"], new SFS2X.RoomSettings("unused")));
+  check((await seated).room.getUserByName("mod"), "alice joined mod's table");
+  await modSees;
+  const mine = new SFS2X.RoomSettings("Alice's quick table");
+  mine.isGame = true;
+  mine.maxUsers = 3;
+  const created = waitFor(alice, E.ROOM_JOIN, (e) => e.room.name === "Alice's quick table", "quick create");
+  const noMatch = new M("stake", SFS2X.NumberMatch.EQUALS, 7);
+  alice.send(new SFS2X.QuickJoinOrCreateRoomRequest(noMatch, ["default"], mine, highRoom));
+  const quickTable = (await created).room;
+  check(quickTable.isGame && quickTable.getUserByName("alice"), "no match: created and joined");
+  const refused = waitFor(alice, E.ROOM_JOIN_ERROR, () => true, "quick create refused");
+  alice.send(new SFS2X.QuickJoinOrCreateRoomRequest(noMatch, ["default"], mine));
+  check((await refused).errorCode === 12, "the name is taken: 12, as a join error");
+  const leftQuick = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe && e.room.name === "Alice's quick table", "leave quick");
+  alice.send(new SFS2X.LeaveRoomRequest(quickTable));
+  await leftQuick;
+  step("search");
+
   const out = waitFor(alice, E.LOGOUT, () => true, "logout");
   alice.send(new SFS2X.LogoutRequest());
   await out;

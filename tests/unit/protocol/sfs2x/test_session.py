@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from protocol import messages as m
@@ -435,8 +436,8 @@ def test_to_sfs_object_infers_types() -> None:
 
 
 _KEYS = ["i", "n", "p", "r", "u", "m", "t", "rc", "rm", "vl", "g", "c", "zn", "un", "pw", "d", "b", "dh", "aj", "mu",
-         "rv", "rl", "sp", "api", "cl", "token"]  # fmt: skip
-_ACTIONS = [0, 1, 2, 4, 6, 7, 11, 12, 13, 14, 15, 16, 24, 25, 29, 3, 8, 200, 1000, 32767]
+         "rv", "rl", "sp", "api", "cl", "token", "e", "me", "gl", "rs", "tl", "l"]  # fmt: skip
+_ACTIONS = [0, 1, 2, 4, 6, 7, 11, 12, 13, 14, 15, 16, 17, 18, 24, 25, 27, 29, 31, 3, 8, 200, 1000, 32767]
 _params = st.dictionaries(st.sampled_from(_KEYS) | strategies.keys, strategies.entries, max_size=6).map(
     SFSObject
 )
@@ -602,3 +603,139 @@ def test_malformed_and_refused_switches_get_their_sfs_errors() -> None:
         35,
         ("99",),
     )
+
+
+# -- FindRooms (a=27) and QuickJoinOrCreateRoom (a=31) ----------------------------------------
+
+
+def expression(*links: tuple[str | None, str, int, str, Any]) -> SFSArray:
+    """A MatchExpression as the official client sends it (5 elements per link)."""
+    arr = SFSArray()
+    for logic, name, kind, symbol, value in links:
+        item = SFSArray()
+        item.add_null() if logic is None else item.add_utf_string(logic)
+        item.add_utf_string(name).add_byte(kind).add_utf_string(symbol)
+        if isinstance(value, bool):
+            item.add_bool(value)
+        elif isinstance(value, float):
+            item.add_double(value)
+        else:
+            item.add_utf_string(value)
+        arr.add_sfs_array(item)
+    return arr
+
+
+def test_find_rooms_maps_the_expression_and_answers_fr() -> None:
+    s = logged_in()
+    e = expression(
+        (None, "${UC}", 1, ">=", 1.0),
+        ("AND", "stake", 1, "<", 50.0),
+        ("OR", "dealer", 2, "startsWith", "Ann"),
+        ("AND", "${ISG}", 0, "==", True),
+        ("AND", "${ISD}", 0, "==", True),  # every room here: always true
+        ("OR", "${IST}", 0, "==", True),  # none here: always false
+    )
+    [find] = feed(
+        s, Message.system(Action.FIND_ROOMS, SFSObject().put_sfs_array("e", e).put_utf_string("g", "tables"))
+    )
+    assert isinstance(find, m.FindRooms) and find.group == "tables" and find.limit == 1000  # no `l`: all
+    got = [msgspec.to_builtins(c) for c in find.where]
+    assert got == [
+        {"op": ">=", "value": 1.0, "prop": "users"},
+        {"op": "<", "value": 50.0, "var": "stake"},
+        {"op": "starts_with", "value": "Ann", "var": "dealer", "logic": "or"},
+        {"op": "==", "value": True, "prop": "game"},
+        {"op": ">=", "value": 0, "prop": "users"},
+        {"op": "<", "value": 0, "prop": "users", "logic": "or"},
+    ]
+    s.reply(find.id, {"rooms": [{**LOBBY, "id": 3, "group": "tables", "users": 2}]})
+    [resp] = out(s)
+    assert resp.action == Action.FIND_ROOMS
+    fr = resp.params.get_sfs_array("fr")
+    assert len(fr) == 1 and fr.get_sfs_array(0).get_int(0) == 3
+    assert 3 not in s.rooms  # found rooms are not joined or listed rooms of the client
+    [limited] = feed(
+        s, Message.system(Action.FIND_ROOMS, SFSObject().put_sfs_array("e", e).put_short("l", 5))
+    )
+    assert limited.limit == 5 and limited.group is None
+
+
+def test_find_rooms_failures_answer_an_empty_list() -> None:
+    """The client reads `fr` of every a=27 (it has no error path there)."""
+    s = logged_in()
+    [find] = feed(
+        s,
+        Message.system(
+            Action.FIND_ROOMS, SFSObject().put_sfs_array("e", expression()).put_utf_string("g", "x")
+        ),
+    )
+    s.fail(find.id, ErrorCode.GROUP_NOT_FOUND, "no group")
+    bad = [
+        SFSObject(),  # no expression
+        SFSObject().put_sfs_array("e", SFSArray().add_int(1)),  # not an array of arrays
+        SFSObject().put_sfs_array("e", SFSArray().add_sfs_array(SFSArray().add_null())),  # 1 element, not 5
+        SFSObject().put_sfs_array("e", expression((None, "x", 7, "==", 1.0))),  # matcher type 7
+        SFSObject().put_sfs_array("e", expression(("XOR", "x", 1, "==", 1.0))),
+        SFSObject().put_sfs_array("e", expression((None, "x", 1, "~", 1.0))),  # unknown operator
+        SFSObject().put_sfs_array("e", expression(*[(None, "x", 1, "==", 1.0)] * 17)),  # too long
+    ]
+    for p in bad:
+        assert feed(s, Message.system(Action.FIND_ROOMS, p)) == []
+    msgs = out(s)
+    assert [x.action for x in msgs] == [Action.FIND_ROOMS] * (1 + len(bad))
+    assert all(len(x.params.get_sfs_array("fr")) == 0 for x in msgs)
+    assert s.state is AUTHENTICATED
+
+
+def test_a_bool_matcher_with_a_number_is_a_bad_field() -> None:
+    s = logged_in()
+    item = SFSArray().add_null().add_utf_string("vip").add_byte(0).add_utf_string("==").add_double(1.0)
+    assert (
+        feed(
+            s,
+            Message.system(Action.FIND_ROOMS, SFSObject().put_sfs_array("e", SFSArray().add_sfs_array(item))),
+        )
+        == []
+    )
+    [resp] = out(s)
+    assert resp.action == Action.FIND_ROOMS and len(resp.params.get_sfs_array("fr")) == 0
+
+
+def test_quick_join_or_create_maps_to_quick_join_and_answers_as_a_join() -> None:
+    s = logged_in()
+    rs = SFSObject().put_utf_string("n", "Table 9").put_utf_string("g", "tables").put_bool("ig", True)
+    rs.put_short("mu", 4).put_short("ms", 2)
+    p = SFSObject().put_sfs_array("me", expression((None, "${HFP}", 0, "==", True)))
+    p.put_utf_string_array("gl", ["tables", "vip"]).put_sfs_object("rs", rs).put_int("tl", 1)
+    [quick] = feed(s, Message.system(Action.QUICK_JOIN_OR_CREATE_ROOM, p))
+    assert isinstance(quick, m.QuickJoin) and quick.groups == ["tables", "vip"] and quick.leave == 1
+    assert quick.where[0].prop == "free_slots" and quick.where[0].value is True
+    assert quick.create is not None and (quick.create.name, quick.create.group, quick.create.game) == (
+        "Table 9",
+        "tables",
+        True,
+    )
+    assert (quick.create.max_users, quick.create.max_spectators) == (4, 2)
+    room = {**LOBBY, "id": 12, "name": "Table 9", "group": "tables", "game": True, "users": 1, "max_users": 4}
+    s.reply(quick.id, {"room": room, "users": [ALICE]})
+    [joined] = out(s)
+    assert joined.action == Action.JOIN_ROOM and joined.params.get_sfs_array("r").get_int(0) == 12
+    assert 12 in s.rooms
+    # refusals come as JoinRoom errors (the client has no a=31 handler)
+    [again] = feed(s, Message.system(Action.QUICK_JOIN_OR_CREATE_ROOM, p))
+    s.fail(again.id, ErrorCode.ROOM_NAME_TAKEN, "taken")
+    [err] = out(s)
+    assert (err.action, err.params.get_short("ec"), err.params.get_utf_string_array("ep")) == (
+        4,
+        12,
+        ("Table 9",),
+    )
+    no_rs = SFSObject().put_sfs_array("me", expression()).put_utf_string_array("gl", ["tables"])
+    [plain] = feed(s, Message.system(Action.QUICK_JOIN_OR_CREATE_ROOM, no_rs))
+    assert plain.create is None and plain.leave is None
+    s.fail(plain.id, ErrorCode.ROOM_NOT_FOUND, "no open room matches")
+    [err] = out(s)
+    assert (err.action, err.params.get_short("ec")) == (4, 22)
+    assert feed(s, Message.system(Action.QUICK_JOIN_OR_CREATE_ROOM, SFSObject())) == []  # no `me`
+    [err] = out(s)
+    assert (err.action, err.params.get_short("ec")) == (4, 28)
