@@ -55,6 +55,12 @@ def _switch(z: Zone, uid: int, r: m.SwitchRole, now: float) -> Result:
     return z.switch_role(uid, r.room, r.spectator)
 
 
+def _change(z: Zone, uid: int, r: m.ChangeRoom, now: float) -> Result:
+    return z.change_room(
+        uid, r.room, name=r.name, password=r.password, max_users=r.max_users, max_spectators=r.max_spectators
+    )
+
+
 def _public(z: Zone, uid: int, r: m.PublicMessage, now: float) -> Result:
     return z.public_message(uid, r.room, r.text, r.data)
 
@@ -100,6 +106,7 @@ ZONE_HANDLERS: dict[type, Handler] = {
     m.JoinRoom: _join,
     m.LeaveRoom: _leave,
     m.SwitchRole: _switch,
+    m.ChangeRoom: _change,
     m.PublicMessage: _public,
     m.PrivateMessage: _private,
     m.ObjectMessage: _object,

@@ -64,7 +64,14 @@ logger = logging.getLogger("croupier.sharding")
 
 DYNAMIC_BASE = 1_000_000
 MAX_WORKERS = 1024
-_LIST_EVENTS = frozenset({"room_added", "room_removed", "room_count"})
+
+
+def _in_room(hosts: dict[str, set[int]] | None, room_id: int) -> bool:
+    """True if a user's rooms hosted elsewhere (`ShardedRouter.remote_rooms`) include it."""
+    return hosts is not None and any(room_id in ids for ids in hosts.values())
+
+
+_LIST_EVENTS = frozenset({"room_added", "room_removed", "room_count", "room_changed"})
 
 _enc = msgspec.msgpack.Encoder()
 _dec_request = msgspec.msgpack.Decoder(m.ClientMessage)
@@ -677,6 +684,10 @@ class ShardedRouter:
         if isinstance(request, m.ModeratorMessage | m.AdminMessage) and request.scope in ("group", "zone"):
             self._staff_broadcast(zone, user_id, request, reply)
             return
+        if isinstance(request, m.ChangeRoom) and request.name is not None:
+            # rooms live on the worker their name hashes to: a new name would point elsewhere
+            reply(None, RequestError(ErrorCode.NOT_SUPPORTED, "rooms cannot be renamed in a cluster"))
+            return
         target = self._target(zone, request)
         if target is None or target == self.me:
             self._run_local(zone, user_id, request, reply)
@@ -739,7 +750,7 @@ class ShardedRouter:
             return self.host(zone, r.room)
         if isinstance(r, m.CreateRoom):
             return s.host_by_name(zone, r.name)
-        if isinstance(r, m.LeaveRoom | m.SwitchRole | m.PublicMessage | m.SetRoomVariables):
+        if isinstance(r, m.LeaveRoom | m.SwitchRole | m.ChangeRoom | m.PublicMessage | m.SetRoomVariables):
             return self.host(zone, r.room)
         if isinstance(r, m.ObjectMessage):
             return self.host(zone, r.room)
@@ -848,6 +859,8 @@ class ShardedRouter:
 
     def _announce(self, zone: str, event: OutEvent) -> None:
         data = event.data
+        if event.name == "room_changed" and data["room"].hidden:
+            return  # hidden rooms are not listed anywhere
         if event.name == "room_count":  # others need the whole listing entry
             room = self.hub.zones[zone].rooms.get(data["room"])
             if room is None:
@@ -961,6 +974,15 @@ class ShardedRouter:
         zone = self.hub.zones.get(zname)
         if zone is not None:
             outputs = zone.apply_remote(event, data)
+            if outputs and event == "room_changed":  # its members had it from the host
+                rid = data["room"]["id"]
+                joined = self.remote_rooms
+                outputs = [
+                    Send(tuple(u for u in o.recipients if not _in_room(joined.get((zname, u)), rid)), o.event)
+                    if isinstance(o, Send)
+                    else o
+                    for o in outputs
+                ]
             if outputs:
                 self.hub.deliver(zname, outputs)  # local subscribers only: no echo
 

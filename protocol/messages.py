@@ -193,6 +193,17 @@ class SwitchRole(_Request, tag="switch_role", frozen=True):
     spectator: bool
 
 
+class ChangeRoom(_Request, tag="change_room", frozen=True):
+    """The room's owner (or a moderator) renames it, sets or removes (`""`) its password,
+    or resizes it; omitted fields stay as they are."""
+
+    room: RoomId
+    name: Name | None = None
+    password: Password | None = None
+    max_users: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    max_spectators: Annotated[int, Meta(ge=0, le=10_000)] | None = None
+
+
 # -- messages ------------------------------------------------------------------------------
 
 
@@ -328,6 +339,7 @@ ClientMessage = (
     | JoinRoom
     | LeaveRoom
     | SwitchRole
+    | ChangeRoom
     | PublicMessage
     | PrivateMessage
     | ObjectMessage

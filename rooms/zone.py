@@ -409,6 +409,55 @@ class Zone:
         self._count_changed(room, out)
         return {"room": room.id, "player_id": pid}, out
 
+    def change_room(
+        self,
+        user_id: int,
+        room_id: int,
+        *,
+        name: str | None = None,
+        password: str | None = None,
+        max_users: int | None = None,
+        max_spectators: int | None = None,
+    ) -> Result:
+        """The room's owner (or a moderator) renames it, sets or removes its password
+        (""), or resizes it; fields left None stay. Fewer seats than occupants removes no
+        one: the room takes no one until they are fewer. `room_changed` (the new view and
+        what changed) goes to the group's subscribers and the room's members."""
+        user = self.user(user_id)
+        room = self.room(room_id)
+        if room.owner != user_id and user.role < Role.MODERATOR:
+            raise _err(ErrorCode.PERMISSION_DENIED, f"only the owner of room {room.name!r} can change it")
+        if max_spectators is not None and max_spectators > 0 and not room.game:
+            raise _err(ErrorCode.BAD_REQUEST, "only game rooms have spectators")
+        changed: list[str] = []
+        if name is not None and name != room.name:
+            if name in self.rooms_by_name:
+                raise _err(ErrorCode.ROOM_NAME_TAKEN, f"a room named {name!r} exists")
+            del self.rooms_by_name[room.name]
+            room.name = name
+            self.rooms_by_name[name] = room
+            changed.append("name")
+        if password is not None and password != room.password:
+            room.password = password
+            changed.append("password")
+        if max_users is not None and max_users != room.max_users:
+            room.max_users = max_users
+            changed.append("max_users")
+        if max_spectators is not None and max_spectators != room.max_spectators:
+            room.max_spectators = max_spectators
+            changed.append("max_spectators")
+        view = room.view()
+        out: list[Output] = []
+        if changed:
+            listeners = (
+                set(room.members) if room.hidden else set(self.subscribers[room.group]) | set(room.members)
+            )
+            if listeners:
+                out.append(
+                    Send(tuple(listeners), OutEvent("room_changed", {"room": view, "changed": changed}))
+                )
+        return {"room": view, "changed": changed}, out
+
     def _leave(self, user: User, room: Room, out: list[Output]) -> None:
         room.players.pop(user.id, None)
         room.spectators.discard(user.id)

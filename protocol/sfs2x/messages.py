@@ -67,6 +67,9 @@ __all__ = [
     "moderator_message",
     "object_message",
     "parse_ban_user",
+    "parse_change_room_capacity",
+    "parse_change_room_name",
+    "parse_change_room_password",
     "parse_create_room",
     "parse_extension_request",
     "parse_find_rooms",
@@ -86,9 +89,12 @@ __all__ = [
     "private_message",
     "public_message",
     "room_add",
+    "room_capacity_change",
     "room_group_subscribed",
     "room_group_unsubscribed",
     "room_lost",
+    "room_name_change",
+    "room_password_change",
     "room_variables_update",
     "user_count_change",
     "user_enter_room",
@@ -352,6 +358,45 @@ def parse_create_room(p: SFSObject) -> CreateRoomRequest:
         extension_id=_opt_str(p, "xn"),
         extension_class=_opt_str(p, "xc"),
     )
+
+
+# ---------------------------------------------------------------------------
+# ChangeRoomName (a=8), ChangeRoomPassword (a=9), ChangeRoomCapacity (a=19) (spec §6.12)
+
+
+def parse_change_room_name(p: SFSObject) -> tuple[int, str]:
+    """ChangeRoomName params: the room ``r:INT`` and its new name ``n:UTF_STRING``."""
+    return p.get_int("r"), p.get_utf_string("n")
+
+
+def parse_change_room_password(p: SFSObject) -> tuple[int, str]:
+    """ChangeRoomPassword params: ``r:INT`` and ``p:UTF_STRING`` (empty: no password)."""
+    return p.get_int("r"), p.get_utf_string("p")
+
+
+def parse_change_room_capacity(p: SFSObject) -> tuple[int, int, int]:
+    """ChangeRoomCapacity params: ``r:INT``, ``u:INT`` (players) and ``s:INT`` (spectators)."""
+    return p.get_int("r"), p.get_int("u"), p.get_int("s")
+
+
+def room_name_change(room_id: int, name: str) -> Message:
+    """a=8, to the room's group and members: ``r:INT, n:UTF_STRING``."""
+    return Message.system(
+        Action.CHANGE_ROOM_NAME, SFSObject().put_int("r", room_id).put_utf_string("n", name)
+    )
+
+
+def room_password_change(room_id: int, protected: bool) -> Message:
+    """a=9: ``r:INT, p:BOOL`` (the room is password protected now)."""
+    return Message.system(
+        Action.CHANGE_ROOM_PASSWORD, SFSObject().put_int("r", room_id).put_bool("p", protected)
+    )
+
+
+def room_capacity_change(room_id: int, max_users: int, max_spectators: int) -> Message:
+    """a=19: ``r:INT, u:INT, s:INT``."""
+    p = SFSObject().put_int("r", room_id).put_int("u", max_users).put_int("s", max_spectators)
+    return Message.system(Action.CHANGE_ROOM_CAPACITY, p)
 
 
 # ---------------------------------------------------------------------------

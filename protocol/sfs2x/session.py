@@ -107,8 +107,17 @@ _ANSWERED: Final = frozenset(
         Action.CALL_EXTENSION,
         Action.SPECTATOR_TO_PLAYER,
         Action.PLAYER_TO_SPECTATOR,
+        Action.CHANGE_ROOM_NAME,
+        Action.CHANGE_ROOM_PASSWORD,
+        Action.CHANGE_ROOM_CAPACITY,
     }
 )
+#: a refused room change (not the owner, a cluster rename, a bad size) as its SFS `ec`
+_CHANGE_EC: Final = {
+    Action.CHANGE_ROOM_NAME: Ec.ROOM_NAME_CHANGE_ERROR,
+    Action.CHANGE_ROOM_PASSWORD: Ec.ROOM_PASSWORD_CHANGE_ERROR,
+    Action.CHANGE_ROOM_CAPACITY: Ec.ROOM_CAPACITY_CHANGE_ERROR,
+}
 #: Native refusals of a spectator/player switch as the SFS `ec` (the client checks only
 #: that there is one; §9: 32-35 with the room name)
 _SWITCH_EC: Final = {
@@ -300,6 +309,8 @@ def sfs_error(action: int, code: int, message: str, ctx: dict[str, str]) -> tupl
         )
     elif action in (Action.SPECTATOR_TO_PLAYER, Action.PLAYER_TO_SPECTATOR):
         ec = _SWITCH_EC.get(code, Ec.SWITCH_NOT_JOINED_IN_ROOM)  # type: ignore[call-overload]
+    elif action in _CHANGE_EC and code not in (Native.ROOM_NAME_TAKEN, Native.ROOM_NOT_FOUND):
+        ec = _CHANGE_EC[action]  # type: ignore[index]
     else:
         ec = _EC.get(code, Ec.GENERIC_ERROR)  # type: ignore[call-overload]
     zone, name, room, group = (
@@ -331,6 +342,9 @@ def sfs_error(action: int, code: int, message: str, ctx: dict[str, str]) -> tupl
         Ec.SWITCH_NO_SPECTATOR_SLOTS: (room,),
         Ec.SWITCH_NOT_A_GAME_ROOM: (room,),
         Ec.SWITCH_NOT_JOINED_IN_ROOM: (room,),
+        Ec.ROOM_NAME_CHANGE_ERROR: (room,),
+        Ec.ROOM_PASSWORD_CHANGE_ERROR: (room,),
+        Ec.ROOM_CAPACITY_CHANGE_ERROR: (room,),
     }
     return int(ec), params.get(ec, (message,))
 
@@ -572,6 +586,8 @@ class SfsSession:
             room = self.rooms.get(room_id)
             fields = {"room": room_id, "spectator": action == Action.PLAYER_TO_SPECTATOR}
             self._submit(action, "switch_role", fields, {"room": room["name"] if room else str(room_id)})
+        elif action in (Action.CHANGE_ROOM_NAME, Action.CHANGE_ROOM_PASSWORD, Action.CHANGE_ROOM_CAPACITY):
+            self._change_room(action, p)
         elif action == Action.FIND_ROOMS:
             f = sm.parse_find_rooms(p)
             fields = {
@@ -608,6 +624,36 @@ class SfsSession:
             self._submit(action, "ban", fields)
         else:
             logger.info("sfs2x: action %d is not supported yet", action)
+
+    def _change_room(self, action: int, p: SFSObject) -> None:
+        fields: dict[str, Any]
+        if action == Action.CHANGE_ROOM_NAME:
+            room_id, name = sm.parse_change_room_name(p)
+            fields = {"room": room_id, "name": name}
+        elif action == Action.CHANGE_ROOM_PASSWORD:
+            room_id, password = sm.parse_change_room_password(p)
+            fields = {"room": room_id, "password": password}
+        else:
+            room_id, users, spectators = sm.parse_change_room_capacity(p)
+            fields = {"room": room_id, "max_users": users, "max_spectators": spectators}
+        room = self.rooms.get(room_id)
+        self._submit(action, "change_room", fields, {"room": room["name"] if room else str(room_id)})
+
+    def _room_changed(self, view: dict[str, Any]) -> None:
+        """a=8 / a=9 / a=19 for what differs from the room as this client knows it (the
+        reply and the event of one change both come here: the second finds nothing new)."""
+        rid = view["id"]
+        known = self.rooms.get(rid)
+        if known is None:
+            return  # the client does not know the room: it would drop them
+        if view["name"] != known["name"]:
+            self._send(sm.room_name_change(rid, view["name"]))
+        if view.get("locked", False) != known.get("locked", False):
+            self._send(sm.room_password_change(rid, view.get("locked", False)))
+        users, spectators = view.get("max_users", 0), view.get("max_spectators", 0)
+        if (users, spectators) != (known.get("max_users", 0), known.get("max_spectators", 0)):
+            self._send(sm.room_capacity_change(rid, users, spectators))
+        known.update(view)
 
     def _generic(self, g: sm.GenericMessageRequest) -> None:
         data = from_sfs(g.params) if g.params is not None else None
@@ -756,6 +802,8 @@ class SfsSession:
             self._send(sm.room_group_unsubscribed(data["group"]))
         elif action == Action.CALL_EXTENSION:
             self._send(sm.extension_response(pending.ctx.get("cmd", ""), to_sfs_object(data)))
+        elif action in _CHANGE_EC and isinstance(data, dict):
+            self._room_changed(data["room"])
         elif action == Action.FIND_ROOMS and isinstance(data, dict):
             self._send(sm.find_rooms_response(map(_room_info, data["rooms"])))
         elif action == Action.QUICK_JOIN_OR_CREATE_ROOM and isinstance(data, dict):
@@ -825,6 +873,8 @@ class SfsSession:
         elif name == "room_removed":
             self.rooms.pop(d["room"], None)
             self._send(sm.room_lost(d["room"]))
+        elif name == "room_changed":
+            self._room_changed(d["room"])
         elif name == "room_count":
             known = self.rooms.get(d["room"])
             if known is not None:

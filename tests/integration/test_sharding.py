@@ -249,6 +249,41 @@ def test_find_rooms_and_quick_join_reach_rooms_hosted_on_another_worker(kind: st
     run(body, kind)
 
 
+def test_the_owner_changes_a_room_hosted_on_another_worker(kind: str) -> None:
+    """ann (w0) owns a table hosted on w1: her password and capacity change is made on the
+    host; the subscribers of both workers hear of it and w0's listing follows; renaming is
+    refused in a cluster (a room lives where its name hashes to)."""
+
+    async def body(r: Ring) -> None:
+        name = next(f"own-{i}" for i in range(100) if host_of(f"own-{i}") == "w1")
+        a, _ = await r.guest("w0", "ann")
+        b, _ = await r.guest("w1", "bob")
+        c, _ = await r.guest("w0", "cid")
+        created = await a.request("create_room", name=name, game=True, max_users=4)
+        rid = created["data"]["room"]["id"]
+        for x in (b, c):
+            await x.event("room_added")
+        changed = await a.request("change_room", room=rid, password="secret", max_users=2)
+        assert changed["type"] == "ok", changed
+        assert changed["data"]["changed"] == ["password", "max_users"]
+        assert (changed["data"]["room"]["locked"], changed["data"]["room"]["max_users"]) == (True, 2)
+        for x in (a, b, c):  # the member; w1's subscriber, and w0's (through the directory)
+            ev = await x.event("room_changed")
+            assert ev["data"]["room"]["id"] == rid and ev["data"]["changed"] == ["password", "max_users"]
+        found = await c.request("find_rooms", where=[{"prop": "locked", "op": "==", "value": True}])
+        assert [room["id"] for room in found["data"]["rooms"]] == [rid]
+        refused = await b.request("change_room", room=rid, password="")
+        assert refused["type"] == "error" and refused["code"] == ErrorCode.PERMISSION_DENIED
+        renamed = await a.request("change_room", room=rid, name="elsewhere")
+        assert renamed["type"] == "error" and renamed["code"] == ErrorCode.NOT_SUPPORTED
+        # ann is a member and a subscriber of the group on w0: told once, by the host
+        assert [e for e in a.events if e.get("event") == "room_changed"] == []
+        for x in (a, b, c):
+            await x.close()
+
+    run(body, kind)
+
+
 def test_moderator_kicks_a_user_on_another_worker_and_admin_speaks_to_the_zone(kind: str) -> None:
     async def body(r: Ring) -> None:
         mod_id, victim_id = user_on("w0"), user_on("w1")

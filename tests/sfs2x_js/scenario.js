@@ -327,6 +327,42 @@ async function main() {
   await leftQuick;
   step("search");
 
+  // The owner changes her room (a=9 / a=19 / a=8); the group's subscribers see it too.
+  const own = new SFS2X.RoomSettings("Alice's room");
+  own.isGame = true;
+  own.maxUsers = 4;
+  own.maxSpectators = 1;
+  const dave = await connect();
+  check((await login(dave, "dave", "", "demo")).ok, "dave logs in");
+  const ownJoined = waitFor(alice, E.ROOM_JOIN, (e) => e.room.name === "Alice's room", "join own room");
+  const ownAtMod = waitFor(mod, E.ROOM_ADD, (e) => e.room.name === "Alice's room", "own room at mod");
+  const ownAtDave = waitFor(dave, E.ROOM_ADD, (e) => e.room.name === "Alice's room", "own room at dave");
+  alice.send(new SFS2X.CreateRoomRequest(own, true));
+  const ownRoom = (await ownJoined).room;
+  const modRoom = (await ownAtMod).room;
+  const locked = waitFor(alice, E.ROOM_PASSWORD_STATE_CHANGE, (e) => e.room.id === ownRoom.id, "password set");
+  const lockedAtMod = waitFor(mod, E.ROOM_PASSWORD_STATE_CHANGE, (e) => e.room.id === ownRoom.id, "password at mod");
+  alice.send(new SFS2X.ChangeRoomPasswordStateRequest(ownRoom, "secret"));
+  check((await locked).room.isPasswordProtected, "protected now");
+  await lockedAtMod;
+  check(modRoom.isPasswordProtected, "mod's copy of the room is protected too");
+  const resized = waitFor(alice, E.ROOM_CAPACITY_CHANGE, (e) => e.room.id === ownRoom.id, "capacity");
+  alice.send(new SFS2X.ChangeRoomCapacityRequest(ownRoom, 2, 0));
+  const sized = (await resized).room;
+  check(sized.maxUsers === 2 && sized.maxSpectators === 0, "2 players, no spectators");
+  const renamed = waitFor(alice, E.ROOM_NAME_CHANGE, (e) => e.room.id === ownRoom.id, "rename");
+  alice.send(new SFS2X.ChangeRoomNameRequest(ownRoom, "Alice's den"));
+  const rn = await renamed;
+  check(rn.oldName === "Alice's room" && rn.room.name === "Alice's den", "renamed");
+  const notYours = waitFor(dave, E.ROOM_CAPACITY_CHANGE_ERROR, () => true, "not the owner");
+  dave.send(new SFS2X.ChangeRoomCapacityRequest((await ownAtDave).room, 10, 0));
+  check((await notYours).errorCode === 31, "only the owner: 31");
+  dave.disconnect();
+  const leftOwn = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe && e.room.id === ownRoom.id, "leave own");
+  alice.send(new SFS2X.LeaveRoomRequest(ownRoom));
+  await leftOwn;
+  step("owner");
+
   const out = waitFor(alice, E.LOGOUT, () => true, "logout");
   alice.send(new SFS2X.LogoutRequest());
   await out;

@@ -201,3 +201,54 @@ def test_quick_join_candidates_skip_full_locked_hidden_and_joined_rooms_fullest_
     with pytest.raises(RequestError) as e:
         z.quick_join_candidates(A, ["nope"], [], False, 5)
     assert e.value.code == ErrorCode.GROUP_NOT_FOUND
+
+
+# -- changing a room -----------------------------------------------------------------------
+
+
+def test_the_owner_renames_locks_and_resizes_a_room_and_its_audience_is_told():
+    z = zone()
+    z.subscribe_group(C, "tables")
+    z.create_room(A, name="Mine", group="tables", game=True, max_users=4, max_spectators=1)
+    rid = z.rooms_by_name["Mine"].id
+    z.join_room(B, rid)
+    data, out = z.change_room(A, rid, name="Ours", password="pw", max_users=2, max_spectators=0)
+    assert data["changed"] == ["name", "password", "max_users", "max_spectators"]
+    view = data["room"]
+    assert (view.name, view.locked, view.max_users, view.max_spectators) == ("Ours", True, 2, 0)
+    [send] = out
+    assert send.event.name == "room_changed" and set(send.recipients) == {A, B, C}  # members and subscribers
+    assert z.room("Ours").id == rid
+    with pytest.raises(RequestError):
+        z.room("Mine")
+    # fewer seats than players: no one leaves, no one else joins
+    z.change_room(A, rid, max_users=1)
+    assert set(z.rooms[rid].players) == {A, B}
+    with pytest.raises(RequestError) as e:
+        z.join_room(C, rid, password="pw")
+    assert e.value.code == ErrorCode.ROOM_FULL
+
+
+def test_changing_a_room_is_for_its_owner_and_checked():
+    z = zone()
+    z.create_room(A, name="Mine", group="tables", max_users=4)
+    rid = z.rooms_by_name["Mine"].id
+    for bad, code in [
+        (dict(user=B, max_users=2), ErrorCode.PERMISSION_DENIED),
+        (dict(user=A, name="BJ low"), ErrorCode.ROOM_NAME_TAKEN),
+        (dict(user=A, max_spectators=2), ErrorCode.BAD_REQUEST),  # not a game room
+    ]:
+        user = bad.pop("user")
+        with pytest.raises(RequestError) as e:
+            z.change_room(user, rid, **bad)
+        assert e.value.code == code
+    data, out = z.change_room(A, rid, max_users=4)  # no change: nothing sent
+    assert data["changed"] == [] and out == []
+    mod = 9
+    z.add_user(User(mod, "mod", Role.MODERATOR))
+    data, _ = z.change_room(mod, z.rooms_by_name["Lobby"].id, password="staff")  # configured rooms: staff
+    assert data["changed"] == ["password"]
+    hidden = z.rooms_by_name["BJ hidden"]
+    z.join_room(B, hidden.id)
+    _, out = z.change_room(mod, hidden.id, max_users=5)
+    assert [tuple(o.recipients) for o in out] == [(B,)]  # a hidden room's members only

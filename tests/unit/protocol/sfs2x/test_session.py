@@ -436,8 +436,35 @@ def test_to_sfs_object_infers_types() -> None:
 
 
 _KEYS = ["i", "n", "p", "r", "u", "m", "t", "rc", "rm", "vl", "g", "c", "zn", "un", "pw", "d", "b", "dh", "aj", "mu",
-         "rv", "rl", "sp", "api", "cl", "token", "e", "me", "gl", "rs", "tl", "l"]  # fmt: skip
-_ACTIONS = [0, 1, 2, 4, 6, 7, 11, 12, 13, 14, 15, 16, 17, 18, 24, 25, 27, 29, 31, 3, 8, 200, 1000, 32767]
+         "rv", "rl", "sp", "api", "cl", "token", "e", "me", "gl", "rs", "tl", "l", "s"]  # fmt: skip
+_ACTIONS = [
+    0,
+    1,
+    2,
+    4,
+    6,
+    7,
+    9,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    24,
+    25,
+    27,
+    29,
+    31,
+    3,
+    8,
+    200,
+    1000,
+    32767,
+]
 _params = st.dictionaries(st.sampled_from(_KEYS) | strategies.keys, strategies.entries, max_size=6).map(
     SFSObject
 )
@@ -739,3 +766,108 @@ def test_quick_join_or_create_maps_to_quick_join_and_answers_as_a_join() -> None
     assert feed(s, Message.system(Action.QUICK_JOIN_OR_CREATE_ROOM, SFSObject())) == []  # no `me`
     [err] = out(s)
     assert (err.action, err.params.get_short("ec")) == (4, 28)
+
+
+def test_room_changes_8_9_19_map_to_change_room_and_are_sent_once() -> None:
+    s = logged_in()
+    table = {**LOBBY, "id": 5, "name": "Table", "game": True, "max_users": 4, "max_spectators": 1}
+    s.rooms[5] = dict(table)
+    [pw] = feed(
+        s, Message.system(Action.CHANGE_ROOM_PASSWORD, SFSObject().put_int("r", 5).put_utf_string("p", "x"))
+    )
+    assert isinstance(pw, m.ChangeRoom) and (pw.room, pw.password, pw.name, pw.max_users) == (
+        5,
+        "x",
+        None,
+        None,
+    )
+    s.reply(pw.id, {"room": {**table, "locked": True}, "changed": ["password"]})
+    s.send_event(2, OutEvent("room_changed", {"room": {**table, "locked": True}, "changed": ["password"]}))
+    [resp] = out(s)  # the event found nothing new
+    assert resp.action == Action.CHANGE_ROOM_PASSWORD
+    assert resp.params.get_int("r") == 5 and resp.params.get_bool("p") is True
+    cap = SFSObject().put_int("r", 5).put_int("u", 6).put_int("s", 0)
+    [c] = feed(s, Message.system(Action.CHANGE_ROOM_CAPACITY, cap))
+    assert (c.max_users, c.max_spectators, c.password) == (6, 0, None)
+    [n] = feed(
+        s, Message.system(Action.CHANGE_ROOM_NAME, SFSObject().put_int("r", 5).put_utf_string("n", "T2"))
+    )
+    assert n.name == "T2"
+    # another user's change of both: two events to this client
+    changed = {**table, "locked": True, "name": "T2", "max_users": 6, "max_spectators": 0}
+    s.send_event(
+        3, OutEvent("room_changed", {"room": changed, "changed": ["name", "max_users", "max_spectators"]})
+    )
+    name, capacity = out(s)
+    assert (name.action, name.params.get_utf_string("n")) == (Action.CHANGE_ROOM_NAME, "T2")
+    assert capacity.action == Action.CHANGE_ROOM_CAPACITY
+    assert [capacity.params.type_of(k) for k in "rus"] == [SFSType.INT] * 3
+    assert (capacity.params.get_int("u"), capacity.params.get_int("s")) == (6, 0)
+    s.reply(c.id, {"room": changed, "changed": []})
+    s.reply(n.id, {"room": changed, "changed": []})
+    assert out(s) == []
+    s.send_event(4, OutEvent("room_changed", {"room": {**changed, "id": 99}, "changed": ["name"]}))
+    assert out(s) == []  # a room the client does not know: it would drop it
+
+
+def test_refused_room_changes_get_29_30_31_or_the_name_taken() -> None:
+    s = logged_in()
+    s.rooms[5] = {**LOBBY, "id": 5, "name": "Table"}
+    cases = [
+        (
+            Action.CHANGE_ROOM_NAME,
+            SFSObject().put_int("r", 5).put_utf_string("n", "T"),
+            ErrorCode.PERMISSION_DENIED,
+            29,
+        ),
+        (
+            Action.CHANGE_ROOM_NAME,
+            SFSObject().put_int("r", 5).put_utf_string("n", "T"),
+            ErrorCode.NOT_SUPPORTED,
+            29,
+        ),
+        (
+            Action.CHANGE_ROOM_NAME,
+            SFSObject().put_int("r", 5).put_utf_string("n", "T"),
+            ErrorCode.ROOM_NAME_TAKEN,
+            12,
+        ),
+        (
+            Action.CHANGE_ROOM_PASSWORD,
+            SFSObject().put_int("r", 5).put_utf_string("p", ""),
+            ErrorCode.PERMISSION_DENIED,
+            30,
+        ),
+        (
+            Action.CHANGE_ROOM_CAPACITY,
+            SFSObject().put_int("r", 5).put_int("u", 2).put_int("s", 3),
+            ErrorCode.BAD_REQUEST,
+            31,
+        ),
+        (
+            Action.CHANGE_ROOM_CAPACITY,
+            SFSObject().put_int("r", 5).put_int("u", 2).put_int("s", 0),
+            ErrorCode.ROOM_NOT_FOUND,
+            22,
+        ),
+    ]
+    for action, params, code, ec in cases:
+        [req] = feed(s, Message.system(action, params))
+        s.fail(req.id, code, "no")
+        [err] = out(s)
+        assert (err.action, err.params.get_short("ec")) == (action, ec)
+        if ec != 22:
+            assert err.params.get_utf_string_array("ep") in (("Table",), ("T",))
+    # out-of-range sizes never reach the hub
+    for u in (0, 10_001):
+        assert (
+            feed(
+                s,
+                Message.system(
+                    Action.CHANGE_ROOM_CAPACITY, SFSObject().put_int("r", 5).put_int("u", u).put_int("s", 0)
+                ),
+            )
+            == []
+        )
+        [err] = out(s)
+        assert (err.action, err.params.get_short("ec")) == (Action.CHANGE_ROOM_CAPACITY, 28)
