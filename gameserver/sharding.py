@@ -35,6 +35,7 @@ from protocol import messages as m
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import RequestError
 from protocol.events import OutEvent
+from protocol.sfs2x.reconnect import HrcState
 from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
 from rooms.snapshot import RoomState, UserState, ZoneSnapshot, room_from, room_state, user_from, user_state
@@ -71,6 +72,8 @@ def _in_room(hosts: dict[str, set[int]] | None, room_id: int) -> bool:
     return hosts is not None and any(room_id in ids for ids in hosts.values())
 
 
+#: the handover's entry for SmartFox reconnections (protocol/sfs2x/reconnect.py)
+SFS_HRC = "sfs2x.hrc"
 _LIST_EVENTS = frozenset({"room_added", "room_removed", "room_count", "room_changed"})
 
 _enc = msgspec.msgpack.Encoder()
@@ -445,6 +448,8 @@ class ShardedRouter:
         (with up to `events` events each; None: the handover's default)."""
 
         routing, services = self.export_routing()
+        # SmartFox clients that can reconnect (HRC) take their sessions back at the successor
+        services[SFS_HRC] = self.hub.sfs_reconnections.export()
         sessions = export_sessions(self.hub, EVENTS_PER_SESSION if events is None else events)
         return export_zones(self.hub), routing, services, sessions
 
@@ -483,6 +488,11 @@ class ShardedRouter:
         for zone in self.hub.zones.values():
             top = max((rid for rid in zone.rooms if rid >= DYNAMIC_BASE), default=0)
             zone.use_room_ids(i for i in room_ids_for(self.shards.index) if i > top)
+        hrc = services.get(SFS_HRC)
+        if hrc:
+            from .transports.sfs2x_tcp import adopt_reconnections
+
+            adopt_reconnections(self.hub, msgspec.convert(hrc, list[HrcState]))
 
     async def hand_over(self, directory: str, timeout: float = 10.0) -> int:
         """Give this worker's sessions and rooms to its successor (listening as

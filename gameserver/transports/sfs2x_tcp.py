@@ -14,10 +14,13 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Any, cast
 
+import msgspec
+
 from protocol.codec import MSGPACK
 from protocol.codes import CloseCode
 from protocol.messages import CLIENT_TYPES
 from protocol.sfs2x.packet import PacketReader
+from protocol.sfs2x.reconnect import HrcState
 from protocol.sfs2x.session import SfsSession
 
 from .. import auth
@@ -59,6 +62,20 @@ def new_sfs_session(hub: Hub, stream: bool = False) -> SfsSession:
         reconnections=hub.sfs_reconnections,
         token_prefix=f"{auth.issuer()}." if auth.issuer() else "",
     )
+
+
+def adopt_reconnections(hub: Hub, states: list[HrcState]) -> int:
+    """A predecessor's SFS2X sessions (rolling restart), waiting for their clients to
+    reconnect here; the rooms they knew are this worker's views of them. Returns how many."""
+    now = hub.clock.monotonic()
+    views: dict[str, dict[int, dict[str, Any]]] = {}
+    for name, zone in hub.zones.items():
+        listed = {rid: msgspec.to_builtins(r.view()) for rid, r in zone.rooms.items()}
+        listed.update((rid, msgspec.to_builtins(v)) for rid, v in zone.remote_rooms.items())
+        views[name] = listed
+    for st in states:
+        new_sfs_session(hub, stream=True).adopt(st, views.get(st.zone, {}), now)
+    return len(states)
 
 
 class SfsTcpLink(asyncio.Protocol):

@@ -6,18 +6,39 @@ one's place: its token, what the client was told (rooms, users), its request num
 the last event it was sent; the hub then re-attaches the player (a native ``resume``) and
 sends the events queued meanwhile. The window is the login reply's ``rs`` (seconds).
 
-Pure bookkeeping (no sockets, no clock of its own): the sessions call it.
+Pure bookkeeping (no sockets, no clock of its own): the sessions call it. `export` and
+`adopt` carry the logged-in sessions to a rolling restart's successor (`HrcState`): their
+clients reconnect there, to the same worker name, and take their sessions back.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 if TYPE_CHECKING:
     from .session import SfsSession
 
-__all__ = ["Reconnections"]
+__all__ = ["HrcState", "Reconnections"]
+
+
+class HrcState(msgspec.Struct, frozen=True, array_like=True):
+    """What a successor needs to give a session back to its reconnecting client: the
+    tokens, the user, the rooms it knows (ids: the successor has their views), the request
+    numbering and the last event sent; `dropped_at` if it had dropped already."""
+
+    token: str
+    resume_token: str
+    zone: str
+    me: dict[str, Any]
+    rooms: list[int]
+    created: list[int]
+    ids: int
+    last_seq: int
+    dropped_at: float | None = None
 
 
 class Reconnections:
@@ -46,6 +67,26 @@ class Reconnections:
         self._purge(now)
         if self._sessions.get(session.token) is session:
             self._dropped.append((now + self.window, session.token))
+
+    def export(self) -> list[HrcState]:
+        """The sessions a reconnecting client could take back (logged in, connected or
+        dropped within the window)."""
+        out = []
+        for session in self._sessions.values():
+            state = session.hrc_state()
+            if state is not None:
+                out.append(state)
+        return out
+
+    def adopt(self, session: SfsSession, now: float) -> None:
+        """A dropped session rebuilt from a predecessor's `HrcState` (`SfsSession.adopt`)."""
+        self._sessions[session.token] = session
+        entry = (now + self.window, session.token)
+        dropped = self._dropped
+        if not dropped or dropped[-1] <= entry:
+            dropped.append(entry)
+        else:  # dropped before others already here: keep the deadlines in order
+            dropped.insert(bisect.bisect(dropped, entry), entry)
 
     def take(self, token: str, now: float) -> SfsSession | None:
         """The session of `token`, removed (the new session adds itself), or None."""

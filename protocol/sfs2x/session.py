@@ -61,7 +61,7 @@ from .envelope import (
 )
 from .errors import SFSDecodeError, SFSEncodeError
 from .packet import DEFAULT_COMPRESSION_THRESHOLD
-from .reconnect import Reconnections
+from .reconnect import HrcState, Reconnections
 from .types import SFSArray, SFSObject, SFSType
 
 logger = logging.getLogger("croupier.sfs2x")
@@ -523,6 +523,36 @@ class SfsSession:
         self.hrc = True
         assert old.resume_token is not None
         self._submit(Action.HANDSHAKE, "resume", {"token": old.resume_token, "last_seq": old.last_seq})
+
+    def hrc_state(self) -> HrcState | None:
+        """This session for a successor (rolling restart), if its client can reconnect."""
+        if not self.hrc or self.resume_token is None or self.me is None or self.close_code is not None:
+            return None
+        return HrcState(
+            self.token,
+            self.resume_token,
+            self.zone,
+            self.me,
+            list(self.rooms),
+            list(self._created),
+            self._ids,
+            self.last_seq,
+            self.dropped_at,
+        )
+
+    def adopt(self, st: HrcState, rooms: Mapping[int, dict[str, Any]], now: float) -> None:
+        """Become a dropped session of a predecessor (its `hrc_state`), waiting in the
+        registry for its client; `rooms`: views of the rooms it knew, where this worker
+        has them. Requests in flight at the move are not answered (the client's own
+        timeouts apply)."""
+        assert self.reconnections is not None
+        self.token, self.resume_token, self.zone, self.me = st.token, st.resume_token, st.zone, st.me
+        self.rooms = {rid: dict(rooms[rid]) for rid in st.rooms if rid in rooms}
+        self.users = {st.me["id"]: st.me}
+        self._created, self._ids, self.last_seq = set(st.created), st.ids, st.last_seq
+        self.handshaken, self.hrc, self.state = True, True, State.CLOSED
+        self.dropped_at = now if st.dropped_at is None else min(st.dropped_at, now)
+        self.reconnections.adopt(self, self.dropped_at)
 
     def _login(self, req: sm.LoginRequest) -> None:
         if self.state is AUTHENTICATED:

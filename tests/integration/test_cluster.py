@@ -36,7 +36,7 @@ from gameserver.ring import HashRing, user_key
 from gameserver.worker import all_members
 from persistence import open_stores
 from protocol.codes import CloseCode
-from protocol.sfs2x import Action
+from protocol.sfs2x import Action, Message, SFSObject
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 
 from .client import SfsTcpClient, TcpClient, WsClient
@@ -504,6 +504,72 @@ def test_websockets_stack_adopts_handed_sockets(tmp_path: Path) -> None:
                 c.post("/admin/rolling-restart")  # ...but not twice at once
             assert busy.value.code == 409
             busy.value.close()
+
+        asyncio.run(run())
+
+
+def test_smartfox_clients_take_their_sessions_back_after_a_rolling_restart(tmp_path: Path) -> None:
+    """A Unity client in the Lobby when its worker is replaced: the worker closes its
+    socket without a goodbye (no 1005), so the client reconnects with its token (HRC), to
+    the successor, which has its session (HrcState in the handover): the same token, still
+    in the Lobby, and a native client there never sees it leave."""
+    unity = "UnityPlayer:Android:2022.3"
+    with cluster(write_config(tmp_path, casino=False), 2) as c:
+
+        async def run() -> None:
+            sfs = await SfsTcpClient.connect(c.sfs_port)
+            sfs.write(handshake_request(client_type=unity), login_request("demo", "mobile"))
+            tk = (await sfs.until(Action.HANDSHAKE)).get_utf_string("tk")
+            me = (await sfs.until(Action.LOGIN)).get_int("id")
+            sfs.write(Message.system(Action.JOIN_ROOM, SFSObject().put_utf_string("n", "Lobby")))
+            lobby = (await sfs.until(Action.JOIN_ROOM)).get_sfs_array("r").get_int(0)
+            worker = auth.resume_owner(tk)
+            native, data = await ws_login(c, next(u for u in range(1, 200) if owner_of(c, u) == worker))
+            assert (await native.request("join_room", room="Lobby"))["type"] == "ok"
+            before = await asyncio.to_thread(c.current)
+            assert (await asyncio.to_thread(c.post, "/admin/rolling-restart"))["started"]
+            with pytest.raises((AssertionError, ConnectionError)):  # closed, without a 1005
+                while True:
+                    for action, _ in await sfs.recv(20):
+                        assert action != 1005, "a goodbye: the client would not reconnect"
+            sfs.close()
+            back: SfsTcpClient | None = None
+            deadline = time.monotonic() + 20
+            while back is None and time.monotonic() < deadline:
+                try:
+                    attempt = await SfsTcpClient.connect(c.sfs_port)
+                except OSError:
+                    await asyncio.sleep(0.2)  # the acceptor is not there yet
+                    continue
+                try:
+                    attempt.write(handshake_request(client_type=unity, reconnection_token=tk))
+                    hs = await attempt.until(Action.HANDSHAKE)
+                except (AssertionError, ConnectionError, TimeoutError):
+                    attempt.close()
+                    await asyncio.sleep(0.2)  # the successor is not serving yet
+                    continue
+                assert hs.get_utf_string("tk") == tk, "a new session: the successor had no HRC state"
+                back = attempt
+            assert back is not None, "could not reconnect"
+            now = await asyncio.to_thread(c.current)
+            assert now[worker]["pid"] != before[worker]["pid"]  # a new process holds it
+            native2 = native
+            if native.ws.close_code is not None:  # moved too (4009): resume there
+                native2 = await WsClient.connect(f"{c.ws_url}?resume={data['resume_token']}")
+                assert (await native2.request("resume", token=data["resume_token"]))["type"] == "ok"
+            said = await native2.request("public_message", room=lobby, text="still here?")
+            assert said["type"] == "ok", said
+            await native2.event("public_message")  # its own copy
+            got = await back.until(Action.GENERIC_MESSAGE, timeout=10)
+            assert got.get_utf_string("m") == "still here?"
+            say = SFSObject().put_byte("t", 0).put_int("r", lobby).put_utf_string("m", "yes")
+            back.write(Message.system(Action.GENERIC_MESSAGE, say))
+            heard = await native2.event("public_message", timeout=10)
+            assert heard["data"]["text"] == "yes" and heard["data"]["from"] == me
+            left = [e for e in native2.events if e.get("event") == "user_left"]
+            assert left == []
+            back.close()
+            await native2.close()
 
         asyncio.run(run())
 

@@ -23,7 +23,7 @@ from protocol.sfs2x import (
     encode_frame,
 )
 from protocol.sfs2x.messages import extension_request, handshake_request, login_request, ping_request
-from protocol.sfs2x.reconnect import Reconnections
+from protocol.sfs2x.reconnect import HrcState, Reconnections
 from protocol.sfs2x.session import SfsSession, to_sfs_object
 
 from . import strategies
@@ -871,3 +871,47 @@ def test_refused_room_changes_get_29_30_31_or_the_name_taken() -> None:
         )
         [err] = out(s)
         assert (err.action, err.params.get_short("ec")) == (Action.CHANGE_ROOM_CAPACITY, 28)
+
+
+def test_sessions_move_to_a_successor_and_their_clients_take_them_back_there() -> None:
+    """A rolling restart: the registry's sessions go to the successor as `HrcState`s
+    (encoded as the handover does), wait there as dropped sessions, and a reconnection
+    with the old token takes one back; sessions that cannot reconnect do not move."""
+    old_reg = Reconnections(30.0)
+    s, _ = hrc_logged_in(old_reg)
+    [join] = feed_tcp(s, Message.system(Action.JOIN_ROOM, SFSObject().put_int("i", 1)))
+    s.reply(join.id, {"room": {**LOBBY, "users": 1}, "users": [ALICE]})
+    s.send_event(9, OutEvent("public_message", {"room": 1, "from": 7, "text": "x"}))
+    [spin] = feed_tcp(s, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot")))
+    out(s)
+    gone, _ = hrc_logged_in(old_reg)  # dropped before the move: its window keeps running
+    gone.connection_lost(5.0)
+    kicked, _ = hrc_logged_in(old_reg)
+    kicked.close(CloseCode.KICKED, "bye")  # closed by the server: not resumable
+    states = msgspec.msgpack.decode(msgspec.msgpack.encode(old_reg.export()), type=list[HrcState])
+    assert sorted(st.token for st in states) == sorted([s.token, gone.token])
+    new_reg = Reconnections(30.0)
+    rooms = {1: {**LOBBY, "users": 1}}
+    for state in states:
+        SfsSession(SessionLimits(), FloodLimits(), 20.0, stream=True, reconnections=new_reg).adopt(
+            state, rooms, 20.0
+        )
+    assert len(new_reg) == 2
+    back = SfsSession(SessionLimits(), FloodLimits(), 21.0, stream=True, reconnections=new_reg)
+    [resume] = feed_tcp(back, handshake_request(client_type=UNITY, reconnection_token=s.token), 21.0)
+    assert isinstance(resume, m.Resume) and (resume.token, resume.last_seq) == ("native-tk", 9)
+    back.authenticate()
+    back.reply(resume.id, {"user": 7, "last_seq": 9})
+    [hs] = out(back)
+    assert hs.action == Action.HANDSHAKE and hs.params.get_utf_string("tk") == s.token
+    assert back.rooms.keys() == {1} and back.me == ALICE and back.zone == "demo"
+    [again] = feed_tcp(
+        back, extension_request("casino.spin", SFSObject().put_utf_string("game", "fruit_slot"))
+    )
+    assert again.id > spin.id  # the numbering moved with it
+    back.reply(spin.id, {"round": "r1"})  # a reply owed at the move is not carried over
+    assert out(back) == []
+    late = SfsSession(SessionLimits(), FloodLimits(), 36.0, stream=True, reconnections=new_reg)
+    feed_tcp(late, handshake_request(client_type=UNITY, reconnection_token=gone.token), 36.0)
+    [hs] = out(late)  # dropped at 5 s, window 30 s: gone at 36 s, a new session
+    assert hs.params.get_utf_string("tk") != gone.token
