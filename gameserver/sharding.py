@@ -153,6 +153,8 @@ class ShardedRouter:
         self._guest_seq: dict[str, int] = {}
         #: (zone, user) -> {host: room ids} for this worker's users in rooms hosted elsewhere
         self.remote_rooms: dict[tuple[str, int], dict[str, set[int]]] = {}
+        #: hosted rooms whose variables changed since the last sweep (the others' listings)
+        self._relist: set[tuple[str, int]] = set()
         #: (zone, user) -> home, for the proxies of remote users in rooms hosted here
         self.homes: dict[tuple[str, int], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -852,6 +854,8 @@ class ShardedRouter:
                 event = out.event
                 if event.name in _LIST_EVENTS:
                     self._announce(zone, event)
+                elif event.name == "room_variables":  # the others' listings: at the next sweep
+                    self._relist.add((zone, event.data["room"]))
                 by_home: dict[str, list[int]] = {}
                 for uid in out.recipients:
                     if (zone, uid) in players:
@@ -886,6 +890,12 @@ class ShardedRouter:
             counts = zone.flush_counts(always=True)
             if counts:
                 self.deliver(name, counts)
+        relist, self._relist = self._relist, set()
+        for name, rid in sorted(relist):
+            room = self.hub.zones[name].rooms.get(rid)
+            if room is not None and not room.hidden:
+                for peer in self._peers():
+                    self.bus.cast(peer, "dir", [name, "room_listing", {"room": room.view()}])
         players = self.hub.players
         zones = self.hub.zones
         # one zone (the usual case): no pass over every session

@@ -222,10 +222,16 @@ class Zone:
 
     def apply_remote(self, event: str, data: dict[str, Any]) -> list[Output]:
         """Update the listing of rooms hosted elsewhere from their owner's `room_added`,
-        `room_removed` or `room_count` event; announce it to this worker's subscribers."""
+        `room_removed`, `room_count` or `room_changed` event, and announce it to this
+        worker's subscribers; `room_listing` (new variables) only updates it."""
         ref = data.get("room")
         if (ref.get("id") if isinstance(ref, dict) else ref) in self.rooms:
             return []  # hosted here (a stale listing from a worker that is handing it over)
+        if event == "room_listing":  # a listed room's variables changed: no one is told
+            listed = msgspec.convert(data["room"], RoomView)
+            if listed.id in self.remote_rooms:
+                self.remote_rooms[listed.id] = listed
+            return []
         if event == "room_removed":
             view = self.remote_rooms.pop(data["room"], None)
             group = data.get("group") or (view.group if view is not None else None)

@@ -229,6 +229,22 @@ def test_find_rooms_and_quick_join_reach_rooms_hosted_on_another_worker(kind: st
         assert (await a.request("find_rooms", where=[{"var": "stake", "op": ">", "value": 50}]))["data"][
             "rooms"
         ] == []
+        # a variable changed on the host reaches w0's listing with the next sweep (50 ms here)
+        raised = await b.request("set_room_variables", room=rid, variables=[{"name": "stake", "value": 75}])
+        assert raised["type"] == "ok", raised
+        high = [{"var": "stake", "op": "==", "value": 75}]
+        deadline = time.monotonic() + 5
+        while not (await a.request("find_rooms", where=high))["data"]["rooms"]:
+            assert time.monotonic() < deadline, "w0's listing did not follow the variable"
+            await asyncio.sleep(0.05)
+        # silent: no event of its own (the room_count of bob's join may be there)
+        assert {e.get("event") for e in a.events} <= {"room_count"}
+        back = await b.request("set_room_variables", room=rid, variables=[{"name": "stake", "value": 50}])
+        assert back["type"] == "ok", back
+        deadline = time.monotonic() + 5
+        while not (await a.request("find_rooms", where=where))["data"]["rooms"]:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
         joined = await a.request("quick_join", where=where)
         assert joined["type"] == "ok", joined
         assert joined["data"]["room"]["id"] == rid
