@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path bench-room-search soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,11 @@ bench-spin-path: $(STAMP)
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec
+
+# room search in zones of 1,000 and 10,000 rooms: find_rooms and quick join's candidates
+# against list_rooms, side by side (no I/O)
+bench-room-search: $(STAMP)
+	$(PY) -m bench.room_search $(ARGS)
 
 # durable spins/s, group commit vs one transaction per spin, SQLite and MariaDB side by side
 # (MariaDB at 127.0.0.1:3306; a database croupier_bench is created and dropped)
