@@ -19,6 +19,10 @@ def _find_rooms(z: Zone, uid: int, r: m.FindRooms, now: float) -> Result:
     return z.find_rooms(uid, r.group, r.where, r.limit)
 
 
+def _find_users(z: Zone, uid: int, r: m.FindUsers, now: float) -> Result:
+    return z.find_users(uid, r.room, r.group, r.where, r.limit)
+
+
 def _subscribe(z: Zone, uid: int, r: m.SubscribeGroup, now: float) -> Result:
     return z.subscribe_group(uid, r.group)
 
@@ -100,6 +104,7 @@ def _ban(z: Zone, uid: int, r: m.Ban, now: float) -> Result:
 ZONE_HANDLERS: dict[type, Handler] = {
     m.ListRooms: _list_rooms,
     m.FindRooms: _find_rooms,
+    m.FindUsers: _find_users,
     m.SubscribeGroup: _subscribe,
     m.UnsubscribeGroup: _unsubscribe,
     m.CreateRoom: _create,

@@ -40,6 +40,7 @@ from rooms.outputs import Disconnect, Output, Send
 from rooms.roles import Role
 from rooms.snapshot import RoomState, UserState, ZoneSnapshot, room_from, room_state, user_from, user_state
 from rooms.user import User
+from rooms.views import UserView
 from rooms.zone import Zone
 
 from .bus import Bus, BusError, RemoteError, open_bus
@@ -173,6 +174,7 @@ class ShardedRouter:
             ("reconcile", self._on_reconcile),
             ("lost", self._on_lost),
             ("zcount", self._on_zcount),
+            ("fusers", self._on_find_users),
         ):
             bus.on(kind, fn)
         #: zone population for `max_users` across the ring: every worker casts its
@@ -700,6 +702,9 @@ class ShardedRouter:
             # rooms live on the worker their name hashes to: a new name would point elsewhere
             reply(None, RequestError(ErrorCode.NOT_SUPPORTED, "rooms cannot be renamed in a cluster"))
             return
+        if isinstance(request, m.FindUsers) and request.room is None:
+            self._find_users_everywhere(zone, user_id, request, reply)
+            return
         target = self._target(zone, request)
         if target is None or target == self.me:
             self._run_local(zone, user_id, request, reply)
@@ -718,6 +723,53 @@ class ShardedRouter:
             self._call(target, zone, user_id, request, reply_then_leave)
             return
         self._call(target, zone, user_id, request, reply)
+
+    def _roomless(self, zone: str) -> Callable[[int], bool]:
+        """Whether a user is one of this worker's players and in no room, here or elsewhere."""
+        players, z, remote = self.hub.players, self.hub.zones[zone], self.remote_rooms
+        return lambda uid: (zone, uid) in players and not z.users[uid].rooms and (zone, uid) not in remote
+
+    def _find_users_everywhere(self, zone: str, user_id: int, request: m.FindUsers, reply: ReplyFn) -> None:
+        """A user search over a group or the zone: every worker looks at the rooms it hosts
+        (and its players in no room); the union, by id."""
+        try:
+            data, _ = self.hub.zones[zone].find_users(
+                user_id, None, request.group, request.where, request.limit, roomless=self._roomless(zone)
+            )
+        except RequestError as exc:
+            reply(None, exc)
+            return
+        found: dict[int, UserView] = {v.id: v for v in data["users"]}
+        peers = self._peers()
+        if not peers:
+            reply(data, None)
+            return
+        body = [zone, request.group, _enc.encode(request.where), request.limit]
+
+        async def go() -> None:
+            results = await asyncio.gather(
+                *(self.bus.call(p, "fusers", body, self.timeout) for p in peers), return_exceptions=True
+            )
+            for peer, got in zip(peers, results, strict=True):
+                if isinstance(got, BaseException):  # its users are left out; the others answer
+                    logger.warning("user search at %s failed: %s", peer, got)
+                    continue
+                for v in got:
+                    view = msgspec.convert(v, UserView)
+                    found.setdefault(view.id, view)
+            reply({"users": [found[uid] for uid in sorted(found)[: request.limit]]}, None)
+
+        self._spawn(go())
+
+    def _on_find_users(self, src: str, body: list[Any]) -> list[Any]:
+        zname, group, raw, limit = body
+        zone = self.hub.zones.get(zname)
+        if zone is None:
+            return []
+        where = msgspec.msgpack.decode(raw, type=list[m.UserCondition])
+        rooms = [r for r in zone.rooms.values() if not r.hidden and (group is None or r.group == group)]
+        found = zone.users_in(where, rooms, self._roomless(zname) if group is None else None)
+        return [found[uid] for uid in sorted(found)[:limit]]
 
     def _staff_broadcast(self, zone: str, user_id: int, request: Any, reply: ReplyFn) -> None:
         """A zone or group staff message: checked here, then every worker tells its part."""
@@ -762,6 +814,8 @@ class ShardedRouter:
             return self.host(zone, r.room)
         if isinstance(r, m.CreateRoom):
             return s.host_by_name(zone, r.name)
+        if isinstance(r, m.FindUsers) and r.room is not None:
+            return self.host(zone, r.room)
         if isinstance(r, m.LeaveRoom | m.SwitchRole | m.ChangeRoom | m.PublicMessage | m.SetRoomVariables):
             return self.host(zone, r.room)
         if isinstance(r, m.ObjectMessage):

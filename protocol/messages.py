@@ -130,6 +130,31 @@ class FindRooms(_Request, tag="find_rooms", frozen=True):
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 
 
+#: a user's properties in a user search: `role` (0 guest, 1 user, 2 moderator, 3 admin);
+#: `in_room`, `player`, `spectator` in the room being looked at (rooms/match.py)
+UserProp = Literal["name", "role", "in_room", "player", "spectator"]
+
+
+class UserCondition(Struct, frozen=True, omit_defaults=True):
+    """One test of a user search: a property (`prop`) or a public user variable (`var`)."""
+
+    op: MatchOp
+    value: bool | int | float | str
+    prop: UserProp | None = None
+    var: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    logic: Literal["and", "or"] = "and"
+
+
+class FindUsers(_Request, tag="find_users", frozen=True):
+    """Users matching `where`: the members of `room`, the users in the rooms of `group`,
+    or (neither) every user of the zone; by id."""
+
+    room: RoomId | None = None
+    group: GroupName | None = None
+    where: Annotated[list[UserCondition], Meta(max_length=16)] = []
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
 class NewRoom(Struct, frozen=True):
     """The room a quick join creates when none matches (the fields of `create_room`)."""
 
@@ -332,6 +357,7 @@ ClientMessage = (
     | Ping
     | ListRooms
     | FindRooms
+    | FindUsers
     | QuickJoin
     | SubscribeGroup
     | UnsubscribeGroup

@@ -1,4 +1,4 @@
-"""Room search: match expressions over a room's properties and variables.
+"""Room and user search: match expressions over properties and variables.
 
 An expression is a chain of conditions read left to right, each joined to the result so
 far by its `logic` ("and" or "or"), without precedence, as SmartFoxServer 2X evaluates
@@ -10,16 +10,17 @@ variable the room does not have: a search never fails on the rooms it looks at.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from protocol.messages import Condition
+from protocol.messages import Condition, UserCondition
 
 from .room import Room
+from .user import User
 from .views import RoomView
 
 
-def check(where: Iterable[Condition]) -> str | None:
+def check(where: Iterable[Condition | UserCondition]) -> str | None:
     """Why an expression is malformed (a message naming the condition), or None."""
     for i, c in enumerate(where):
         if (c.prop is None) == (c.var is None):
@@ -93,12 +94,12 @@ def _test(have: Any, op: str, want: Any) -> bool:
     return False
 
 
-def matches(room: Room | RoomView, where: Iterable[Condition]) -> bool:
-    """True if `room` satisfies the chain (an empty chain matches every room)."""
+def _chain(
+    where: Iterable[Condition | UserCondition], value_of: Callable[[Condition | UserCondition], Any]
+) -> bool:
     result: bool | None = None
     for c in where:
-        have = _prop(room, c.prop) if c.prop is not None else _var(room, c.var or "")
-        ok = _test(have, c.op, c.value)
+        ok = _test(value_of(c), c.op, c.value)
         if result is None:
             result = ok
         elif c.logic == "or":
@@ -106,3 +107,31 @@ def matches(room: Room | RoomView, where: Iterable[Condition]) -> bool:
         else:
             result = result and ok
     return True if result is None else result
+
+
+def matches(room: Room | RoomView, where: Iterable[Condition]) -> bool:
+    """True if `room` satisfies the chain (an empty chain matches every room)."""
+    return _chain(where, lambda c: _prop(room, c.prop) if c.prop is not None else _var(room, c.var or ""))
+
+
+def user_matches(user: User, player_id: int | None, where: Iterable[UserCondition]) -> bool:
+    """True if `user` satisfies the chain in a room where its player id is `player_id`
+    (1..N a player, -1 a spectator, 0 neither), or in no room (None). Only public
+    variables are seen."""
+
+    def value_of(c: Condition | UserCondition) -> Any:
+        prop = c.prop
+        if prop is None:
+            var = user.variables.get(c.var or "")
+            return None if var is None or var.private else var.value
+        if prop == "name":
+            return user.name
+        if prop == "role":
+            return int(user.role)
+        if prop == "in_room":
+            return player_id is not None
+        if prop == "player":
+            return player_id is not None and player_id > 0
+        return player_id == -1  # spectator
+
+    return _chain(where, value_of)

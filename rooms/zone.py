@@ -18,7 +18,7 @@ import msgspec
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import RequestError
 from protocol.events import OutEvent
-from protocol.messages import Condition, Variable
+from protocol.messages import Condition, UserCondition, Variable
 
 from . import match as matchlib, variables as varlib
 from .config import RoomConfig, ZoneConfig
@@ -26,7 +26,7 @@ from .outputs import Disconnect, Output, Send
 from .roles import Role
 from .room import Room
 from .user import User
-from .views import JoinedView, RoomView
+from .views import JoinedView, RoomView, UserView
 
 Result = tuple[Any, list[Output]]
 
@@ -210,6 +210,68 @@ class Zone:
             found.append((-taken, r.id, r.id))
         found.sort()
         return [rid for _, _, rid in found[:limit]]
+
+    def find_users(
+        self,
+        user_id: int,
+        room: int | None,
+        group: str | None,
+        where: list[UserCondition],
+        limit: int,
+        *,
+        roomless: Callable[[int], bool] | None = None,
+    ) -> Result:
+        """Users matching `where`: the members of `room`, the users in the listed rooms of
+        `group`, or (neither) every user of the zone; at most `limit` (0: no limit), by id.
+
+        A user matches if it does in one of the rooms looked at (`player` and `spectator`
+        are about that room; the view's `player_id` too, for a room), or, for the whole
+        zone, as a user in no room (`roomless(uid)` says who is; by default a user without
+        rooms here)."""
+        self.user(user_id)
+        if room is not None and group is not None:
+            raise _err(ErrorCode.BAD_REQUEST, "give `room` or `group`, not both")
+        why = matchlib.check(where)
+        if why is not None:
+            raise _err(ErrorCode.BAD_REQUEST, why)
+        if room is not None:
+            found = self.users_in(where, [self.room(room)], None, room_views=True)
+        else:
+            if group is not None:
+                self._check_group(group)
+            rooms = [r for r in self.rooms.values() if not r.hidden and (group is None or r.group == group)]
+            alone = None
+            if group is None:
+                alone = roomless or (lambda uid: not self.users[uid].rooms)
+            found = self.users_in(where, rooms, alone)
+        ids = sorted(found)
+        return {"users": [found[uid] for uid in (ids[:limit] if limit else ids)]}, []
+
+    def users_in(
+        self,
+        where: list[UserCondition],
+        rooms: list[Room],
+        roomless: Callable[[int], bool] | None,
+        *,
+        room_views: bool = False,
+    ) -> dict[int, UserView]:
+        """user id -> view of the members of `rooms`, and (with `roomless`) the users in no
+        room, that match `where` (the first room a user matches in wins)."""
+        users = self.users
+        found: dict[int, UserView] = {}
+        for r in rooms:
+            for uid in r.members:
+                if uid in found:
+                    continue
+                user = users.get(uid)
+                pid = r.player_id(uid)
+                if user is not None and matchlib.user_matches(user, pid, where):
+                    found[uid] = user.view(pid if room_views else 0)
+        if roomless is not None:
+            for uid, user in users.items():
+                if uid not in found and roomless(uid) and matchlib.user_matches(user, None, where):
+                    found[uid] = user.view()
+        return found
 
     def use_room_ids(self, room_ids: Iterator[int]) -> None:
         """Number the rooms created from now on from `room_ids` (see __init__)."""

@@ -44,6 +44,7 @@ __all__ = [
     "BanUserRequest",
     "CreateRoomRequest",
     "FindRoomsRequest",
+    "FindUsersRequest",
     "MatchCondition",
     "QuickJoinRequest",
     "ExtensionRequest",
@@ -58,6 +59,7 @@ __all__ = [
     "extension_request",
     "extension_response",
     "find_rooms_response",
+    "find_users_response",
     "handshake_request",
     "handshake_response",
     "join_room_response",
@@ -73,6 +75,7 @@ __all__ = [
     "parse_create_room",
     "parse_extension_request",
     "parse_find_rooms",
+    "parse_find_users",
     "parse_generic_message",
     "parse_handshake",
     "parse_join_room",
@@ -417,6 +420,16 @@ ROOM_PROPERTIES: Final = {
 #: RoomProperties of room kinds this server does not have: the same for every room
 #: (no SFSGame, no MMO room; every room is of the default kind)
 ROOM_CONSTANTS: Final = {"${IST}": False, "${ISM}": False, "${ISD}": True}
+#: SFS2X UserProperties names, as the native user search names them (`role` is the
+#: privilege id); `${ISN}` (an NPC) is false for every user here
+USER_PROPERTIES: Final = {
+    "${N}": "name",
+    "${ISP}": "player",
+    "${ISS}": "spectator",
+    "${PRID}": "role",
+    "${IAR}": "in_room",
+}
+USER_CONSTANTS: Final = {"${ISN}": False}
 #: the matcher's type id (BoolMatch 0, NumberMatch 1, StringMatch 2) -> the value's type
 _MATCH_TYPES: Final = {0: SFSType.BOOL, 1: SFSType.DOUBLE, 2: SFSType.UTF_STRING}
 
@@ -476,6 +489,29 @@ def parse_find_rooms(p: SFSObject) -> FindRoomsRequest:
 def find_rooms_response(rooms: Iterable[RoomInfo]) -> Message:
     """FindRooms response (a=27): ``fr:SFS_ARRAY`` of Room arrays."""
     return Message.system(Action.FIND_ROOMS, SFSObject().put_sfs_array("fr", room_list(rooms)))
+
+
+class FindUsersRequest(msgspec.Struct, frozen=True):
+    expression: tuple[MatchCondition, ...]
+    room_id: int | None = None
+    group_id: str | None = None
+    limit: int = 0  # 0: every match
+
+
+def parse_find_users(p: SFSObject) -> FindUsersRequest:
+    """FindUsers params: ``e:SFS_ARRAY``, the target ``r:INT`` (a room) or ``g:UTF_STRING``
+    (a group; neither: the zone), ``l:SHORT``."""
+    return FindUsersRequest(
+        parse_match_expression(p.get_sfs_array("e")),
+        _opt_int(p, "r"),
+        _opt_str(p, "g"),
+        _opt_short(p, "l", 0),
+    )
+
+
+def find_users_response(users: Iterable[UserInfo]) -> Message:
+    """FindUsers response (a=28): ``fu:SFS_ARRAY`` of User arrays."""
+    return Message.system(Action.FIND_USERS, SFSObject().put_sfs_array("fu", user_list(users)))
 
 
 class QuickJoinRequest(msgspec.Struct, frozen=True):

@@ -250,22 +250,27 @@ def _find_limit(limit: int) -> int:
 _SYMBOLS: Final = {"startsWith": "starts_with", "endsWith": "ends_with"}
 
 
-def _native_where(expression: tuple[sm.MatchCondition, ...]) -> list[dict[str, Any]]:
-    """A MatchExpression as the native room search's conditions (protocol/messages.py
-    `Condition`): RoomProperties become `prop`, other names `var`; a property that is the
-    same for every room here (`${ISD}`, `${IST}`, `${ISM}`) becomes a condition that is
-    always true or always false, so the chain keeps its meaning."""
+def _native_where(
+    expression: tuple[sm.MatchCondition, ...],
+    properties: Mapping[str, str] = sm.ROOM_PROPERTIES,
+    constants: Mapping[str, bool] = sm.ROOM_CONSTANTS,
+    count: str = "users",
+) -> list[dict[str, Any]]:
+    """A MatchExpression as the native search's conditions (protocol/messages.py
+    `Condition`, `UserCondition`): RoomProperties (or UserProperties) become `prop`, other
+    names `var`; a property that is the same for everything here (`${ISD}`, `${IST}`,
+    `${ISM}`; a user's `${ISN}`) becomes a condition that is always true or always false
+    (on the number property `count`), so the chain keeps its meaning."""
     out: list[dict[str, Any]] = []
     for c in expression:
         cond: dict[str, Any] = {"op": _SYMBOLS.get(c.symbol, c.symbol), "value": c.value}
-        if c.name in sm.ROOM_CONSTANTS:
-            same = sm.ROOM_CONSTANTS[c.name] is c.value
-            holds = (c.symbol == "==" and same) or (
-                c.symbol == "!=" and not same and isinstance(c.value, bool)
-            )
-            cond = {"prop": "users", "op": ">=" if holds else "<", "value": 0}
-        elif c.name in sm.ROOM_PROPERTIES:
-            cond["prop"] = sm.ROOM_PROPERTIES[c.name]
+        if c.name in constants:
+            same = constants[c.name] is c.value
+            is_bool = isinstance(c.value, bool)
+            holds = (c.symbol == "==" and same) or (c.symbol == "!=" and not same and is_bool)
+            cond = {"prop": count, "op": ">=" if holds else "<", "value": 0}
+        elif c.name in properties:
+            cond["prop"] = properties[c.name]
         else:
             cond["var"] = c.name
         if c.logic == "OR":
@@ -626,6 +631,11 @@ class SfsSession:
                 "limit": _find_limit(f.limit),
             }
             self._submit(action, "find_rooms", fields)
+        elif action == Action.FIND_USERS:
+            u = sm.parse_find_users(p)
+            where = _native_where(u.expression, sm.USER_PROPERTIES, sm.USER_CONSTANTS, "role")
+            fields = {"room": u.room_id, "group": u.group_id, "where": where, "limit": _find_limit(u.limit)}
+            self._submit(action, "find_users", fields)
         elif action == Action.QUICK_JOIN_OR_CREATE_ROOM:
             q = sm.parse_quick_join(p)
             fields = {"groups": list(q.group_ids), "where": _native_where(q.expression)}
@@ -746,6 +756,9 @@ class SfsSession:
         elif action == Action.FIND_ROOMS:  # the client reads `fr` of any a=27: none found
             logger.debug("sfs2x: FindRooms refused: %s", params)
             self._send(sm.find_rooms_response(()))
+        elif action == Action.FIND_USERS:
+            logger.debug("sfs2x: FindUsers refused: %s", params)
+            self._send(sm.find_users_response(()))
         elif action == Action.QUICK_JOIN_OR_CREATE_ROOM:  # as a JoinRoom error (a=4)
             self._send(error_response(Action.JOIN_ROOM, ec, *params))
         elif action in _ANSWERED:
@@ -836,6 +849,8 @@ class SfsSession:
             self._room_changed(data["room"])
         elif action == Action.FIND_ROOMS and isinstance(data, dict):
             self._send(sm.find_rooms_response(map(_room_info, data["rooms"])))
+        elif action == Action.FIND_USERS and isinstance(data, dict):
+            self._send(sm.find_users_response(map(_user_info, data["users"])))
         elif action == Action.QUICK_JOIN_OR_CREATE_ROOM and isinstance(data, dict):
             self._joined(data)  # the client has no a=31 handler: the JoinRoom response
         elif (
@@ -873,6 +888,9 @@ class SfsSession:
         elif pending.action == Action.FIND_ROOMS:  # the client reads `fr` of any a=27: none found
             logger.debug("sfs2x: FindRooms failed: %s %s", code, message)
             self._send(sm.find_rooms_response(()))
+        elif pending.action == Action.FIND_USERS:  # nor has it one for a=28
+            logger.debug("sfs2x: FindUsers failed: %s %s", code, message)
+            self._send(sm.find_users_response(()))
         elif pending.action == Action.QUICK_JOIN_OR_CREATE_ROOM:  # as a JoinRoom error (a=4)
             ec, params = sfs_error(Action.JOIN_ROOM, int(code), message, pending.ctx)
             self._send(error_response(Action.JOIN_ROOM, ec, *params))

@@ -265,6 +265,40 @@ def test_find_rooms_and_quick_join_reach_rooms_hosted_on_another_worker(kind: st
     run(body, kind)
 
 
+def test_find_users_looks_at_every_worker(kind: str) -> None:
+    """ann (w0) is in a room hosted on w1, bob (w1) in no room, cid (w0) in a room of w0:
+    a zone or group search from w0 finds each once, with what the worker that has them
+    sees (the host's proxy for ann, bob's home for a user in no room)."""
+
+    async def body(r: Ring) -> None:
+        a, da = await r.guest("w0", "ann")
+        b, db = await r.guest("w1", "bob")
+        c, dc = await r.guest("w0", "cid")
+        ann, bob, cid = da["user"]["id"], db["user"]["id"], dc["user"]["id"]
+        assert (await a.request("set_user_variables", variables=[{"name": "level", "value": 5}]))[
+            "type"
+        ] == "ok"
+        assert (await a.request("join_room", room=room_on("w1")))["type"] == "ok"
+        assert (await c.request("join_room", room=room_on("w0")))["type"] == "ok"
+
+        async def found(**q: Any) -> list[int]:
+            got = await c.request("find_users", **q)
+            assert got["type"] == "ok", got
+            return [u["id"] for u in got["data"]["users"]]
+
+        assert await found(where=[{"var": "level", "op": ">", "value": 3}]) == [ann]
+        assert await found(where=[{"prop": "in_room", "op": "==", "value": False}]) == [bob]
+        assert await found(group="default") == sorted([ann, cid])
+        assert await found() == sorted([ann, bob, cid])
+        assert await found(limit=2) == sorted([ann, bob, cid])[:2]
+        remote_room = next(x["id"] for x in da["rooms"] if x["name"] == room_on("w1"))
+        assert await found(room=remote_room, where=[{"prop": "name", "op": "==", "value": "ann"}]) == [ann]
+        for x in (a, b, c):
+            await x.close()
+
+    run(body, kind)
+
+
 def test_the_owner_changes_a_room_hosted_on_another_worker(kind: str) -> None:
     """ann (w0) owns a table hosted on w1: her password and capacity change is made on the
     host; the subscribers of both workers hear of it and w0's listing follows; renaming is

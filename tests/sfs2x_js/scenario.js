@@ -322,6 +322,16 @@ async function main() {
   const refused = waitFor(alice, E.ROOM_JOIN_ERROR, () => true, "quick create refused");
   alice.send(new SFS2X.QuickJoinOrCreateRoomRequest(noMatch, ["default"], mine));
   check((await refused).errorCode === 12, "the name is taken: 12, as a join error");
+  // FindUsers (a=28): by name in the zone, and the players of a room.
+  const U = SFS2X.UserProperties;
+  const byName = waitFor(alice, E.USER_FIND_RESULT, () => true, "find users by name");
+  alice.send(new SFS2X.FindUsersRequest(new M(U.NAME, SFS2X.StringMatch.EQUALS, "mod")));
+  const named = (await byName).users;
+  check(named.length === 1 && named[0].name === "mod" && named[0].isModerator, "FindUsers finds mod");
+  const players = waitFor(alice, E.USER_FIND_RESULT, () => true, "find players");
+  alice.send(new SFS2X.FindUsersRequest(new M(U.IS_PLAYER, SFS2X.BoolMatch.EQUALS, true), highRoom));
+  const seatedNames = (await players).users.map((u) => u.name).sort();
+  check(seatedNames.join(",") === "mod", "the high table's players: mod (alice moved on): " + seatedNames);
   const leftQuick = waitFor(alice, E.USER_EXIT_ROOM, (e) => e.user.isItMe && e.room.name === "Alice's quick table", "leave quick");
   alice.send(new SFS2X.LeaveRoomRequest(quickTable));
   await leftQuick;

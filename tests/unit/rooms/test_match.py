@@ -7,7 +7,7 @@ import pytest
 
 from protocol.codes import ErrorCode
 from protocol.errors import RequestError
-from protocol.messages import Condition, FindRooms, Variable
+from protocol.messages import Condition, FindRooms, UserCondition, Variable
 from rooms.config import RoomConfig, ZoneConfig
 from rooms.match import matches
 from rooms.roles import Role
@@ -252,3 +252,49 @@ def test_changing_a_room_is_for_its_owner_and_checked():
     z.join_room(B, hidden.id)
     _, out = z.change_room(mod, hidden.id, max_users=5)
     assert [tuple(o.recipients) for o in out] == [(B,)]  # a hidden room's members only
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+def ucond(**kw) -> UserCondition:
+    return msgspec.convert(kw, UserCondition)
+
+
+def test_find_users_by_room_group_or_zone_with_room_relative_roles():
+    z = zone()
+    low = z.rooms_by_name["BJ low"].id
+    z.add_user(User(4, "dora", Role.GUEST))
+    z.add_user(User(5, "eve", Role.MODERATOR))
+    z.users[B].variables = {"level": Variable("level", 7), "secret": Variable("secret", 1, private=True)}
+    z.join_room(A, low)
+    z.join_room(B, low, spectator=True)
+    z.join_room(C, z.rooms_by_name["Lobby"].id)
+    ids = lambda data: [v.id for v in data["users"]]  # noqa: E731
+    data, _ = z.find_users(A, low, None, [], 0)
+    assert ids(data) == [A, B] and [v.player_id for v in data["users"]] == [1, -1]
+    data, _ = z.find_users(A, low, None, [ucond(prop="spectator", op="==", value=True)], 0)
+    assert ids(data) == [B]
+    data, _ = z.find_users(A, None, "tables", [ucond(prop="player", op="==", value=True)], 0)
+    assert ids(data) == [A] and data["users"][0].player_id == 0  # not a room search: no player id
+    data, _ = z.find_users(A, None, None, [ucond(prop="in_room", op="==", value=False)], 0)
+    assert ids(data) == [4, 5]  # the zone: users in no room too
+    data, _ = z.find_users(A, None, None, [ucond(prop="role", op=">=", value=2)], 0)
+    assert ids(data) == [5]
+    data, _ = z.find_users(A, None, None, [ucond(var="level", op=">", value=5)], 0)
+    assert ids(data) == [B]
+    data, _ = z.find_users(A, None, None, [ucond(var="secret", op="==", value=1)], 0)
+    assert ids(data) == []  # private variables are not seen
+    data, _ = z.find_users(A, None, None, [ucond(prop="name", op="starts_with", value="d")], 0)
+    assert ids(data) == [4]
+    data, _ = z.find_users(A, None, None, [], 2)
+    assert ids(data) == [A, B]
+    for args, code in [
+        ((low, "tables", []), ErrorCode.BAD_REQUEST),
+        ((None, "nope", []), ErrorCode.GROUP_NOT_FOUND),
+        ((999, None, []), ErrorCode.ROOM_NOT_FOUND),
+        ((None, None, [UserCondition(op="==", value=1)]), ErrorCode.BAD_REQUEST),
+    ]:
+        with pytest.raises(RequestError) as e:
+            z.find_users(A, *args, 0)
+        assert e.value.code == code

@@ -915,3 +915,44 @@ def test_sessions_move_to_a_successor_and_their_clients_take_them_back_there() -
     feed_tcp(late, handshake_request(client_type=UNITY, reconnection_token=gone.token), 36.0)
     [hs] = out(late)  # dropped at 5 s, window 30 s: gone at 36 s, a new session
     assert hs.params.get_utf_string("tk") != gone.token
+
+
+def test_find_users_28_maps_user_properties_and_answers_fu() -> None:
+    s = logged_in()
+    e = expression(
+        (None, "${N}", 2, "startsWith", "b"),
+        ("AND", "${ISP}", 0, "==", True),  # a user's ${ISP} is "is player", not "is private"
+        ("OR", "${PRID}", 1, ">=", 2.0),
+        ("AND", "${ISN}", 0, "==", False),  # no NPCs here: always true
+        ("AND", "level", 1, ">", 3.0),
+    )
+    [find] = feed(s, Message.system(Action.FIND_USERS, SFSObject().put_sfs_array("e", e).put_int("r", 1)))
+    assert isinstance(find, m.FindUsers) and (find.room, find.group, find.limit) == (1, None, 1000)
+    assert [msgspec.to_builtins(c) for c in find.where] == [
+        {"op": "starts_with", "value": "b", "prop": "name"},
+        {"op": "==", "value": True, "prop": "player"},
+        {"op": ">=", "value": 2.0, "prop": "role", "logic": "or"},
+        {"op": ">=", "value": 0, "prop": "role"},
+        {"op": ">", "value": 3.0, "var": "level"},
+    ]
+    s.reply(find.id, {"users": [{**BOB, "player_id": 1, "variables": [{"name": "level", "value": 5}]}]})
+    [resp] = out(s)
+    assert resp.action == Action.FIND_USERS
+    fu = resp.params.get_sfs_array("fu")
+    assert (
+        len(fu) == 1
+        and fu.get_sfs_array(0).get_int(0) == 8
+        and fu.get_sfs_array(0).get_utf_string(1) == "bob"
+    )
+    [by_group] = feed(
+        s,
+        Message.system(
+            Action.FIND_USERS, SFSObject().put_sfs_array("e", e).put_utf_string("g", "x").put_short("l", 3)
+        ),
+    )
+    assert (by_group.room, by_group.group, by_group.limit) == (None, "x", 3)
+    s.fail(by_group.id, ErrorCode.GROUP_NOT_FOUND, "no")  # no error path in the client: none found
+    assert feed(s, Message.system(Action.FIND_USERS, SFSObject())) == []  # no expression
+    msgs = out(s)
+    assert [x.action for x in msgs] == [Action.FIND_USERS] * 2
+    assert all(len(x.params.get_sfs_array("fu")) == 0 for x in msgs)
