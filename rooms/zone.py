@@ -168,10 +168,13 @@ class Zone:
         if why is not None:
             raise _err(ErrorCode.BAD_REQUEST, why)
         wanted = None if groups is None else set(groups)
-        for rooms in (self.rooms.values(), self.remote_rooms.values()):
-            for r in rooms:
-                if not r.hidden and (wanted is None or r.group in wanted) and matchlib.matches(r, where):
-                    yield r
+        hosted, listed = matchlib.rooms_predicate(where)
+        for r in self.rooms.values():
+            if not r.hidden and (wanted is None or r.group in wanted) and hosted(r):
+                yield r
+        for v in self.remote_rooms.values():
+            if (wanted is None or v.group in wanted) and listed(v):
+                yield v
 
     def find_rooms(self, user_id: int, group: str | None, where: list[Condition], limit: int) -> Result:
         """Listed rooms of `group` (None: every group) matching `where`, at most `limit`
@@ -258,6 +261,7 @@ class Zone:
         """user id -> view of the members of `rooms`, and (with `roomless`) the users in no
         room, that match `where` (the first room a user matches in wins)."""
         users = self.users
+        match = matchlib.user_predicate(where)
         found: dict[int, UserView] = {}
         for r in rooms:
             for uid in r.members:
@@ -265,11 +269,11 @@ class Zone:
                     continue
                 user = users.get(uid)
                 pid = r.player_id(uid)
-                if user is not None and matchlib.user_matches(user, pid, where):
+                if user is not None and match(user, pid):
                     found[uid] = user.view(pid if room_views else 0)
         if roomless is not None:
             for uid, user in users.items():
-                if uid not in found and roomless(uid) and matchlib.user_matches(user, None, where):
+                if uid not in found and roomless(uid) and match(user, None):
                     found[uid] = user.view()
         return found
 
