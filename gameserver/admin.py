@@ -2,20 +2,23 @@
 
 Routes: `GET /healthz` (200 while the event loop runs), `GET /readyz` (200 while the
 worker accepts sessions, 503 when draining), `GET /metrics` (Prometheus text format),
-`GET /stats` (JSON counts). Served on `server.admin_port` by uvicorn on the worker's own
-event loop. The operator panel will grow here, on the same interfaces.
+`GET /stats` (JSON counts), and the operators' back office under `/admin/players/`
+(gameserver/backoffice.py; bearer tokens of moderators and admins). Served on
+`server.admin_port` by uvicorn on the worker's own event loop.
 
 With several workers the supervisor serves the same routes over every worker of the
 node (`build_cluster_app`): counters summed, gauges labelled `worker`, `/stats` summed
 with a per-worker list; plus `GET /admin/workers` and `POST /admin/rolling-restart`,
-`POST /admin/workers?count=N` and `GET`/`POST /admin/nodes`.
+`POST /admin/workers?count=N` and `GET`/`POST /admin/nodes`; the back office's requests are
+forwarded to the player's home worker (`Supervisor.office`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -28,6 +31,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from protocol.errors import RequestError
+from rooms.roles import Role
+
+from . import auth
+from .backoffice import BackOffice
 from .config import NodeAddress
 from .metrics import registry_for, render
 
@@ -40,8 +48,70 @@ class _NodeList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     nodes: list[NodeAddress]
 
 
+#: runs a back-office operation where the player lives: (op, args) -> (status, body)
+RunOffice = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+#: the operations, their method and path suffix, and the least role they need
+_OFFICE = [
+    ("player", "GET", "", Role.MODERATOR),
+    ("rounds", "GET", "/rounds", Role.MODERATOR),
+    ("adjust", "POST", "/adjust", Role.ADMIN),
+    ("kick", "POST", "/kick", Role.MODERATOR),
+    ("ban", "POST", "/ban", Role.MODERATOR),
+    ("unban", "POST", "/unban", Role.MODERATOR),
+]
+
+
+def office_routes(secret: str, run: RunOffice) -> list[Route]:
+    """`/admin/players/{zone}/{user}...` (gameserver/backoffice.py) for a bearer token of a
+    moderator or an admin (money: admins only), signed with the login tokens' secret."""
+
+    def endpoint(op: str, least: Role) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return JSONResponse(
+                    {"error": "unauthorized", "message": "Authorization: Bearer <token>"}, 401
+                )
+            try:
+                claims = auth.verify(secret, token.strip(), time.time())
+                role = Role.parse(claims.r)
+            except (RequestError, ValueError) as exc:
+                return JSONResponse({"error": "unauthorized", "message": str(exc)}, 401)
+            if role < least:
+                return JSONResponse(
+                    {"error": "forbidden", "message": f"{op} needs the role {least.name.lower()}"}, 403
+                )
+            try:
+                user = int(request.path_params["user"])
+            except ValueError:
+                return JSONResponse({"error": "bad_user", "message": "the user id is a number"}, 400)
+            args: dict[str, Any] = {
+                "zone": request.path_params["zone"],
+                "user": user,
+                "actor": claims.n or f"user{claims.u}",
+            }
+            args.update(request.query_params)
+            if request.method == "POST":
+                raw = await request.body()
+                try:
+                    args["body"] = msgspec.json.decode(raw) if raw else {}
+                except msgspec.DecodeError as exc:
+                    return JSONResponse({"error": "bad_request", "message": f"bad JSON: {exc}"}, 400)
+            status, body = await run(op, args)
+            return JSONResponse(body, status_code=status)
+
+        return serve
+
+    return [
+        Route(f"/admin/players/{{zone}}/{{user}}{suffix}", endpoint(op, least), methods=[method])
+        for op, method, suffix, least in _OFFICE
+    ]
+
+
 def build_app(hub: Hub) -> Starlette:
     registry = registry_for(hub)
+    office = BackOffice(hub)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -62,6 +132,7 @@ def build_app(hub: Hub) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/stats", stats),
+        *office_routes(hub.config.auth.secret, office.handle),
     ]
     return Starlette(routes=routes)
 
@@ -245,6 +316,7 @@ def build_cluster_app(sup: Supervisor) -> Starlette:
         Route("/admin/workers", workers, methods=["GET", "POST"]),
         Route("/admin/rolling-restart", rolling_restart, methods=["POST"]),
         Route("/admin/nodes", nodes, methods=["GET", "POST"]),
+        *office_routes(sup.config.auth.secret, sup.office),
     ]
     return Starlette(routes=routes)
 

@@ -50,6 +50,8 @@ BACKOFF_MIN, BACKOFF_MAX, BACKOFF_RESET = 0.2, 10.0, 30.0
 MAX_WAITING = 5000
 #: Seconds a request to a worker (metrics, stats) may take.
 REQUEST_TIMEOUT = 2.0
+#: a back-office operation may wait for a commit (a retry with the same key is safe)
+OFFICE_TIMEOUT = 10.0
 #: A silent worker that still uses CPU is overloaded, not stalled: its lease is renewed
 #: for up to this many `lease_timeout`s of silence before it is replaced.
 BUSY_GRACE = 6
@@ -698,20 +700,52 @@ class Supervisor:
 
     # -- requests to workers -----------------------------------------------------------
 
-    async def ask(self, wp: WorkerProc, what: str) -> Any:
-        """A worker's answer to `metrics` or `stats` (None if it does not answer in time)."""
+    async def ask(self, wp: WorkerProc, what: str, body: Any = None, timeout: float = REQUEST_TIMEOUT) -> Any:
+        """A worker's answer to `metrics`, `stats` or `office` (None if it does not answer in time)."""
         loop = asyncio.get_running_loop()
         rid = next(self._request_ids)
         fut: asyncio.Future[Any] = loop.create_future()
         wp.pending[rid] = fut
-        if not wp.channel.send({"t": what, "id": rid}):
+        msg = {"t": what, "id": rid} if body is None else {"t": what, "id": rid, "body": body}
+        if not wp.channel.send(msg):
             wp.pending.pop(rid, None)
             return None
         try:
-            return await asyncio.wait_for(fut, REQUEST_TIMEOUT)
+            return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             wp.pending.pop(rid, None)
             return None
+
+    async def office(self, op: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A back-office operation (gameserver/backoffice.py), run by the player's home worker."""
+        try:
+            zone, user = str(args["zone"]), int(args["user"])
+        except (KeyError, ValueError):
+            return 400, {"error": "bad_request", "message": "zone and user"}
+        member = self.ring.owner(user_key(zone, user))
+        if node_of(member) != self.node_index:
+            node = self._address(node_of(member))
+            message = f"the player lives on node {node_of(member)} ({node.host}): ask its admin port"
+            return 421, {
+                "error": "wrong_node",
+                "message": message,
+                "node": node_of(member),
+                "host": node.host,
+            }
+        wp = self.slots[worker_of(member)].current
+        if wp is None or wp.draining or not wp.ready.done():
+            return 503, {
+                "error": "unavailable",
+                "message": f"the player's worker {member} is restarting: retry",
+            }
+        got = await self.ask(wp, "office", {"op": op, "args": args}, OFFICE_TIMEOUT)
+        if got is None:
+            return 504, {
+                "error": "timeout",
+                "message": f"worker {member} did not answer: retry with the same key",
+            }
+        status, body = got
+        return int(status), body
 
     def live(self) -> list[WorkerProc]:
         return [wp for wp in self.processes if wp.ready.done() and not wp.superseded]

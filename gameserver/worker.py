@@ -35,6 +35,7 @@ from protocol.codes import CloseCode, ErrorCode
 
 from . import auth, logs
 from .admin import worker_stats
+from .backoffice import BackOffice
 from .bus import Bus, HybridBus, UnixBus
 from .checkpoint import Checkpointer, CheckpointFiles, load as load_checkpoint
 from .config import Config
@@ -340,6 +341,15 @@ class Worker:
         for service in self._hub().service_list:  # services spanning the ring (leaderboards)
             getattr(service, "join_cluster", lambda router: None)(self.router)
 
+    async def _office(self, rid: int, body: dict[str, Any]) -> None:
+        """A back-office operation forwarded by the supervisor (this is the player's home)."""
+        try:
+            status, data = await BackOffice(self._hub()).handle(str(body["op"]), dict(body["args"]))
+        except Exception:
+            logger.exception("back-office operation %s failed", body.get("op"))
+            status, data = 500, {"error": "internal", "message": "internal error"}
+        self._send({"t": "reply", "id": rid, "data": [status, data]})
+
     # -- channel messages ------------------------------------------------------------------
 
     def _message(self, msg: dict[str, Any], socks: list[socket.socket]) -> None:
@@ -355,6 +365,8 @@ class Worker:
             self._send({"t": "reply", "id": msg["id"], "data": self._metrics()})
         elif t == "stats":
             self._send({"t": "reply", "id": msg["id"], "data": worker_stats(self._hub())})
+        elif t == "office":
+            self._spawn(self._office(int(msg["id"]), msg["body"]))
         elif t == "ring":
             self._spawn(self._change_ring(int(msg["id"]), list(msg["members"])))
         elif t == "drain":

@@ -388,6 +388,46 @@ def test_a_reconnecting_smartfox_client_is_routed_back_to_its_worker(main_cluste
     asyncio.run(run())
 
 
+def test_the_back_office_runs_each_operation_on_the_players_worker(main_cluster: Cluster) -> None:
+    """The supervisor's admin port forwards `/admin/players/...` to the player's home
+    worker: a credit there moves the session's own balance and tells it; a worker that is
+    not the home never sees it."""
+    c = main_cluster
+    admin = auth.mint(SECRET, 990, "demo", name="ops", role="admin", expires=int(time.time()) + 600)
+
+    def office(path: str, body: Any = None) -> tuple[int, Any]:
+        req = urllib.request.Request(c.admin_url + path, data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST")  # fmt: skip
+        req.add_header("Authorization", f"Bearer {admin}")
+        try:
+            with urllib.request.urlopen(req, timeout=15) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    async def run() -> None:
+        users = {owner_of(c, u): u for u in range(300, 400)}  # one user per worker
+        assert len(users) == c.workers
+        for member, user in sorted(users.items()):
+            client, _ = await ws_login(c, user)
+            before = (await client.request("balance"))["data"]["balance"]
+            status, body = await asyncio.to_thread(office, f"/admin/players/demo/{user}")
+            assert (status, body["online"], body["balance"]) == (200, True, before), (member, body)
+            credit = {"amount": 7, "key": f"cluster-{user}-{time.time_ns()}", "reason": "test"}
+            status, body = await asyncio.to_thread(office, f"/admin/players/demo/{user}/adjust", credit)
+            assert (status, body["balance"]) == (200, before + 7), (member, body)
+            assert (await client.event("balance_adjusted"))["data"]["balance"] == before + 7
+            assert (await client.request("balance"))["data"]["balance"] == before + 7
+            await client.close()
+        unauthorized = urllib.request.Request(c.admin_url + f"/admin/players/demo/{users[min(users)]}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(unauthorized, timeout=5)
+        assert refused.value.code == 401
+        refused.value.close()
+
+    asyncio.run(run())
+
+
 def test_metrics_sum_counters_and_label_gauges(main_cluster: Cluster) -> None:
     c = main_cluster
     with urllib.request.urlopen(c.admin_url + "/metrics", timeout=5) as r:

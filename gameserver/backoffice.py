@@ -1,0 +1,258 @@
+"""The operators' back office: look a player up, adjust a balance, kick, ban and unban.
+
+Each operation runs on the player's home worker (where its session and cached wallet
+live): in one process directly, in a cluster forwarded there by the supervisor
+(gameserver/admin.py). Money moves only as a ledger transaction against the zone's house
+account, with the operator's idempotency key: the same key again posts nothing and
+answers as the first time; the same key for another amount or player is refused. Every
+change is written to the hash-chained audit log with the operator's name and reason.
+
+Operations return `(HTTP status, JSON body)`; errors are `{"error": code, "message": ...}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from persistence import InsufficientFunds, PersistenceError, StoreBusy, StoreUnavailable
+from persistence.records import AuditEntry, Ban, PostingKind, Txn, transfer
+from protocol.codes import CloseCode
+from protocol.events import OutEvent
+from rooms.outputs import Disconnect, Send
+
+from .casino import account_id, txn_key
+from .hub import GUEST_ID_BASE
+
+if TYPE_CHECKING:
+    from persistence import Stores
+
+    from .hub import Hub
+
+logger = logging.getLogger("croupier.backoffice")
+Answer = tuple[int, dict[str, Any]]
+#: the longest operator key, and reason, accepted
+MAX_KEY, MAX_REASON = 64, 255
+_enc = msgspec.json.Encoder()
+
+
+def _error(status: int, code: str, message: str) -> Answer:
+    return status, {"error": code, "message": message}
+
+
+class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST .../adjust`: `amount` in minor units (negative: a debit), the operator's
+    idempotency `key`, and why."""
+
+    amount: int
+    key: str
+    reason: str
+
+
+class Moderation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST .../kick` and `.../ban`: why; `hours` for a ban (0: the zone's default, 24)."""
+
+    reason: str = ""
+    hours: float = 0.0
+
+
+class BackOffice:
+    """The operations, on one worker's hub."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def _stores(self) -> Stores | None:
+        casino = self.hub.casino
+        if casino is not None:
+            return casino.stores
+        zs = self.hub.zone_state
+        return zs.stores if zs is not None else None
+
+    def _check(self, zone: str, user: int) -> Answer | None:
+        if zone not in self.hub.zones:
+            return _error(404, "zone_not_found", f"no zone {zone!r}")
+        if not 0 < user < GUEST_ID_BASE:
+            return _error(
+                400, "bad_user", f"registered user ids are 1..{GUEST_ID_BASE - 1} (guests have no account)"
+            )
+        return None
+
+    async def handle(self, op: str, args: dict[str, Any]) -> Answer:
+        """Run `op` (`player`, `rounds`, `adjust`, `kick`, `ban`, `unban`) with `args`."""
+        zone, user = str(args.get("zone", "")), int(args.get("user", 0))
+        bad = self._check(zone, user)
+        if bad is not None:
+            return bad
+        try:
+            if op == "player":
+                return await self.player(zone, user)
+            if op == "rounds":
+                return await self.rounds(zone, user, int(args.get("limit", 20)), args.get("before"))
+            if op == "adjust":
+                body = msgspec.convert(args.get("body"), Adjustment)
+                return await self.adjust(zone, user, body, str(args.get("actor", "")))
+            if op in ("kick", "ban"):
+                mod = msgspec.convert(args.get("body") or {}, Moderation)
+                return await self.moderate(op, zone, user, mod, str(args.get("actor", "")))
+            if op == "unban":
+                return await self.unban(zone, user, str(args.get("actor", "")))
+        except msgspec.ValidationError as exc:
+            return _error(400, "bad_request", str(exc))
+        except (StoreBusy, StoreUnavailable) as exc:
+            return _error(503, "unavailable", f"the store is not available: {exc}")
+        return _error(404, "not_found", f"no operation {op!r}")
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def player(self, zone: str, user: int) -> Answer:
+        hub = self.hub
+        online = hub.players.get((zone, user))
+        out: dict[str, Any] = {"zone": zone, "user": user, "online": online is not None}
+        if online is not None:
+            out["name"] = online.name
+            out["connected"] = online.conn is not None
+        until = hub.zones[zone].bans.get(user)
+        if until is not None and until > hub.clock.wall():
+            out["banned_until"] = until if until != float("inf") else None
+        stores = self._stores()
+        casino = hub.casino
+        zc = casino.zones.get(zone) if casino is not None else None
+        if stores is not None and zc is not None:
+            account = account_id(zone, user)
+            balance = await stores.wallet.get_balance(account, zc.currency)
+            out["account"] = account
+            out["currency"] = zc.currency
+            out["balance"] = balance.balance if balance is not None else None
+            out["open_rounds"] = [r.round_id for r in await stores.rounds.open_rounds(account)]
+        return 200, out
+
+    async def rounds(self, zone: str, user: int, limit: int, before: Any) -> Answer:
+        stores = self._stores()
+        if stores is None:
+            return _error(503, "no_store", "this server has no store")
+        limit = max(1, min(limit, 200))
+        records = await stores.rounds.history(
+            account_id(zone, user), limit=limit, before=int(before) if before is not None else None
+        )
+        fields = ("round_id", "game_id", "bet", "win", "status", "currency", "created_at", "settled_at")
+        rows = [{f: getattr(r, f) for f in fields} for r in records]
+        return 200, {"rounds": [{**row, "status": str(row["status"])} for row in rows]}
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def adjust(self, zone: str, user: int, body: Adjustment, actor: str) -> Answer:
+        """Credit (or debit) the player from the zone's house account, once per key."""
+        hub, stores, casino = self.hub, self._stores(), self.hub.casino
+        zc = casino.zones.get(zone) if casino is not None else None
+        if stores is None or casino is None or zc is None:
+            return _error(409, "no_casino", f"zone {zone!r} has no casino here")
+        if body.amount == 0 or not 0 < len(body.key) <= MAX_KEY or not 0 < len(body.reason) <= MAX_REASON:
+            return _error(
+                400, "bad_request", f"a non-zero amount, a key (1-{MAX_KEY}) and a reason (1-{MAX_REASON})"
+            )
+        account = account_id(zone, user)
+        request = {"account": account, "amount": body.amount, "currency": zc.currency}
+        amount = abs(body.amount)
+        src, dst = (zc.house, account) if body.amount > 0 else (account, zc.house)
+        txn = Txn(
+            key=txn_key("adjust", zone, "operator", body.key),  # hashed if too long for the column
+            entries=transfer(src, dst, zc.currency, amount, PostingKind.ADJUST),
+            reply=_enc.encode({**request, "reason": body.reason, "actor": actor}),
+        )
+        player = hub.players.get((zone, user))
+        try:
+            if player is not None:  # its session's cached balance moves with the commit
+                wallet = await casino.wallet_of(player)
+                async with wallet.lock:
+                    result = await stores.commit(txn)
+                    if not result.duplicate:
+                        wallet.balance = result.balance(account, zc.currency)
+            else:
+                result = await stores.commit(txn)
+        except InsufficientFunds:
+            return _error(409, "insufficient_funds", f"the balance does not cover a debit of {amount}")
+        except PersistenceError as exc:
+            if isinstance(exc, StoreBusy | StoreUnavailable):
+                raise
+            return _error(409, "rejected", str(exc))
+        stored = msgspec.json.decode(result.reply) if result.reply else {}
+        if {k: stored.get(k) for k in request} != request:
+            return _error(409, "key_reused", f"key {body.key!r} was used for another adjustment")
+        balance = result.balance(account, zc.currency)
+        answer = {
+            "key": body.key,
+            "amount": body.amount,
+            "currency": zc.currency,
+            "balance": balance,
+            "duplicate": result.duplicate,
+        }
+        if not result.duplicate:
+            await self._audit("adjust", actor, zone, user, body.reason, txn.key, after=answer)
+            if player is not None:
+                data = {
+                    "amount": body.amount,
+                    "currency": zc.currency,
+                    "balance": balance,
+                    "reason": body.reason,
+                }
+                hub.deliver(zone, [Send([user], OutEvent("balance_adjusted", data))])
+        return 200, answer
+
+    async def moderate(self, what: str, zone: str, user: int, mod: Moderation, actor: str) -> Answer:
+        """Kick the player (if online), or ban it for `hours` (and kick it)."""
+        hub = self.hub
+        z = hub.zones[zone]
+        online = (zone, user) in hub.players
+        out: dict[str, Any] = {"user": user, "online": online}
+        by = {"by": 0, "reason": mod.reason}
+        if what == "ban":
+            hours = mod.hours if mod.hours > 0 else 24.0
+            until = hub.clock.wall() + hours * 3600
+            z.bans[user] = until
+            stores = self._stores()
+            if stores is not None:
+                at = int(hub.clock.wall() * 1000)
+                ban = Ban(zone=zone, kind="user", value=str(user), until=int(until * 1000), reason=mod.reason,
+                          created_by=f"operator:{actor}", created_at=at)  # fmt: skip
+                await stores.blacklist.add_ban(ban)
+            out["until"] = int(until)
+            note, code = OutEvent("banned", {**by, "until": int(until)}), CloseCode.BANNED
+        else:
+            note, code = OutEvent("kicked", by), CloseCode.KICKED
+        if online:
+            hub.deliver(zone, [Send([user], note), Disconnect(user, code, mod.reason)])
+        await self._audit(what, actor, zone, user, mod.reason, "")
+        return 200, out
+
+    async def unban(self, zone: str, user: int, actor: str) -> Answer:
+        hub = self.hub
+        was = hub.zones[zone].bans.pop(user, None) is not None
+        stores = self._stores()
+        if stores is not None:
+            was = await stores.blacklist.remove_ban(zone, "user", str(user)) or was
+        if was:
+            await self._audit("unban", actor, zone, user, "", "")
+        return 200, {"user": user, "unbanned": was}
+
+    async def _audit(
+        self, action: str, actor: str, zone: str, user: int, reason: str, request_id: str, after: Any = None
+    ) -> None:
+        stores = self._stores()
+        if stores is None:
+            return
+        entry = AuditEntry(
+            actor=f"operator:{actor}",
+            action=action,
+            target=f"{zone}:{user}",
+            after=_enc.encode(after) if after is not None else b"",
+            reason=reason,
+            request_id=request_id,
+            at=int(self.hub.clock.wall() * 1000),
+        )
+        try:
+            await stores.audit.append(entry)
+        except PersistenceError as exc:  # the change is made; its record is retried by no one
+            logger.error("could not write the audit record of %s on %s:%s: %s", action, zone, user, exc)

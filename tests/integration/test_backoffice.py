@@ -1,0 +1,207 @@
+"""The operators' back office over the admin port: a player's account, balance adjustments
+through the ledger (once per key), kicks and bans, with the audit trail; on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import msgspec
+import pytest
+import websockets
+
+from gameserver import auth
+from gameserver.config import CasinoSection, CasinoZone, StoreSection
+from persistence import open_stores
+from protocol.codes import CloseCode
+
+from ..contract.conftest import mysql_url  # noqa: F401 - the session database fixture
+from .client import WsClient
+from .conftest import SECRET, running_server, server_config
+
+PLAYER = 42
+
+
+def token(user: int, role: str, name: str = "ops") -> str:
+    return auth.mint(SECRET, user, "demo", name=name, role=role, expires=int(time.time()) + 600)
+
+
+def call(
+    url: str, method: str = "GET", body: Any = None, bearer: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if bearer is not None:
+        req.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def config(tmp_path: Any, url: str | None = None) -> Any:
+    base = server_config()
+    return msgspec.structs.replace(
+        base,
+        store=StoreSection(url=url or f"sqlite:///{tmp_path}/office.db", zone_state=True),
+        casino=CasinoSection(zones={"demo": CasinoZone(games={"fruit_slot": "96.5"}, starting_balance=1000)}),
+    )
+
+
+def test_an_operator_adjusts_a_balance_once_per_key_and_the_online_player_sees_it(tmp_path) -> None:
+    adjust_scenario(tmp_path, f"sqlite:///{tmp_path}/office.db", PLAYER)
+
+
+@pytest.mark.mysql
+def test_the_same_on_mariadb(tmp_path, mysql_url: str) -> None:  # noqa: F811
+    adjust_scenario(tmp_path, mysql_url, 420_000 + secrets.randbelow(100_000))  # a user of its own
+
+
+def adjust_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N803 - the test's player
+    admin = token(900, "admin")
+    tag = secrets.token_hex(4)  # keys of this run (the MariaDB database is shared by the tests)
+    with running_server(config(tmp_path, url)) as srv:
+        base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
+
+        async def run() -> None:
+            player = await WsClient.connect(srv.ws_url)
+            login = await player.request("login", token=token(PLAYER, "user", "alice"))
+            assert login["type"] == "ok", login
+            assert (await player.request("balance"))["data"]["balance"] == 1000
+            status, body = await asyncio.to_thread(call, base, bearer=admin)
+            assert (status, body["online"], body["balance"], body["currency"]) == (200, True, 1000, "FUN")
+            credit = {"amount": 250, "key": f"ticket-17-{tag}", "reason": "goodwill, ticket 17"}
+            status, body = await asyncio.to_thread(call, base + "/adjust", "POST", credit, admin)
+            assert (status, body["balance"], body["duplicate"]) == (200, 1250, False), body
+            event = await player.event("balance_adjusted")
+            assert event["data"] == {
+                "amount": 250,
+                "currency": "FUN",
+                "balance": 1250,
+                "reason": credit["reason"],
+            }
+            assert (await player.request("balance"))["data"]["balance"] == 1250  # the session's own cache
+            again = await asyncio.to_thread(call, base + "/adjust", "POST", credit, admin)
+            assert again[0] == 200 and again[1]["duplicate"] is True and again[1]["balance"] == 1250
+            reused = await asyncio.to_thread(call, base + "/adjust", "POST", {**credit, "amount": 999}, admin)
+            assert reused[0] == 409 and reused[1]["error"] == "key_reused"
+            other = await asyncio.to_thread(
+                call, f"{srv.admin_url}/admin/players/demo/43/adjust", "POST", credit, admin
+            )
+            assert other[0] == 409 and other[1]["error"] == "key_reused"  # keys are per zone, not per player
+            too_much = {"amount": -5000, "key": f"ticket-18-{tag}", "reason": "chargeback"}
+            status, body = await asyncio.to_thread(call, base + "/adjust", "POST", too_much, admin)
+            assert (status, body["error"]) == (409, "insufficient_funds")
+            debit = {"amount": -50, "key": f"ticket-19-{tag}", "reason": "chargeback"}
+            status, body = await asyncio.to_thread(call, base + "/adjust", "POST", debit, admin)
+            assert (status, body["balance"]) == (200, 1200)
+            spin = await player.request("spin", game="fruit_slot")
+            assert (
+                spin["type"] == "ok"
+                and spin["data"]["balance"] == 1200 - spin["data"]["stake"] + spin["data"]["win"]
+            )
+            status, body = await asyncio.to_thread(call, base + "/rounds?limit=5", bearer=admin)
+            assert status == 200 and [r["round_id"] for r in body["rounds"]] == [spin["data"]["round"]]
+            await player.close()
+
+        asyncio.run(run())
+        status, body = call(base, bearer=admin)
+        assert (status, body["online"]) == (200, False)  # offline: read from the store
+        offline = {"amount": 10, "key": f"ticket-20-{tag}", "reason": "offline credit"}
+        assert call(base + "/adjust", "POST", offline, admin)[1]["duplicate"] is False
+
+    async def check() -> None:
+        stores = await open_stores(url)
+        try:
+            assert await stores.wallet.ledger_totals() == {"FUN": 0}
+            assert await stores.wallet.balance_mismatches() == []
+            entries = await stores.audit.entries(limit=100_000)
+            trail = [(e.action, e.actor, e.request_id) for e in entries if e.target == f"demo:{PLAYER}"]
+            assert trail == [
+                ("adjust", "operator:ops", f"adjust:demo:operator:{k}-{tag}")
+                for k in ("ticket-17", "ticket-19", "ticket-20")
+            ]
+            assert await stores.audit.verify_chain() is None
+        finally:
+            await stores.close()
+
+    asyncio.run(check())
+
+
+def test_roles_tokens_and_bad_requests_are_refused(tmp_path) -> None:
+    with running_server(config(tmp_path)) as srv:
+        base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
+        credit = {"amount": 5, "key": "k", "reason": "r"}
+        assert call(base)[0] == 401  # no token
+        assert call(base, bearer="junk")[0] == 401
+        forged = auth.mint("other-secret", 900, "demo", role="admin", expires=int(time.time()) + 60)
+        assert call(base, bearer=forged)[0] == 401
+        assert call(base, bearer=token(900, "user"))[0] == 403  # players are not operators
+        moderator = token(901, "moderator")
+        assert call(base, bearer=moderator)[0] == 200  # moderators read...
+        assert call(base + "/adjust", "POST", credit, moderator)[0] == 403  # ...but move no money
+        admin = token(900, "admin")
+        for body, code in [
+            ({"amount": 0, "key": "k", "reason": "r"}, 400),
+            ({"amount": 5, "key": "", "reason": "r"}, 400),
+            ({"amount": 5, "key": "k" * 65, "reason": "r"}, 400),
+            ({"amount": 5, "key": "k", "reason": ""}, 400),
+            ({"amount": "5", "key": "k", "reason": "r"}, 400),
+            ({"amount": 5, "key": "k", "reason": "r", "extra": 1}, 400),
+        ]:
+            assert call(base + "/adjust", "POST", body, admin)[0] == code, body
+        assert call(f"{srv.admin_url}/admin/players/nowhere/{PLAYER}", bearer=admin)[0] == 404
+        assert call(f"{srv.admin_url}/admin/players/demo/1500000001", bearer=admin)[0] == 400  # a guest id
+        assert call(f"{srv.admin_url}/admin/players/demo/abc", bearer=admin)[0] == 400
+        status, body = call(base + "/adjust", "POST", None, admin)
+        assert status == 400
+
+
+def test_kick_ban_and_unban_reach_the_session_and_the_next_login(tmp_path) -> None:
+    admin = token(900, "admin")
+    with running_server(config(tmp_path)) as srv:
+        base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
+
+        async def run() -> None:
+            player = await WsClient.connect(srv.ws_url)
+            assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            status, body = await asyncio.to_thread(call, base + "/kick", "POST", {"reason": "spam"}, admin)
+            assert (status, body["online"]) == (200, True)
+            kicked = await player.event("kicked")
+            assert kicked["data"]["reason"] == "spam"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await player.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == CloseCode.KICKED
+            status, body = await asyncio.to_thread(
+                call, base + "/ban", "POST", {"reason": "fraud", "hours": 2}, admin
+            )
+            assert status == 200 and body["until"] > time.time() + 7000
+            again = await WsClient.connect(srv.ws_url)
+            refused = await again.request("login", token=token(PLAYER, "user", "alice"))
+            assert refused["type"] == "error" and refused["name"] == "user_banned"
+            status, body = await asyncio.to_thread(call, base, bearer=admin)
+            assert body["banned_until"] > time.time()
+            status, body = await asyncio.to_thread(call, base + "/unban", "POST", {}, admin)
+            assert (status, body["unbanned"]) == (200, True)
+            assert (await again.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            await again.close()
+
+        asyncio.run(run())
+
+    async def check() -> None:
+        stores = await open_stores(f"sqlite:///{tmp_path}/office.db")
+        try:
+            assert await stores.blacklist.list_bans("demo") == []  # unbanned in the store too
+            actions = [e.action for e in await stores.audit.entries()]
+            assert actions == ["kick", "ban", "unban"]
+        finally:
+            await stores.close()
+
+    asyncio.run(check())
