@@ -54,6 +54,7 @@ RunOffice = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]
 _OFFICE = [
     ("player", "GET", "", Role.MODERATOR),
     ("rounds", "GET", "/rounds", Role.MODERATOR),
+    ("ledger", "GET", "/ledger", Role.MODERATOR),
     ("adjust", "POST", "/adjust", Role.ADMIN),
     ("kick", "POST", "/kick", Role.MODERATOR),
     ("ban", "POST", "/ban", Role.MODERATOR),
@@ -82,15 +83,13 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
                 return JSONResponse(
                     {"error": "forbidden", "message": f"{op} needs the role {least.name.lower()}"}, 403
                 )
-            try:
-                user = int(request.path_params["user"])
-            except ValueError:
-                return JSONResponse({"error": "bad_user", "message": "the user id is a number"}, 400)
-            args: dict[str, Any] = {
-                "zone": request.path_params["zone"],
-                "user": user,
-                "actor": claims.n or f"user{claims.u}",
-            }
+            args: dict[str, Any] = {"actor": claims.n or f"user{claims.u}"}
+            if "user" in request.path_params:
+                try:
+                    args["user"] = int(request.path_params["user"])
+                except ValueError:
+                    return JSONResponse({"error": "bad_user", "message": "the user id is a number"}, 400)
+                args["zone"] = request.path_params["zone"]
             args.update(request.query_params)
             if request.method == "POST":
                 raw = await request.body()
@@ -104,8 +103,11 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
         return serve
 
     return [
-        Route(f"/admin/players/{{zone}}/{{user}}{suffix}", endpoint(op, least), methods=[method])
-        for op, method, suffix, least in _OFFICE
+        *(
+            Route(f"/admin/players/{{zone}}/{{user}}{suffix}", endpoint(op, least), methods=[method])
+            for op, method, suffix, least in _OFFICE
+        ),
+        Route("/admin/audit", endpoint("audit", Role.ADMIN), methods=["GET"]),
     ]
 
 

@@ -81,7 +81,12 @@ class BackOffice:
         return None
 
     async def handle(self, op: str, args: dict[str, Any]) -> Answer:
-        """Run `op` (`player`, `rounds`, `adjust`, `kick`, `ban`, `unban`) with `args`."""
+        """Run `op` (`player`, `rounds`, `ledger`, `adjust`, `kick`, `ban`, `unban`,
+        `audit`) with `args`."""
+        if op == "audit":
+            return await self.audit(
+                int(args.get("after", 0)), int(args.get("limit", 100)), bool(args.get("verify"))
+            )
         zone, user = str(args.get("zone", "")), int(args.get("user", 0))
         bad = self._check(zone, user)
         if bad is not None:
@@ -91,6 +96,8 @@ class BackOffice:
                 return await self.player(zone, user)
             if op == "rounds":
                 return await self.rounds(zone, user, int(args.get("limit", 20)), args.get("before"))
+            if op == "ledger":
+                return await self.ledger(zone, user, int(args.get("limit", 50)))
             if op == "adjust":
                 body = msgspec.convert(args.get("body"), Adjustment)
                 return await self.adjust(zone, user, body, str(args.get("actor", "")))
@@ -140,6 +147,30 @@ class BackOffice:
         fields = ("round_id", "game_id", "bet", "win", "status", "currency", "created_at", "settled_at")
         rows = [{f: getattr(r, f) for f in fields} for r in records]
         return 200, {"rounds": [{**row, "status": str(row["status"])} for row in rows]}
+
+    async def ledger(self, zone: str, user: int, limit: int) -> Answer:
+        """The player's ledger postings in the zone's currency, newest first."""
+        stores, casino = self._stores(), self.hub.casino
+        zc = casino.zones.get(zone) if casino is not None else None
+        if stores is None or zc is None:
+            return _error(409, "no_casino", f"zone {zone!r} has no casino here")
+        rows = await stores.wallet.postings(
+            account_id(zone, user), zc.currency, limit=max(1, min(limit, 500))
+        )
+        return 200, {"postings": [{**msgspec.to_builtins(r), "kind": str(r.kind)} for r in rows]}
+
+    async def audit(self, after: int, limit: int, verify: bool) -> Answer:
+        """The audit log from `after` (its `seq`), oldest first; `verify`: check the hash chain."""
+        stores = self._stores()
+        if stores is None:
+            return _error(503, "no_store", "this server has no store")
+        entries = await stores.audit.entries(after_seq=max(0, after), limit=max(1, min(limit, 1000)))
+        fields = ("seq", "at", "actor", "action", "target", "reason", "request_id", "hash")
+        out: dict[str, Any] = {"entries": [{f: getattr(e, f) for f in fields} for e in entries]}
+        if verify:
+            broken = await stores.audit.verify_chain()
+            out["chain"] = "intact" if broken is None else f"broken at seq {broken}"
+        return 200, out
 
     # -- changes -------------------------------------------------------------------------
 

@@ -108,6 +108,14 @@ def adjust_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N803
             )
             status, body = await asyncio.to_thread(call, base + "/rounds?limit=5", bearer=admin)
             assert status == 200 and [r["round_id"] for r in body["rounds"]] == [spin["data"]["round"]]
+            status, body = await asyncio.to_thread(call, base + "/ledger?limit=3", bearer=admin)
+            kinds = [(p["kind"], p["amount"]) for p in body["postings"]]
+            assert (
+                status == 200
+                and len(kinds) == 3
+                and ("adjust", -50) in kinds
+                and ("bet", -spin["data"]["stake"]) in kinds
+            )
             await player.close()
 
         asyncio.run(run())
@@ -115,6 +123,22 @@ def adjust_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N803
         assert (status, body["online"]) == (200, False)  # offline: read from the store
         offline = {"amount": 10, "key": f"ticket-20-{tag}", "reason": "offline credit"}
         assert call(base + "/adjust", "POST", offline, admin)[1]["duplicate"] is False
+        status, body = call(f"{srv.admin_url}/admin/audit?limit=1&verify=1", bearer=admin)
+        assert status == 200 and body["chain"] == "intact"
+        entries, after = [], 0
+        while True:  # page through (on MariaDB the log is shared with other tests)
+            page = call(f"{srv.admin_url}/admin/audit?after={after}&limit=1000", bearer=admin)[1]["entries"]
+            if not page:
+                break
+            entries += page
+            after = page[-1]["seq"]
+        mine = [e for e in entries if e["target"] == f"demo:{PLAYER}"]
+        assert [(e["action"], e["actor"], e["reason"]) for e in mine] == [
+            ("adjust", "operator:ops", "goodwill, ticket 17"),
+            ("adjust", "operator:ops", "chargeback"),
+            ("adjust", "operator:ops", "offline credit"),
+        ]
+        assert call(f"{srv.admin_url}/admin/audit", bearer=token(901, "moderator"))[0] == 403
 
     async def check() -> None:
         stores = await open_stores(url)
