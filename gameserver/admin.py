@@ -90,6 +90,8 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
                 except ValueError:
                     return JSONResponse({"error": "bad_user", "message": "the user id is a number"}, 400)
                 args["zone"] = request.path_params["zone"]
+            elif "zone" in request.path_params:
+                args["zone"] = request.path_params["zone"]
             args.update(request.query_params)
             if request.method == "POST":
                 raw = await request.body()
@@ -108,6 +110,8 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
             for op, method, suffix, least in _OFFICE
         ),
         Route("/admin/audit", endpoint("audit", Role.ADMIN), methods=["GET"]),
+        Route("/admin/zones/{zone}/rooms", endpoint("rooms", Role.MODERATOR), methods=["GET"]),
+        Route("/admin/zones/{zone}/message", endpoint("message", Role.ADMIN), methods=["POST"]),
     ]
 
 

@@ -13,7 +13,7 @@ Operations return `(HTTP status, JSON body)`; errors are `{"error": code, "messa
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -58,6 +58,12 @@ class Moderation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hours: float = 0.0
 
 
+class Announcement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /admin/zones/<zone>/message`: the text every online user of the zone gets."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
 class BackOffice:
     """The operations, on one worker's hub."""
 
@@ -84,9 +90,19 @@ class BackOffice:
         """Run `op` (`player`, `rounds`, `ledger`, `adjust`, `kick`, `ban`, `unban`,
         `audit`) with `args`."""
         if op == "audit":
-            return await self.audit(
-                int(args.get("after", 0)), int(args.get("limit", 100)), bool(args.get("verify"))
-            )
+            after, limit = int(args.get("after", 0)), int(args.get("limit", 100))
+            return await self.audit(after, limit, bool(args.get("verify")))
+        if op in ("rooms", "message"):
+            zone = str(args.get("zone", ""))
+            if zone not in self.hub.zones:
+                return _error(404, "zone_not_found", f"no zone {zone!r}")
+            if op == "rooms":
+                return self.zone_rooms(zone, args.get("group"))
+            try:
+                note = msgspec.convert(args.get("body"), Announcement)
+            except msgspec.ValidationError as exc:
+                return _error(400, "bad_request", str(exc))
+            return await self.announce(zone, note, str(args.get("actor", "")))
         zone, user = str(args.get("zone", "")), int(args.get("user", 0))
         bad = self._check(zone, user)
         if bad is not None:
@@ -147,6 +163,29 @@ class BackOffice:
         fields = ("round_id", "game_id", "bet", "win", "status", "currency", "created_at", "settled_at")
         rows = [{f: getattr(r, f) for f in fields} for r in records]
         return 200, {"rounds": [{**row, "status": str(row["status"])} for row in rows]}
+
+    def zone_rooms(self, zone: str, group: Any = None) -> Answer:
+        """The rooms hosted here (hidden ones too), with their members and owner."""
+        rooms = []
+        for r in self.hub.zones[zone].rooms.values():
+            if group is not None and r.group != group:
+                continue
+            view = msgspec.to_builtins(r.view())
+            rooms.append(
+                {**view, "hidden": r.hidden, "owner": r.owner, "static": r.static, "members": r.members}
+            )
+        return 200, {"rooms": rooms, "players": sum(1 for z, _ in self.hub.players if z == zone)}
+
+    async def announce(self, zone: str, note: Announcement, actor: str) -> Answer:
+        """An admin message to every user of the zone whose session is here."""
+        hub = self.hub
+        recipients = [uid for z, uid in hub.players if z == zone]
+        sent_by = {"id": 0, "name": actor or "operator", "role": 3}
+        msg = {"from": sent_by, "text": note.text, "scope": "zone", "data": None}
+        if recipients:
+            hub.deliver(zone, [Send(recipients, OutEvent("admin_message", msg))])
+        await self._audit("announce", actor, zone, None, note.text[:MAX_REASON], "")
+        return 200, {"sent": len(recipients)}
 
     async def ledger(self, zone: str, user: int, limit: int) -> Answer:
         """The player's ledger postings in the zone's currency, newest first."""
@@ -269,7 +308,14 @@ class BackOffice:
         return 200, {"user": user, "unbanned": was}
 
     async def _audit(
-        self, action: str, actor: str, zone: str, user: int, reason: str, request_id: str, after: Any = None
+        self,
+        action: str,
+        actor: str,
+        zone: str,
+        user: int | None,
+        reason: str,
+        request_id: str,
+        after: Any = None,
     ) -> None:
         stores = self._stores()
         if stores is None:
@@ -277,7 +323,7 @@ class BackOffice:
         entry = AuditEntry(
             actor=f"operator:{actor}",
             action=action,
-            target=f"{zone}:{user}",
+            target=zone if user is None else f"{zone}:{user}",
             after=_enc.encode(after) if after is not None else b"",
             reason=reason,
             request_id=request_id,

@@ -719,6 +719,8 @@ class Supervisor:
     async def office(self, op: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """A back-office operation (gameserver/backoffice.py), run by the player's home worker
         (the audit log by this node's first worker: it is the store's)."""
+        if op in ("rooms", "message"):  # every worker has its part
+            return await self._office_everywhere(op, args)
         if op == "audit":
             member = self.slots[0].member
         else:
@@ -749,6 +751,29 @@ class Supervisor:
             }
         status, body = got
         return int(status), body
+
+    async def _office_everywhere(self, op: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A zone operation on every worker of this node (its hosted rooms, or the message
+        to its sessions), merged."""
+        live = self.live()
+        asks = (self.ask(wp, "office", {"op": op, "args": args}, OFFICE_TIMEOUT) for wp in live)
+        answers = await asyncio.gather(*asks)
+        merged: dict[str, Any] = {"rooms": [], "players": 0} if op == "rooms" else {"sent": 0}
+        missing = []
+        for wp, got in zip(live, answers, strict=True):
+            if got is None:
+                missing.append(wp.slot.member)
+                continue
+            status, body = got
+            if status != 200:
+                return int(status), body
+            for key, value in body.items():
+                merged[key] = merged[key] + value if key in merged else value
+        if op == "rooms":
+            merged["rooms"].sort(key=lambda r: r["id"])
+        if missing:
+            merged["missing_workers"] = missing  # they did not answer in time
+        return 200, merged
 
     def live(self) -> list[WorkerProc]:
         return [wp for wp in self.processes if wp.ready.done() and not wp.superseded]

@@ -229,3 +229,38 @@ def test_kick_ban_and_unban_reach_the_session_and_the_next_login(tmp_path) -> No
             await stores.close()
 
     asyncio.run(check())
+
+
+def test_an_operator_sees_every_room_and_speaks_to_the_zone(tmp_path) -> None:
+    admin = token(900, "admin")
+    with running_server(config(tmp_path)) as srv:
+        zone = f"{srv.admin_url}/admin/zones/demo"
+
+        async def run() -> None:
+            a = await WsClient.connect(srv.ws_url)
+            assert (await a.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            made = await a.request("create_room", name="Secret table", hidden=True, max_users=4)
+            assert made["type"] == "ok", made
+            status, body = await asyncio.to_thread(call, zone + "/rooms", bearer=admin)
+            rooms = {r["name"]: r for r in body["rooms"]}
+            assert status == 200 and body["players"] == 1
+            assert rooms["Secret table"]["hidden"] is True and rooms["Secret table"]["members"] == [PLAYER]
+            assert rooms["Secret table"]["owner"] == PLAYER and rooms["Lobby"]["static"] is True
+            status, body = await asyncio.to_thread(
+                call, zone + "/message", "POST", {"text": "maintenance at 3"}, admin
+            )
+            assert (status, body["sent"]) == (200, 1)
+            said = await a.event("admin_message")
+            assert said["data"]["text"] == "maintenance at 3" and said["data"]["from"]["name"] == "ops"
+            assert (await asyncio.to_thread(call, zone + "/message", "POST", {"text": ""}, admin))[0] == 400
+            moderator = token(901, "moderator")
+            assert (await asyncio.to_thread(call, zone + "/message", "POST", {"text": "x"}, moderator))[
+                0
+            ] == 403
+            assert (await asyncio.to_thread(call, zone + "/rooms", bearer=moderator))[0] == 200
+            assert (await asyncio.to_thread(call, f"{srv.admin_url}/admin/zones/nope/rooms", bearer=admin))[
+                0
+            ] == 404
+            await a.close()
+
+        asyncio.run(run())
