@@ -16,6 +16,8 @@ from itertools import count
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from protocol import messages as m
 from protocol.codes import CloseCode, ErrorCode
 from protocol.errors import RequestError
@@ -275,19 +277,8 @@ class Hub:
 
                 self.router.submit(zone, uid, join, joined)
             elif req.create is not None:
-                c = req.create
-                create = m.CreateRoom(
-                    id=req.id,
-                    name=c.name,
-                    group=c.group,
-                    game=c.game,
-                    max_users=c.max_users,
-                    max_spectators=c.max_spectators,
-                    password=c.password,
-                    hidden=c.hidden,
-                    variables=c.variables,
-                    spectator=req.spectator,
-                )
+                settings = msgspec.structs.asdict(req.create)
+                create = m.CreateRoom(id=req.id, **settings, spectator=req.spectator)
 
                 def created(data: Any, error: RequestError | None) -> None:
                     reply(data, error)

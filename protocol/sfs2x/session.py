@@ -242,6 +242,19 @@ def _native_variables(variables: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _room_settings(c: sm.CreateRoomRequest) -> dict[str, Any]:
+    """A CreateRoom's settings as the native room fields (`create_room`, `quick_join.create`)."""
+    return {
+        "name": c.name,
+        "group": c.group_id,
+        "game": c.is_game,
+        "max_users": c.max_users,
+        "max_spectators": c.max_spectators,
+        "password": c.password,
+        "variables": _native_variables(c.variables),
+    }
+
+
 #: FindRooms' `l` (0: every match) as the native search's limit (at most 1,000 rooms)
 def _find_limit(limit: int) -> int:
     return 1000 if limit <= 0 else min(limit, 1000)
@@ -591,16 +604,7 @@ class SfsSession:
             self._submit(action, "leave_room", {"room": sm.parse_leave_room(p)})
         elif action == Action.CREATE_ROOM:
             c = sm.parse_create_room(p)
-            fields = {
-                "name": c.name,
-                "group": c.group_id,
-                "game": c.is_game,
-                "max_users": c.max_users,
-                "max_spectators": c.max_spectators,
-                "password": c.password,
-                "variables": _native_variables(c.variables),
-                "join": c.auto_join,
-            }
+            fields = {**_room_settings(c), "join": c.auto_join}
             self._submit(action, "create_room", fields, {"room": c.name, "group": c.group_id})
         elif action == Action.SUBSCRIBE_ROOM_GROUP or action == Action.UNSUBSCRIBE_ROOM_GROUP:
             group = sm.parse_room_group(p)
@@ -643,17 +647,8 @@ class SfsSession:
                 fields["leave"] = q.leave_room_id
             ctx = {"room": ""}
             if q.settings is not None:
-                c = q.settings
-                fields["create"] = {
-                    "name": c.name,
-                    "group": c.group_id,
-                    "game": c.is_game,
-                    "max_users": c.max_users,
-                    "max_spectators": c.max_spectators,
-                    "password": c.password,
-                    "variables": _native_variables(c.variables),
-                }
-                ctx = {"room": c.name, "group": c.group_id}
+                fields["create"] = _room_settings(q.settings)
+                ctx = {"room": q.settings.name, "group": q.settings.group_id}
             self._submit(action, "quick_join", fields, ctx)
         elif action == Action.KICK_USER:
             k = sm.parse_kick_user(p)

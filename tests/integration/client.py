@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 import msgspec
@@ -163,3 +165,17 @@ class SfsTcpClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def http_json(url: str, method: str = "GET", body: Any = None, bearer: str | None = None) -> tuple[int, Any]:
+    """An admin-port request with a JSON body and answer: `(status, decoded body)`."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if bearer is not None:
+        req.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())

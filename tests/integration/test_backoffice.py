@@ -4,11 +4,8 @@ through the ledger (once per key), kicks and bans, with the audit trail; on SQLi
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import msgspec
@@ -21,7 +18,7 @@ from persistence import open_stores
 from protocol.codes import CloseCode
 
 from ..contract.conftest import mysql_url  # noqa: F401 - the session database fixture
-from .client import WsClient
+from .client import WsClient, http_json
 from .conftest import SECRET, running_server, server_config
 
 PLAYER = 42
@@ -31,18 +28,7 @@ def token(user: int, role: str, name: str = "ops") -> str:
     return auth.mint(SECRET, user, "demo", name=name, role=role, expires=int(time.time()) + 600)
 
 
-def call(
-    url: str, method: str = "GET", body: Any = None, bearer: str | None = None
-) -> tuple[int, dict[str, Any]]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if bearer is not None:
-        req.add_header("Authorization", f"Bearer {bearer}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+call = http_json
 
 
 def config(tmp_path: Any, url: str | None = None) -> Any:

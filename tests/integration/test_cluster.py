@@ -39,7 +39,7 @@ from protocol.codes import CloseCode
 from protocol.sfs2x import Action, Message, SFSObject
 from protocol.sfs2x.messages import handshake_request, login_request, ping_request
 
-from .client import SfsTcpClient, TcpClient, WsClient
+from .client import SfsTcpClient, TcpClient, WsClient, http_json
 
 SECRET = "cluster-secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -396,14 +396,7 @@ def test_the_back_office_runs_each_operation_on_the_players_worker(main_cluster:
     admin = auth.mint(SECRET, 990, "demo", name="ops", role="admin", expires=int(time.time()) + 600)
 
     def office(path: str, body: Any = None) -> tuple[int, Any]:
-        req = urllib.request.Request(c.admin_url + path, data=None if body is None else json.dumps(body).encode(),
-                                     method="GET" if body is None else "POST")  # fmt: skip
-        req.add_header("Authorization", f"Bearer {admin}")
-        try:
-            with urllib.request.urlopen(req, timeout=15) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return http_json(c.admin_url + path, "GET" if body is None else "POST", body, admin)
 
     async def run() -> None:
         users = {owner_of(c, u): u for u in range(300, 400)}  # one user per worker
