@@ -18,6 +18,7 @@ from .clock import Clock
 from .config import Config
 from .domain import RedisStreamEvents, open_events
 from .hub import Hub
+from .invitations import InvitationService
 from .leaderboards import Leaderboards
 from .metrics import watch_loop_lag
 from .rewards import Rewards
@@ -168,6 +169,9 @@ async def start(
         except BaseException:
             await stores.close()
             raise
+    invitations = InvitationService(hub)
+    invitations.start()
+    hub.register(invitations)
     if isinstance(hub.events, RedisStreamEvents):
         await hub.events.start()  # after every consumer subscribed
     cfg = config.server

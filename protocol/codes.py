@@ -59,6 +59,7 @@ class ErrorCode(IntEnum):
     VARIABLE_INVALID = 302  # bad name, type, size, or too many variables
     VARIABLE_READ_ONLY = 303  # a private room variable owned by someone else
     MESSAGE_TOO_LONG = 304
+    INVITATION_NOT_FOUND = 305  # no such invitation to this user: answered, expired or never sent
 
     # Casino (400-499)
     NO_CASINO = 400  # this zone offers no casino games

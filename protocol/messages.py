@@ -229,6 +229,23 @@ class ChangeRoom(_Request, tag="change_room", frozen=True):
     max_spectators: Annotated[int, Meta(ge=0, le=10_000)] | None = None
 
 
+class Invite(_Request, tag="invite", frozen=True):
+    """Invite users (to a table, a game...): each gets `invitation` and has `seconds` to
+    answer with `invitation_reply`; `data` travels with it."""
+
+    users: Annotated[list[UserId], Meta(min_length=1, max_length=8)]
+    seconds: Annotated[int, Meta(ge=5, le=300)] = 30
+    data: dict[str, Any] | None = None
+
+
+class InvitationReply(_Request, tag="invitation_reply", frozen=True):
+    """Accept or refuse an invitation received; the inviter gets `invitation_reply`."""
+
+    invitation: Annotated[int, Meta(ge=1, le=2**31 - 1)]
+    accept: bool
+    data: dict[str, Any] | None = None
+
+
 # -- messages ------------------------------------------------------------------------------
 
 
@@ -366,6 +383,8 @@ ClientMessage = (
     | LeaveRoom
     | SwitchRole
     | ChangeRoom
+    | Invite
+    | InvitationReply
     | PublicMessage
     | PrivateMessage
     | ObjectMessage

@@ -45,6 +45,7 @@ __all__ = [
     "CreateRoomRequest",
     "FindRoomsRequest",
     "FindUsersRequest",
+    "InviteUsersRequest",
     "MatchCondition",
     "QuickJoinRequest",
     "ExtensionRequest",
@@ -60,6 +61,8 @@ __all__ = [
     "extension_response",
     "find_rooms_response",
     "find_users_response",
+    "invitation",
+    "invitation_reply",
     "handshake_request",
     "handshake_response",
     "join_room_response",
@@ -76,6 +79,8 @@ __all__ = [
     "parse_extension_request",
     "parse_find_rooms",
     "parse_find_users",
+    "parse_invitation_reply",
+    "parse_invite_users",
     "parse_generic_message",
     "parse_handshake",
     "parse_join_room",
@@ -400,6 +405,50 @@ def room_capacity_change(room_id: int, max_users: int, max_spectators: int) -> M
     """a=19: ``r:INT, u:INT, s:INT``."""
     p = SFSObject().put_int("r", room_id).put_int("u", max_users).put_int("s", max_spectators)
     return Message.system(Action.CHANGE_ROOM_CAPACITY, p)
+
+
+# ---------------------------------------------------------------------------
+# InviteUsers (a=300) and InvitationReply (a=301) (spec §6.12)
+
+#: InvitationReply's `r` / `ri`: the invitee accepted, refused, or did not answer in time
+INVITATION_ACCEPT, INVITATION_REFUSE, INVITATION_EXPIRED = 0, 1, 255
+
+
+class InviteUsersRequest(msgspec.Struct, frozen=True):
+    user_ids: tuple[int, ...]
+    seconds: int = 30
+    params: SFSObject | None = None
+
+
+def parse_invite_users(p: SFSObject) -> InviteUsersRequest:
+    """InviteUsers params: ``iu:INT_ARRAY`` (the invitees), ``t:SHORT`` (seconds to answer), ``p``."""
+    return InviteUsersRequest(p.get_int_array("iu"), _opt_short(p, "t", 30), _opt_obj(p, "p"))
+
+
+def parse_invitation_reply(p: SFSObject) -> tuple[int, int, SFSObject | None]:
+    """InvitationReply params: the invitation ``i:INT``, the reply ``r:BYTE`` (0 accept, 1 refuse), ``p``."""
+    return p.get_int("i"), p.get_byte("r"), _opt_obj(p, "p")
+
+
+def invitation(inviter: UserInfo, invitation_id: int, seconds: int, params: SFSObject | None) -> Message:
+    """a=300 to an invitee: ``u`` (the inviter's User array), ``t:SHORT``, ``ii:INT``, ``p``."""
+    p = (
+        SFSObject()
+        .put_sfs_array("u", user_array(inviter))
+        .put_short("t", seconds)
+        .put_int("ii", invitation_id)
+    )
+    if params is not None:
+        p.put_sfs_object("p", params)
+    return Message.system(Action.INVITE_USERS, p)
+
+
+def invitation_reply(invitee: UserInfo, reply: int, params: SFSObject | None) -> Message:
+    """a=301 to the inviter: ``u`` (the invitee's User array), ``ri:BYTE`` (0, 1 or 255), ``p``."""
+    p = SFSObject().put_sfs_array("u", user_array(invitee)).put_byte("ri", reply)
+    if params is not None:
+        p.put_sfs_object("p", params)
+    return Message.system(Action.INVITATION_REPLY, p)
 
 
 # ---------------------------------------------------------------------------

@@ -110,6 +110,7 @@ _ANSWERED: Final = frozenset(
         Action.CHANGE_ROOM_NAME,
         Action.CHANGE_ROOM_PASSWORD,
         Action.CHANGE_ROOM_CAPACITY,
+        Action.INVITATION_REPLY,
     }
 )
 #: a refused room change (not the owner, a cluster rename, a bad size) as its SFS `ec`
@@ -327,6 +328,8 @@ def sfs_error(action: int, code: int, message: str, ctx: dict[str, str]) -> tupl
         )
     elif action in (Action.SPECTATOR_TO_PLAYER, Action.PLAYER_TO_SPECTATOR):
         ec = _SWITCH_EC.get(code, Ec.SWITCH_NOT_JOINED_IN_ROOM)  # type: ignore[call-overload]
+    elif action == Action.INVITATION_REPLY:
+        ec = Ec.INVITATION_NOT_VALID
     elif action in _CHANGE_EC and code not in (Native.ROOM_NAME_TAKEN, Native.ROOM_NOT_FOUND):
         ec = _CHANGE_EC[action]  # type: ignore[index]
     else:
@@ -650,6 +653,16 @@ class SfsSession:
                 fields["create"] = _room_settings(q.settings)
                 ctx = {"room": q.settings.name, "group": q.settings.group_id}
             self._submit(action, "quick_join", fields, ctx)
+        elif action == Action.INVITE_USERS:
+            iu = sm.parse_invite_users(p)
+            data = from_sfs(iu.params) if iu.params is not None else None
+            seconds = max(5, min(iu.seconds, 300))
+            self._submit(action, "invite", {"users": list(iu.user_ids), "seconds": seconds, "data": data})
+        elif action == Action.INVITATION_REPLY:
+            invitation_id, reply, params = sm.parse_invitation_reply(p)
+            data = from_sfs(params) if params is not None else None
+            fields = {"invitation": invitation_id, "accept": reply == sm.INVITATION_ACCEPT, "data": data}
+            self._submit(action, "invitation_reply", fields)
         elif action == Action.KICK_USER:
             k = sm.parse_kick_user(p)
             self._submit(action, "kick", {"user": k.user_id, "reason": k.message or ""})
@@ -972,6 +985,22 @@ class SfsSession:
         elif name == "kicked" or name == "banned":
             what = "kicked" if name == "kicked" else "banned"
             self._send(sm.moderator_message(d.get("reason") or f"You have been {what}", SERVER_USER))
+        elif name == "invitation":
+            params = to_sfs_object(d["data"]) if d.get("data") else None
+            self._send(sm.invitation(_user_info(d["from"]), d["id"], d.get("seconds", 30), params))
+        elif name == "invitation_reply":
+            invitee = d["from"]
+            reply = (
+                sm.INVITATION_EXPIRED
+                if d.get("expired")
+                else sm.INVITATION_ACCEPT
+                if d.get("accept")
+                else sm.INVITATION_REFUSE
+            )
+            known = self.users.get(invitee["id"], {})
+            view = {**known, **invitee} if "name" in invitee else {"name": "", **known, "id": invitee["id"]}
+            params = to_sfs_object(d["data"]) if d.get("data") else None
+            self._send(sm.invitation_reply(_user_info(view), reply, params))
         elif name == "role_switched":
             if self.me is None or d["user"] != self.me["id"]:  # our own: the reply says it
                 self._switched(d["room"], d["user"], d["player_id"])

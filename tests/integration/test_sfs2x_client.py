@@ -144,7 +144,7 @@ async def _js_scenario(node: str, server: Running) -> None:
         stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
     assert result == "OK", f"{result} after steps {steps}\n{stderr[-3000:]}"
     assert steps == ["login-errors", "login", "join", "joined", "public", "private", "variables", "kick",
-                     "ban", "extension", "leaderboard", "ping", "rooms", "spectator", "search", "owner", "logout"]  # fmt: skip
+                     "ban", "extension", "leaderboard", "ping", "rooms", "spectator", "search", "owner", "invitation", "logout"]  # fmt: skip
     # The native client saw the SFS users come in, and leave (bob kicked, alice, mod).
     events = native.events
     try:

@@ -299,6 +299,48 @@ def test_find_users_looks_at_every_worker(kind: str) -> None:
     run(body, kind)
 
 
+def test_invitations_cross_workers_and_expire(kind: str) -> None:
+    """ann (w0) invites bob (w1, another worker), cid (w0, hers) and an offline user: bob
+    accepts, cid refuses, the offline one is reported expired; a second answer is refused."""
+
+    async def body(r: Ring) -> None:
+        a, da = await r.guest("w0", "ann")
+        b, db = await r.guest("w1", "bob")
+        c, dc = await r.guest("w0", "cid")
+        ann, bob, cid = da["user"]["id"], db["user"]["id"], dc["user"]["id"]
+        offline = user_on("w1", 5000)
+        sent = await a.request("invite", users=[bob, cid, offline, ann], seconds=5, data={"table": "BJ-7"})
+        assert sent["type"] == "ok", sent
+        iid = sent["data"]["invitation"]
+        assert sent["data"]["invited"] == [bob, cid, offline]  # not herself
+        for x in (b, c):
+            got = await x.event("invitation")
+            assert got["data"]["id"] == iid and got["data"]["from"]["name"] == "ann"
+            assert got["data"]["data"] == {"table": "BJ-7"} and got["data"]["seconds"] == 5
+        yes = await b.request("invitation_reply", invitation=iid, accept=True, data={"seat": 2})
+        assert yes["type"] == "ok", yes
+        again = await b.request("invitation_reply", invitation=iid, accept=False)
+        assert again["type"] == "error" and again["code"] == ErrorCode.INVITATION_NOT_FOUND
+        assert (await c.request("invitation_reply", invitation=iid, accept=False))["type"] == "ok"
+        answers = [await a.event("invitation_reply") for _ in range(2)]
+        by = {ans["data"]["from"]["id"]: ans["data"] for ans in answers}
+        assert by[bob]["accept"] is True and by[bob]["data"] == {"seat": 2}  # across workers
+        assert by[cid]["accept"] is False
+        expired = await a.event("invitation_reply", timeout=10)
+        assert expired["data"] == {
+            "invitation": iid,
+            "from": {"id": offline},
+            "accept": False,
+            "expired": True,
+        }
+        late = await c.request("invitation_reply", invitation=iid + 1, accept=True)
+        assert late["type"] == "error" and late["code"] == ErrorCode.INVITATION_NOT_FOUND
+        for x in (a, b, c):
+            await x.close()
+
+    run(body, kind)
+
+
 def test_the_owner_changes_a_room_hosted_on_another_worker(kind: str) -> None:
     """ann (w0) owns a table hosted on w1: her password and capacity change is made on the
     host; the subscribers of both workers hear of it and w0's listing follows; renaming is

@@ -373,6 +373,25 @@ async function main() {
   await leftOwn;
   step("owner");
 
+  // Invitations (a=300 / a=301): alice invites mod, mod accepts; a second answer is refused.
+  const modUser = named[0]; // found by FindUsers above
+  const invited = waitFor(mod, E.INVITATION, () => true, "invitation at mod");
+  const inviteParams = new SFS2X.SFSObject();
+  inviteParams.putUtfString("table", "BJ-7");
+  alice.send(new SFS2X.InviteUsersRequest([modUser], 20, inviteParams));
+  const invitation = (await invited).invitation;
+  check(invitation.inviter.name === "alice" && invitation.params.getUtfString("table") === "BJ-7", "mod is invited");
+  const answered = waitFor(alice, E.INVITATION_REPLY, () => true, "invitation reply at alice");
+  const answerParams = new SFS2X.SFSObject();
+  answerParams.putInt("seat", 2);
+  mod.send(new SFS2X.InvitationReplyRequest(invitation, SFS2X.InvitationReply.ACCEPT, answerParams));
+  const reply = await answered;
+  check(reply.invitee.name === "mod" && reply.reply === 0 && reply.data.getInt("seat") === 2, "mod accepted");
+  const twice = waitFor(mod, E.INVITATION_REPLY_ERROR, () => true, "second answer refused");
+  mod.send(new SFS2X.InvitationReplyRequest(invitation, SFS2X.InvitationReply.REFUSE));
+  check((await twice).errorCode === 42, "answered already: 42");
+  step("invitation");
+
   const out = waitFor(alice, E.LOGOUT, () => true, "logout");
   alice.send(new SFS2X.LogoutRequest());
   await out;

@@ -436,35 +436,9 @@ def test_to_sfs_object_infers_types() -> None:
 
 
 _KEYS = ["i", "n", "p", "r", "u", "m", "t", "rc", "rm", "vl", "g", "c", "zn", "un", "pw", "d", "b", "dh", "aj", "mu",
-         "rv", "rl", "sp", "api", "cl", "token", "e", "me", "gl", "rs", "tl", "l", "s"]  # fmt: skip
-_ACTIONS = [
-    0,
-    1,
-    2,
-    4,
-    6,
-    7,
-    9,
-    11,
-    12,
-    13,
-    14,
-    15,
-    16,
-    17,
-    18,
-    19,
-    24,
-    25,
-    27,
-    29,
-    31,
-    3,
-    8,
-    200,
-    1000,
-    32767,
-]
+         "rv", "rl", "sp", "api", "cl", "token", "e", "me", "gl", "rs", "tl", "l", "s", "iu"]  # fmt: skip
+_ACTIONS = [0, 1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 24, 25, 27, 28, 29, 31, 200, 300, 301,
+            1000, 32767]  # fmt: skip
 _params = st.dictionaries(st.sampled_from(_KEYS) | strategies.keys, strategies.entries, max_size=6).map(
     SFSObject
 )
@@ -956,3 +930,39 @@ def test_find_users_28_maps_user_properties_and_answers_fu() -> None:
     msgs = out(s)
     assert [x.action for x in msgs] == [Action.FIND_USERS] * 2
     assert all(len(x.params.get_sfs_array("fu")) == 0 for x in msgs)
+
+
+def test_invitations_300_and_301_both_ways() -> None:
+    s = logged_in()
+    p = (
+        SFSObject()
+        .put_int_array("iu", [8, 9])
+        .put_short("t", 400)
+        .put_sfs_object("p", SFSObject().put_utf_string("k", "v"))
+    )
+    [inv] = feed(s, Message.system(Action.INVITE_USERS, p))
+    assert isinstance(inv, m.Invite) and inv.users == [8, 9] and inv.seconds == 300 and inv.data == {"k": "v"}
+    s.reply(inv.id, {"invitation": 77, "invited": [8, 9]})
+    assert out(s) == []  # SFS2X does not answer an InviteUsers
+    s.send_event(3, OutEvent("invitation", {"id": 78, "from": BOB, "seconds": 20, "data": {"table": "T"}}))
+    [got] = out(s)
+    assert got.action == Action.INVITE_USERS and got.params.get_int("ii") == 78
+    assert got.params.get_short("t") == 20 and got.params.get_sfs_array("u").get_utf_string(1) == "bob"
+    assert got.params.get_sfs_object("p").get_utf_string("table") == "T"
+    [rep] = feed(s, Message.system(Action.INVITATION_REPLY, SFSObject().put_int("i", 78).put_byte("r", 0)))
+    assert isinstance(rep, m.InvitationReply) and (rep.invitation, rep.accept, rep.data) == (78, True, None)
+    s.reply(rep.id, {"invitation": 78})
+    [no] = feed(s, Message.system(Action.INVITATION_REPLY, SFSObject().put_int("i", 78).put_byte("r", 1)))
+    assert no.accept is False
+    s.fail(no.id, ErrorCode.INVITATION_NOT_FOUND, "answered already")
+    [err] = out(s)
+    assert (err.action, err.params.get_short("ec")) == (Action.INVITATION_REPLY, 42)
+    for data, ri in [
+        ({"invitation": 77, "from": BOB, "accept": True, "data": {"seat": 1}}, 0),
+        ({"invitation": 77, "from": {**BOB, "id": 9, "name": "cid"}, "accept": False, "data": None}, 1),
+        ({"invitation": 77, "from": {"id": 10}, "accept": False, "expired": True}, 255),
+    ]:
+        s.send_event(4, OutEvent("invitation_reply", data))
+        [ev] = out(s)
+        assert ev.action == Action.INVITATION_REPLY and ev.params.get_byte("ri") == ri
+        assert ev.params.get_sfs_array("u").get_int(0) == data["from"]["id"]
