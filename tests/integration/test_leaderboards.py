@@ -170,3 +170,59 @@ def test_a_tournament_pays_its_winner_when_it_ends(tmp_path: Path) -> None:
 
     with running_server(lb_server_config(tmp_path, cup=cup)) as r:
         asyncio.run(body(r.ws_url))
+
+
+def test_the_boards_equal_the_ledger_after_concurrent_play_and_a_restart(tmp_path: Path) -> None:
+    """E2: after 12 players spin at once, the server restarts (gracefully) and they spin
+    again, each board's standings are what the stored rounds say: the spins counted and
+    the wins summed per player, none lost, none counted twice."""
+    wins = LeaderboardBoard(
+        title="Wins", metric=Metric.TOTAL_WIN, period=PeriodConfig(kind="daily"), top_n=20
+    )
+    spins = msgspec.structs.replace(SPINS, top_n=20)
+    config = lb_server_config(tmp_path, spins=spins, wins=wins)
+    players = list(range(401, 413))
+
+    async def play(url: str, rounds: int) -> None:
+        async def one(user: int) -> None:
+            c, _ = await login(url, user)
+            try:
+                for _ in range(rounds):
+                    assert (await c.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
+            finally:
+                await c.close()
+
+        await asyncio.gather(*(one(u) for u in players))
+
+    async def standings(url: str) -> dict[str, dict[str, int]]:
+        c, _ = await login(url, 499)
+        try:
+            out = {}
+            for board in ("spins", "wins"):
+                snap = (await c.request("leaderboard_subscribe", board=board))["data"]
+                out[board] = {e["user_id"]: e["score"] for e in snap["top"]}
+            return out
+        finally:
+            await c.close()
+
+    with running_server(config) as r:
+        asyncio.run(play(r.ws_url, 6))
+    with running_server(config) as r:
+        asyncio.run(play(r.ws_url, 4))
+        time.sleep(0.3)  # a few ticks: the boards have applied every round
+        got = asyncio.run(standings(r.ws_url))
+        stores = r.server.stores
+        assert stores is not None
+
+        async def from_rounds() -> dict[str, dict[str, int]]:
+            want: dict[str, dict[str, int]] = {"spins": {}, "wins": {}}
+            for user in players:
+                rounds = await stores.rounds.history(f"demo:{user}", limit=100)
+                want["spins"][str(user)] = len(rounds)
+                if sum(x.win for x in rounds):
+                    want["wins"][str(user)] = sum(x.win for x in rounds)
+            return want
+
+        want = asyncio.run_coroutine_threadsafe(from_rounds(), r.loop).result(10)
+    assert all(n == 10 for n in want["spins"].values())
+    assert got == want
