@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path bench-room-search soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path bench-room-search ts-types soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +107,10 @@ bench-sfs2x-sessions: $(STAMP)
 bench-spin-path: $(STAMP)
 	$(PY) -m bench.spin_path --clients 2 --spins 4000 $(ARGS)
 	$(PY) -m bench.spin_path --clients 200 --spins 20000 $(ARGS)
+
+# the TypeScript client's request types, generated from protocol/messages.py
+ts-types: $(STAMP)
+	$(PY) -m protocol.typescript > clients/ts/src/messages.ts
 
 bench-codec: $(STAMP)
 	$(PY) -m bench.codec

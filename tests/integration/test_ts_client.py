@@ -1,6 +1,7 @@
 """The TypeScript client (clients/ts) against a real server, run by Node: login, error
 replies, heartbeats past the idle timeout, a drop resumed with the missed events replayed
-once and the spin in flight answered once, close.
+once and the spin in flight answered once, close. Before it, the build and the
+compile-time checks of the generated request types (clients/ts/test/types.ts).
 
 `npm install` and the TypeScript build run on first use (clients/ts/node_modules is not
 committed); without Node or network the test fails, unless `CROUPIER_TEST_SKIP_NODE=1`.
@@ -45,6 +46,7 @@ def node() -> str:
     if not (TS_DIR / "node_modules" / "typescript").is_dir() or not (TS_DIR / "node_modules" / "ws").is_dir():
         _run([npm, "install", "--no-audit", "--no-fund"], "npm install (clients/ts)")
     _run([npm, "run", "build"], "the TypeScript build (clients/ts)")
+    _run([npm, "run", "typecheck"], "the request types' compile-time checks (clients/ts/test/types.ts)")
     return exe
 
 

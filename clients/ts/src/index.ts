@@ -14,6 +14,10 @@
  *   resume), and a 4010 close sends the client to the node it names.
  */
 
+import type { Requests } from "./messages.js";
+
+export type * from "./messages.js";
+
 export type State = "connecting" | "connected" | "reconnecting" | "resumed" | "lost" | "closed";
 
 export interface WebSocketLike {
@@ -133,10 +137,13 @@ export class CroupierClient {
     return data;
   }
 
-  /** Send a request; resolves with the reply's data. */
-  request<T = any>(type: string, fields: Record<string, unknown> = {}): Promise<T> {
+  /** Send a request; resolves with the reply's data (its fields are checked by type). */
+  request<K extends keyof Requests, T = any>(
+    type: K,
+    ...[fields]: {} extends Requests[K] ? [Requests[K]?] : [Requests[K]]
+  ): Promise<T> {
     const id = ++this.nextId;
-    const message = { ...fields, type, id };
+    const message: Record<string, unknown> = { ...(fields ?? {}), type, id };
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
