@@ -333,7 +333,8 @@ def sfs_route(buf: bytes, max_packet: int) -> Route | None:
     except SFSDecodeError:
         return NO_ROUTE
     owner = auth.resume_owner(rt) if rt else None
-    return Route(resume=owner) if owner is not None else NO_ROUTE
+    # the token too: a session moved by a ring change is looked up by it (`relocated`)
+    return Route(resume=owner, token=rt) if owner is not None else NO_ROUTE
 
 
 __all__ = [

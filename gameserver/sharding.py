@@ -288,6 +288,11 @@ class ShardedRouter:
             (st.zone, st.user_id): st for st in export_sessions(hub) if (st.zone, st.user_id) in moved_users
         }
         dst_sessions: dict[str, list[SessionState]] = defaultdict(list)
+        dst_hrc: dict[str, list[HrcState]] = defaultdict(list)  # their SmartFox sessions (HRC)
+        for hrc in hub.sfs_reconnections.export():
+            key = (hrc.zone, int(hrc.me["id"]))
+            if key in moved_users:
+                dst_hrc[new.home(*key)].append(hrc)
         for key in moved_users:
             zname, uid = key
             dst = new.home(zname, uid)
@@ -311,7 +316,7 @@ class ShardedRouter:
                     by_dst[dst][2].append([zname, user_state(zone.users[uid], [rid])])
         for dst in set(dst_sessions) | set(by_dst):
             users, rooms, proxies, remote = by_dst[dst]
-            payload = [users, rooms, proxies, remote, dst_sessions.get(dst, [])]
+            payload = [users, rooms, proxies, remote, dst_sessions.get(dst, []), dst_hrc.get(dst, [])]
             await self.bus.call(dst, "share", _enc.encode([self.me, payload]), timeout)
         # the others have them now: forget them here
         for (zname, rid), dst in moved_rooms.items():
@@ -351,6 +356,9 @@ class ShardedRouter:
                 conn.player = None
                 closing.append(conn)
             moved[player.resume_token] = new.home(zname, uid)
+        for dst, states in dst_hrc.items():  # a reconnecting SmartFox client is routed by its token
+            for hrc in states:
+                moved[hrc.token] = dst
         if self.on_moved_out is not None and moved:  # routed first: the clients reconnect at once
             self.on_moved_out(moved)
         for conn in closing:
@@ -385,7 +393,7 @@ class ShardedRouter:
     async def _on_share(self, src: str, body: bytes) -> int:
         """Users, rooms and sessions that a ring change gave to this worker."""
 
-        sender, (users, rooms, proxies, remote, raw_sessions) = msgspec.msgpack.decode(body)
+        sender, (users, rooms, proxies, remote, raw_sessions, *more) = msgspec.msgpack.decode(body)
         hub = self.hub
         for zname, rs in rooms:
             zone = hub.zones[zname]
@@ -436,6 +444,10 @@ class ShardedRouter:
             self.remote_rooms.setdefault((zname, uid), {}).setdefault(host, set()).update(ids)
         moved_in = msgspec.convert(raw_sessions, list[SessionState])
         import_sessions(hub, moved_in)
+        if more and more[0]:  # their SmartFox sessions, for the clients' reconnections (HRC)
+            from .transports.sfs2x_tcp import adopt_reconnections
+
+            adopt_reconnections(hub, msgspec.convert(more[0], list[HrcState]))
         if self.on_moved_in is not None and moved_in:
             self.on_moved_in([s.resume_token for s in moved_in])
         for zname, rs in rooms:  # everyone's listing: these rooms are hosted here now

@@ -258,3 +258,67 @@ def test_sigkill_of_a_room_host_restores_its_sessions_and_rooms(tmp_path: Path) 
                 await client.close()
 
         asyncio.run(run())
+
+
+def test_smartfox_clients_take_their_sessions_back_after_a_worker_is_added(tmp_path: Path) -> None:
+    """A ring change moves the sessions whose users now hash to the new worker; a Unity
+    client among them is closed without a goodbye, reconnects with its token (HRC), and
+    the acceptor sends it to the new owner (the token is relocated), which has its
+    SmartFox session: the same token. The clients that did not move are not touched."""
+    from gameserver.ring import HashRing, user_key
+    from gameserver.worker import all_members
+    from protocol.sfs2x import Action
+    from protocol.sfs2x.messages import handshake_request, login_request, ping_request
+
+    from .client import SfsTcpClient
+
+    unity = "UnityPlayer:Android:2022.3"
+    three = HashRing(all_members(1, 3))
+    with cluster(write_config(tmp_path, casino=False), 2) as c:
+
+        async def run() -> None:
+            movers: list[tuple[SfsTcpClient, str]] = []
+            stayers: list[SfsTcpClient] = []
+            for i in range(30):  # guests land anywhere: log in until one will move
+                sfs = await SfsTcpClient.connect(c.sfs_port)
+                sfs.write(handshake_request(client_type=unity), login_request("demo", f"g{i}"))
+                tk = (await sfs.until(Action.HANDSHAKE)).get_utf_string("tk")
+                uid = (await sfs.until(Action.LOGIN)).get_int("id")
+                if three.owner(user_key("demo", uid)) == "0.2":
+                    movers.append((sfs, tk))
+                else:
+                    stayers.append(sfs)
+                if movers and len(stayers) >= 2:
+                    break
+            assert movers and stayers
+            post = urllib.request.Request(c.admin_url + "/admin/workers?count=3", data=b"", method="POST")
+            assert (await asyncio.to_thread(lambda: urllib.request.urlopen(post, timeout=5).status)) == 202
+            for sfs, tk in movers:
+                with pytest.raises((AssertionError, ConnectionError)):  # closed, without a 1005
+                    while True:
+                        for action, _ in await sfs.recv(20):
+                            assert action != 1005, "a goodbye: the client would not reconnect"
+                sfs.close()
+                back = None
+                for _ in range(50):
+                    attempt = await SfsTcpClient.connect(c.sfs_port)
+                    attempt.write(handshake_request(client_type=unity, reconnection_token=tk))
+                    try:
+                        hs = await attempt.until(Action.HANDSHAKE)
+                    except (AssertionError, ConnectionError, TimeoutError):
+                        attempt.close()
+                        await asyncio.sleep(0.2)
+                        continue
+                    assert hs.get_utf_string("tk") == tk, "a new session: the new owner had no HRC state"
+                    back = attempt
+                    break
+                assert back is not None
+                back.write(ping_request())
+                await back.until(Action.PING_PONG)
+                back.close()
+            for sfs in stayers:  # not moved: the same connection still answers
+                sfs.write(ping_request())
+                await sfs.until(Action.PING_PONG)
+                sfs.close()
+
+        asyncio.run(run())

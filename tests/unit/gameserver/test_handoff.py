@@ -77,7 +77,9 @@ def test_first_tcp_frame_routes_login_and_resume() -> None:
 def test_first_smartfox_packet_routes_a_reconnection_to_the_worker_its_token_names() -> None:
     back = encode_frame(handshake_request(client_type="UnityPlayer", reconnection_token="0.2.9f3c"))
     assert sfs_route(back[:-1], 4096) is None  # not all in yet
-    assert sfs_route(back, 4096) == Route(resume="0.2")
+    assert sfs_route(back, 4096) == Route(
+        resume="0.2", token="0.2.9f3c"
+    )  # the token: a moved one is relocated
     assert sfs_route(encode_frame(handshake_request()), 4096) is NO_ROUTE  # a first connection
     plain = encode_frame(handshake_request(client_type="UnityPlayer", reconnection_token="9f3c" * 8))
     assert sfs_route(plain, 4096) is NO_ROUTE  # a single-process token names nobody
