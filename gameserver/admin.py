@@ -117,7 +117,7 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
 
 def build_app(hub: Hub) -> Starlette:
     registry = registry_for(hub)
-    office = BackOffice(hub)
+    office = BackOffice.of(hub)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -138,7 +138,7 @@ def build_app(hub: Hub) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/stats", stats),
-        *office_routes(hub.config.auth.secret, office.handle),
+        *office_routes(hub.config.auth.secret, office.run),
     ]
     return Starlette(routes=routes)
 

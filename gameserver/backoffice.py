@@ -13,9 +13,12 @@ Operations return `(HTTP status, JSON body)`; errors are `{"error": code, "messa
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily
 
 from persistence import InsufficientFunds, PersistenceError, StoreBusy, StoreUnavailable
 from persistence.records import AuditEntry, Ban, PostingKind, Txn, transfer
@@ -65,10 +68,62 @@ class Announcement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BackOffice:
-    """The operations, on one worker's hub."""
+    """The operations, on one worker's hub (one instance per hub: `of`). Registered on the
+    hub as a service without requests, for its metrics."""
+
+    request_types: frozenset[type] = frozenset()
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        #: operations by (op, HTTP status); money moved by (currency, direction)
+        self.operations: Counter[tuple[str, int]] = Counter()
+        self.moved: Counter[tuple[str, str]] = Counter()
+
+    @classmethod
+    def of(cls, hub: Hub) -> BackOffice:
+        """The hub's back office (created and registered on first use)."""
+        for service in hub.service_list:
+            if isinstance(service, BackOffice):
+                return service
+        office = cls(hub)
+        hub.register(office)
+        return office
+
+    def handle(self, player: Any, req: Any) -> None:  # no requests of its own
+        raise NotImplementedError
+
+    def player_joined(self, player: Any) -> None:
+        pass
+
+    def player_left(self, player: Any) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def metric_families(self) -> Iterator[CounterMetricFamily]:
+        """Prometheus families, read at scrape time (gameserver/metrics.py)."""
+        ops = CounterMetricFamily(
+            "croupier_backoffice_operations", "Back-office operations run here", labels=["op", "status"]
+        )
+        for (op, status), n in sorted(self.operations.items()):
+            ops.add_metric([op, str(status)], n)
+        yield ops
+        moved = CounterMetricFamily(
+            "croupier_backoffice_adjusted",
+            "Money moved by operators' adjustments (minor units)",
+            labels=["currency", "direction"],
+        )
+        for (currency, direction), amount in sorted(self.moved.items()):
+            moved.add_metric([currency, direction], amount)
+        yield moved
+
+    async def run(self, op: str, args: dict[str, Any]) -> Answer:
+        """Run `op` (`player`, `rounds`, `ledger`, `adjust`, `kick`, `ban`, `unban`, `audit`,
+        `rooms`, `message`) with `args`; counted by outcome."""
+        status, body = await self._run(op, args)
+        self.operations[(op, status)] += 1
+        return status, body
 
     def _stores(self) -> Stores | None:
         casino = self.hub.casino
@@ -86,9 +141,7 @@ class BackOffice:
             )
         return None
 
-    async def handle(self, op: str, args: dict[str, Any]) -> Answer:
-        """Run `op` (`player`, `rounds`, `ledger`, `adjust`, `kick`, `ban`, `unban`,
-        `audit`) with `args`."""
+    async def _run(self, op: str, args: dict[str, Any]) -> Answer:
         if op == "audit":
             after, limit = int(args.get("after", 0)), int(args.get("limit", 100))
             return await self.audit(after, limit, bool(args.get("verify")))
@@ -260,6 +313,7 @@ class BackOffice:
             "duplicate": result.duplicate,
         }
         if not result.duplicate:
+            self.moved[(zc.currency, "credit" if body.amount > 0 else "debit")] += amount
             await self._audit("adjust", actor, zone, user, body.reason, txn.key, after=answer)
             if player is not None:
                 data = {

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from protocol import messages as m
 from protocol.codes import ErrorCode
@@ -39,6 +41,8 @@ class InvitationService:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.zones: dict[str, Invitations] = {name: Invitations() for name in hub.zones}
+        #: invitations sent here; invitees' answers by outcome (on the inviter's home)
+        self.counts = {"sent": 0, "accepted": 0, "refused": 0, "expired": 0, "too_late": 0}
         self.router: ShardedRouter | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -73,6 +77,7 @@ class InvitationService:
                 invitation = secrets.randbelow(2**31 - 2) + 1
             deadline = now + req.seconds
             inv.send(invitation, uid, set(invitees), deadline)
+            self.counts["sent"] += 1
             note = {"id": invitation, "from": me, "seconds": req.seconds, "data": req.data}
             for invitee in invitees:
                 self._to_invitee(zone, invitee, invitation, uid, deadline, note)
@@ -80,6 +85,7 @@ class InvitationService:
         else:
             inviter = inv.answer(uid, req.invitation, now)
             if inviter is None:
+                self.counts["too_late"] += 1
                 raise RequestError(
                     ErrorCode.INVITATION_NOT_FOUND, f"no invitation {req.invitation} to answer (expired?)"
                 )
@@ -129,6 +135,7 @@ class InvitationService:
         inv = self.zones.get(zone)
         if inv is None or inv.answered(invitation, invitee) != inviter:
             return  # too late: it expired here
+        self.counts["accepted" if answer.get("accept") else "refused"] += 1
         player = self.hub.players.get((zone, inviter))
         if player is not None:
             player.push(OutEvent("invitation_reply", answer))
@@ -140,6 +147,7 @@ class InvitationService:
         now = self.hub.clock.wall()
         for zone, inv in self.zones.items():
             for invitation, inviter, invitee in inv.expire(now):
+                self.counts["expired"] += 1
                 player = self.hub.players.get((zone, inviter))
                 if player is not None:
                     data = {
@@ -156,6 +164,25 @@ class InvitationService:
             self.expire()
 
     # -- the service protocol --------------------------------------------------------------
+
+    def metric_families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """Prometheus families, read at scrape time (gameserver/metrics.py)."""
+        sent = CounterMetricFamily("croupier_invitations", "Invitations sent by this worker's users")
+        sent.add_metric([], self.counts["sent"])
+        yield sent
+        answers = CounterMetricFamily(
+            "croupier_invitation_answers",
+            "Invitees' answers, by outcome (too_late: refused)",
+            labels=["outcome"],
+        )
+        for outcome in ("accepted", "refused", "expired", "too_late"):
+            answers.add_metric([outcome], self.counts[outcome])
+        yield answers
+        yield GaugeMetricFamily(
+            "croupier_invitations_open",
+            "Invitations still waiting for an answer",
+            value=sum(len(inv.sent) for inv in self.zones.values()),
+        )
 
     def player_joined(self, player: Player) -> None:
         pass

@@ -344,7 +344,7 @@ class Worker:
     async def _office(self, rid: int, body: dict[str, Any]) -> None:
         """A back-office operation forwarded by the supervisor (this is the player's home)."""
         try:
-            status, data = await BackOffice(self._hub()).handle(str(body["op"]), dict(body["args"]))
+            status, data = await BackOffice.of(self._hub()).run(str(body["op"]), dict(body["args"]))
         except Exception:
             logger.exception("back-office operation %s failed", body.get("op"))
             status, data = 500, {"error": "internal", "message": "internal error"}

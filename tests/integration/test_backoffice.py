@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import urllib.request
 from typing import Any
 
 import msgspec
@@ -109,6 +110,11 @@ def adjust_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N803
         assert (status, body["online"]) == (200, False)  # offline: read from the store
         offline = {"amount": 10, "key": f"ticket-20-{tag}", "reason": "offline credit"}
         assert call(base + "/adjust", "POST", offline, admin)[1]["duplicate"] is False
+        with urllib.request.urlopen(f"{srv.admin_url}/metrics", timeout=5) as scraped:
+            metrics = scraped.read().decode()
+        assert 'croupier_backoffice_adjusted_total{currency="FUN",direction="credit"} 260.0' in metrics
+        assert 'croupier_backoffice_adjusted_total{currency="FUN",direction="debit"} 50.0' in metrics
+        assert 'croupier_backoffice_operations_total{op="adjust",status="409"} 3.0' in metrics
         status, body = call(f"{srv.admin_url}/admin/audit?limit=1&verify=1", bearer=admin)
         assert status == 200 and body["chain"] == "intact"
         entries, after = [], 0

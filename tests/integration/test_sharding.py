@@ -335,6 +335,14 @@ def test_invitations_cross_workers_and_expire(kind: str) -> None:
         }
         late = await c.request("invitation_reply", invitation=iid + 1, accept=True)
         assert late["type"] == "error" and late["code"] == ErrorCode.INVITATION_NOT_FOUND
+        from gameserver.invitations import InvitationService
+
+        counts = {}
+        for member, server in r.servers.items():
+            svc = next(x for x in server.hub.service_list if isinstance(x, InvitationService))
+            counts[member] = dict(svc.counts)
+        assert counts["w0"] == {"sent": 1, "accepted": 1, "refused": 1, "expired": 1, "too_late": 1}
+        assert counts["w1"]["too_late"] == 1 and counts["w1"]["sent"] == 0  # bob's second answer
         for x in (a, b, c):
             await x.close()
 
