@@ -56,6 +56,8 @@ _OFFICE = [
     ("rounds", "GET", "/rounds", Role.MODERATOR),
     ("ledger", "GET", "/ledger", Role.MODERATOR),
     ("adjust", "POST", "/adjust", Role.ADMIN),
+    ("deposit", "POST", "/deposit", Role.ADMIN),
+    ("withdraw", "POST", "/withdraw", Role.ADMIN),
     ("kick", "POST", "/kick", Role.MODERATOR),
     ("ban", "POST", "/ban", Role.MODERATOR),
     ("unban", "POST", "/unban", Role.MODERATOR),

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily
 from persistence import InsufficientFunds, PersistenceError, StoreBusy, StoreUnavailable
 from persistence.records import AuditEntry, Ban, PostingKind, Txn, transfer
 from protocol.codes import CloseCode
+from protocol.errors import RequestError
 from protocol.events import OutEvent
 from rooms.outputs import Disconnect, Send
 
@@ -52,6 +53,15 @@ class Adjustment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     amount: int
     key: str
     reason: str
+
+
+class Payment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST .../deposit` and `.../withdraw`, from the payment integration: a positive
+    `amount` in minor units and the provider's `reference` (its transaction id: the
+    idempotency key)."""
+
+    amount: Annotated[int, msgspec.Meta(gt=0)]
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 
 
 class Moderation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -170,6 +180,9 @@ class BackOffice:
             if op == "adjust":
                 body = msgspec.convert(args.get("body"), Adjustment)
                 return await self.adjust(zone, user, body, str(args.get("actor", "")))
+            if op in ("deposit", "withdraw"):
+                pay = msgspec.convert(args.get("body"), Payment)
+                return await self.payment(op, zone, user, pay, str(args.get("actor", "")))
             if op in ("kick", "ban"):
                 mod = msgspec.convert(args.get("body") or {}, Moderation)
                 return await self.moderate(op, zone, user, mod, str(args.get("actor", "")))
@@ -290,7 +303,11 @@ class BackOffice:
             if player is not None:  # its session's cached balance moves with the commit
                 wallet = await casino.wallet_of(player)
                 async with wallet.lock:
-                    result = await stores.commit(txn)
+                    try:
+                        result = await stores.commit(txn)
+                    except BaseException:
+                        wallet.balance = None  # outcome unknown: the casino reloads the truth
+                        raise
                     if not result.duplicate:
                         wallet.balance = result.balance(account, zc.currency)
             else:
@@ -323,6 +340,70 @@ class BackOffice:
                     "reason": body.reason,
                 }
                 hub.deliver(zone, [Send([user], OutEvent("balance_adjusted", data))])
+        return 200, answer
+
+    async def payment(self, op: str, zone: str, user: int, pay: Payment, actor: str) -> Answer:
+        """A deposit confirmed by the payment provider (the rewards service credits it:
+        deposit limits, deposit-match offers, referral qualification), or a withdrawal paid
+        out (a debit of the cash balance to the zone's payments account). Once per reference."""
+        from .rewards.service import Rewards, payments_account
+
+        hub, stores, casino = self.hub, self._stores(), self.hub.casino
+        zc = casino.zones.get(zone) if casino is not None else None
+        rewards = next((s for s in hub.service_list if isinstance(s, Rewards)), None)
+        if stores is None or casino is None or zc is None or rewards is None:
+            return _error(409, "no_casino", f"zone {zone!r} has no casino here")
+        account = account_id(zone, user)
+        try:
+            if op == "deposit":
+                done = await rewards.bonuses.deposit(zone, account, pay.amount, pay.reference)
+                duplicate = bool(done.get("duplicate"))
+                if duplicate:  # the same reference: the same player and amount, or refused
+                    postings = await stores.wallet.txn_postings(f"deposit:{zone}:{pay.reference}")
+                    if not any(p.account == account and p.amount == pay.amount for p in postings):
+                        return _error(
+                            409, "key_reused", f"reference {pay.reference!r} was used for another payment"
+                        )
+                    done = {"deposit": pay.reference, "amount": pay.amount, "granted": []}
+            else:
+                entries = transfer(
+                    account, payments_account(zone), zc.currency, pay.amount, PostingKind.WITHDRAW
+                )
+                reply = _enc.encode({"account": account, "amount": pay.amount, "reference": pay.reference})
+                zr = rewards.zones[zone]
+                async with rewards.locked(account):
+                    result = await rewards.move(
+                        zr, f"withdraw:{zone}:{pay.reference}", entries, account, reply
+                    )
+                stored = msgspec.json.decode(result.reply) if result.reply else {}
+                if stored.get("account") != account or stored.get("amount") != pay.amount:
+                    return _error(
+                        409, "key_reused", f"reference {pay.reference!r} was used for another payment"
+                    )
+                duplicate = result.duplicate
+                done = {"withdraw": pay.reference, "amount": pay.amount}
+        except InsufficientFunds:
+            return _error(
+                409, "insufficient_funds", f"the balance does not cover a withdrawal of {pay.amount}"
+            )
+        except RequestError as exc:  # a deposit limit, a time-out or an exclusion (RG)
+            return _error(409, exc.code.name.lower(), exc.message)
+        balance = await stores.wallet.get_balance(account, zc.currency)
+        answer = {**done, "currency": zc.currency, "balance": balance.balance if balance else None}
+        answer["duplicate"] = duplicate
+        if not duplicate:
+            self.moved[(zc.currency, op)] += pay.amount
+            await self._audit(
+                op, actor, zone, user, pay.reference, f"{op}:{zone}:{pay.reference}", after=answer
+            )
+            if (zone, user) in hub.players:
+                data = {
+                    "kind": op,
+                    "amount": pay.amount,
+                    "currency": zc.currency,
+                    "balance": answer["balance"],
+                }
+                hub.deliver(zone, [Send([user], OutEvent("payment", data))])
         return 200, answer
 
     async def moderate(self, what: str, zone: str, user: int, mod: Moderation, actor: str) -> Answer:

@@ -256,3 +256,69 @@ def test_an_operator_sees_every_room_and_speaks_to_the_zone(tmp_path) -> None:
             await a.close()
 
         asyncio.run(run())
+
+
+def test_the_payment_integration_deposits_and_withdraws_once_per_reference(tmp_path) -> None:
+    """Deposits and withdrawals confirmed by the payment provider: the online player's
+    balance moves once per reference, a reference is one payment, and a withdrawal the
+    balance does not cover is refused; the ledger balances."""
+    payments = token(950, "admin", "psp")
+    with running_server(config(tmp_path)) as srv:
+        base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
+
+        async def run() -> None:
+            player = await WsClient.connect(srv.ws_url)
+            assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            assert (await player.request("balance"))["data"]["balance"] == 1000
+            dep = {"amount": 5000, "reference": "psp-tx-1"}
+            status, body = await asyncio.to_thread(call, base + "/deposit", "POST", dep, payments)
+            assert (status, body["balance"], body["duplicate"]) == (200, 6000, False), body
+            assert (await player.event("payment"))["data"] == {
+                "kind": "deposit", "amount": 5000, "currency": "FUN", "balance": 6000
+            }  # fmt: skip
+            assert (await player.request("balance"))["data"]["balance"] == 6000
+            again = await asyncio.to_thread(call, base + "/deposit", "POST", dep, payments)
+            assert again[0] == 200 and again[1]["duplicate"] is True and again[1]["balance"] == 6000
+            other = {"amount": 1, "reference": "psp-tx-1"}
+            assert (await asyncio.to_thread(call, base + "/deposit", "POST", other, payments))[1][
+                "error"
+            ] == "key_reused"
+            elsewhere = f"{srv.admin_url}/admin/players/demo/{PLAYER + 1}/deposit"
+            assert (await asyncio.to_thread(call, elsewhere, "POST", dep, payments))[1][
+                "error"
+            ] == "key_reused"
+            out = {"amount": 2500, "reference": "psp-out-1"}
+            status, body = await asyncio.to_thread(call, base + "/withdraw", "POST", out, payments)
+            assert (status, body["balance"]) == (200, 3500), body
+            assert (await player.event("payment"))["data"]["kind"] == "withdraw"
+            assert (await asyncio.to_thread(call, base + "/withdraw", "POST", out, payments))[1][
+                "duplicate"
+            ] is True
+            too_much = {"amount": 10_000, "reference": "psp-out-2"}
+            status, body = await asyncio.to_thread(call, base + "/withdraw", "POST", too_much, payments)
+            assert (status, body["error"]) == (409, "insufficient_funds")
+            assert (await player.request("balance"))["data"]["balance"] == 3500
+            for bad in ({"amount": 0, "reference": "x"}, {"amount": 5, "reference": ""}, {"amount": 5}):
+                assert (await asyncio.to_thread(call, base + "/deposit", "POST", bad, payments))[0] == 400
+            assert (await asyncio.to_thread(call, base + "/deposit", "POST", dep, token(951, "moderator")))[
+                0
+            ] == 403
+            await player.close()
+
+        asyncio.run(run())
+
+    async def check() -> None:
+        stores = await open_stores(f"sqlite:///{tmp_path}/office.db")
+        try:
+            assert await stores.wallet.ledger_totals() == {"FUN": 0}
+            assert await stores.wallet.balance_mismatches() == []
+            kinds = [
+                (p.kind, p.amount) for p in await stores.wallet.postings(f"demo:{PLAYER}", "FUN", limit=10)
+            ]
+            assert (
+                ("deposit", 5000) in kinds and ("withdraw", -2500) in kinds and len(kinds) == 3
+            )  # + welcome
+        finally:
+            await stores.close()
+
+    asyncio.run(check())
