@@ -262,15 +262,25 @@ def test_the_payment_integration_deposits_and_withdraws_once_per_reference(tmp_p
     """Deposits and withdrawals confirmed by the payment provider: the online player's
     balance moves once per reference, a reference is one payment, and a withdrawal the
     balance does not cover is refused; the ledger balances."""
+    payment_scenario(tmp_path, f"sqlite:///{tmp_path}/office.db", PLAYER)
+
+
+@pytest.mark.mysql
+def test_payments_on_mariadb(tmp_path, mysql_url: str) -> None:  # noqa: F811
+    payment_scenario(tmp_path, mysql_url, 520_000 + secrets.randbelow(100_000))
+
+
+def payment_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N803 - the test's player
     payments = token(950, "admin", "psp")
-    with running_server(config(tmp_path)) as srv:
+    tag = secrets.token_hex(4)  # references of this run (the MariaDB database is shared)
+    with running_server(config(tmp_path, url)) as srv:
         base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
 
         async def run() -> None:
             player = await WsClient.connect(srv.ws_url)
             assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
             assert (await player.request("balance"))["data"]["balance"] == 1000
-            dep = {"amount": 5000, "reference": "psp-tx-1"}
+            dep = {"amount": 5000, "reference": f"psp-tx-1-{tag}"}
             status, body = await asyncio.to_thread(call, base + "/deposit", "POST", dep, payments)
             assert (status, body["balance"], body["duplicate"]) == (200, 6000, False), body
             assert (await player.event("payment"))["data"] == {
@@ -279,7 +289,7 @@ def test_the_payment_integration_deposits_and_withdraws_once_per_reference(tmp_p
             assert (await player.request("balance"))["data"]["balance"] == 6000
             again = await asyncio.to_thread(call, base + "/deposit", "POST", dep, payments)
             assert again[0] == 200 and again[1]["duplicate"] is True and again[1]["balance"] == 6000
-            other = {"amount": 1, "reference": "psp-tx-1"}
+            other = {"amount": 1, "reference": f"psp-tx-1-{tag}"}
             assert (await asyncio.to_thread(call, base + "/deposit", "POST", other, payments))[1][
                 "error"
             ] == "key_reused"
@@ -287,14 +297,14 @@ def test_the_payment_integration_deposits_and_withdraws_once_per_reference(tmp_p
             assert (await asyncio.to_thread(call, elsewhere, "POST", dep, payments))[1][
                 "error"
             ] == "key_reused"
-            out = {"amount": 2500, "reference": "psp-out-1"}
+            out = {"amount": 2500, "reference": f"psp-out-1-{tag}"}
             status, body = await asyncio.to_thread(call, base + "/withdraw", "POST", out, payments)
             assert (status, body["balance"]) == (200, 3500), body
             assert (await player.event("payment"))["data"]["kind"] == "withdraw"
             assert (await asyncio.to_thread(call, base + "/withdraw", "POST", out, payments))[1][
                 "duplicate"
             ] is True
-            too_much = {"amount": 10_000, "reference": "psp-out-2"}
+            too_much = {"amount": 10_000, "reference": f"psp-out-2-{tag}"}
             status, body = await asyncio.to_thread(call, base + "/withdraw", "POST", too_much, payments)
             assert (status, body["error"]) == (409, "insufficient_funds")
             assert (await player.request("balance"))["data"]["balance"] == 3500
@@ -308,7 +318,7 @@ def test_the_payment_integration_deposits_and_withdraws_once_per_reference(tmp_p
         asyncio.run(run())
 
     async def check() -> None:
-        stores = await open_stores(f"sqlite:///{tmp_path}/office.db")
+        stores = await open_stores(url)
         try:
             assert await stores.wallet.ledger_totals() == {"FUN": 0}
             assert await stores.wallet.balance_mismatches() == []
