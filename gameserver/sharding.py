@@ -762,14 +762,19 @@ class ShardedRouter:
             results = await asyncio.gather(
                 *(self.bus.call(p, "fusers", body, self.timeout) for p in peers), return_exceptions=True
             )
+            partial = False
             for peer, got in zip(peers, results, strict=True):
                 if isinstance(got, BaseException):  # its users are left out; the others answer
                     logger.warning("user search at %s failed: %s", peer, got)
+                    partial = True
                     continue
                 for v in got:
                     view = msgspec.convert(v, UserView)
                     found.setdefault(view.id, view)
-            reply({"users": [found[uid] for uid in sorted(found)[: request.limit]]}, None)
+            data: dict[str, Any] = {"users": [found[uid] for uid in sorted(found)[: request.limit]]}
+            if partial:
+                data["partial"] = True  # a worker did not answer: some users may be missing
+            reply(data, None)
 
         self._spawn(go())
 

@@ -293,6 +293,12 @@ def test_find_users_looks_at_every_worker(kind: str) -> None:
         assert await found(limit=2) == sorted([ann, bob, cid])[:2]
         remote_room = next(x["id"] for x in da["rooms"] if x["name"] == room_on("w1"))
         assert await found(room=remote_room, where=[{"prop": "name", "op": "==", "value": "ann"}]) == [ann]
+        full = await c.request("find_users")
+        assert "partial" not in full["data"]
+        r.routers["w1"].bus._handlers["fusers"] = lambda src, body: asyncio.sleep(10)  # w1 stops answering
+        slow = await c.request("find_users")
+        assert slow["data"]["partial"] is True
+        assert [u["id"] for u in slow["data"]["users"]] == [cid]  # ann is in a room of w1
         for x in (a, b, c):
             await x.close()
 
