@@ -140,6 +140,30 @@ class InvitationService:
         if player is not None:
             player.push(OutEvent("invitation_reply", answer))
 
+    # -- handover (rolling restart) and checkpoints ------------------------------------------
+
+    def handover_state(self) -> Any:
+        """What was sent and received here, for this worker's successor (or its checkpoint)."""
+        return {
+            zone: {
+                "sent": [[i, x.inviter, x.deadline, sorted(x.waiting)] for i, x in inv.sent.items()],
+                "received": [[u, i, inviter, d] for (u, i), (inviter, d) in inv.received.items()],
+            }
+            for zone, inv in self.zones.items()
+            if inv.sent or inv.received
+        }
+
+    def adopt_handover(self, state: Any) -> None:
+        """The predecessor's invitations: answers and expiries go on here."""
+        for zone, part in (state or {}).items():
+            inv = self.zones.get(zone)
+            if inv is None:
+                continue
+            for invitation, inviter, deadline, waiting in part.get("sent", ()):
+                inv.send(int(invitation), int(inviter), {int(u) for u in waiting}, float(deadline))
+            for invitee, invitation, inviter, deadline in part.get("received", ()):
+                inv.receive(int(invitee), int(invitation), int(inviter), float(deadline))
+
     # -- expiry ----------------------------------------------------------------------------
 
     def expire(self) -> None:

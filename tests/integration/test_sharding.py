@@ -448,7 +448,12 @@ def test_a_rolling_restart_hands_sessions_and_rooms_to_the_successor() -> None:
         await bob.request("set_room_variables", room=rid1, variables=[{"name": "pot", "value": 40}])
         await bob.request("public_message", room=rid1, text="before the move")
         await ann.event("public_message")
-        last = (await bob.event("public_message"))["seq"]
+        said_seq = (await bob.event("public_message"))["seq"]
+        # invitations both ways: w1 keeps what bob sent and what he received
+        inv_b = (await bob.request("invite", users=[da["user"]["id"]], seconds=60))["data"]["invitation"]
+        await ann.event("invitation")
+        inv_a = (await ann.request("invite", users=[db["user"]["id"]], seconds=60))["data"]["invitation"]
+        last = max(said_seq, (await bob.event("invitation"))["seq"])
         directory = r.bus_url.removeprefix("unix://")
 
         async def successor() -> tuple[Server, ShardedRouter]:
@@ -489,6 +494,12 @@ def test_a_rolling_restart_hands_sessions_and_rooms_to_the_successor() -> None:
         # bob's membership in the room on w0 survived too
         said = await bob2.request("public_message", room=rid0, text="still in w0's room")
         assert said["type"] == "ok", said
+        # the invitations moved with w1: answers reach the successor and go on from there
+        assert (await ann.request("invitation_reply", invitation=inv_b, accept=True))["type"] == "ok"
+        assert (await bob2.event("invitation_reply"))["data"]["accept"] is True
+        answered = await bob2.request("invitation_reply", invitation=inv_a, accept=False)
+        assert answered["type"] == "ok", answered
+        assert (await ann.event("invitation_reply"))["data"]["accept"] is False
         for c in (ann, bob2):
             await c.close()
 
