@@ -55,6 +55,8 @@ _OFFICE = [
     ("player", "GET", "", Role.MODERATOR),
     ("rounds", "GET", "/rounds", Role.MODERATOR),
     ("ledger", "GET", "/ledger", Role.MODERATOR),
+    ("rg", "GET", "/rg", Role.MODERATOR),
+    ("exclude", "POST", "/exclude", Role.ADMIN),
     ("adjust", "POST", "/adjust", Role.ADMIN),
     ("deposit", "POST", "/deposit", Role.ADMIN),
     ("withdraw", "POST", "/withdraw", Role.ADMIN),

@@ -64,6 +64,14 @@ class Payment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 
 
+class Exclusion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST .../exclude`: exclude the player from play for `seconds` (an exclusion the
+    operator imposes: as a confirmed self-exclusion), and why."""
+
+    seconds: Annotated[int, msgspec.Meta(gt=0, le=100 * 365 * 86400)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
+
+
 class Moderation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`POST .../kick` and `.../ban`: why; `hours` for a ban (0: the zone's default, 24)."""
 
@@ -180,6 +188,9 @@ class BackOffice:
             if op == "adjust":
                 body = msgspec.convert(args.get("body"), Adjustment)
                 return await self.adjust(zone, user, body, str(args.get("actor", "")))
+            if op in ("rg", "exclude"):
+                ex = msgspec.convert(args.get("body") or {}, Exclusion) if op == "exclude" else None
+                return await self.responsible(zone, user, ex, str(args.get("actor", "")))
             if op in ("deposit", "withdraw"):
                 pay = msgspec.convert(args.get("body"), Payment)
                 return await self.payment(op, zone, user, pay, str(args.get("actor", "")))
@@ -341,6 +352,25 @@ class BackOffice:
                 }
                 hub.deliver(zone, [Send([user], OutEvent("balance_adjusted", data))])
         return 200, answer
+
+    async def responsible(self, zone: str, user: int, ex: Exclusion | None, actor: str) -> Answer:
+        """The player's responsible-gaming state (limits, time-out, exclusion, activity), or
+        an exclusion imposed on it (then its state)."""
+        from .rewards.service import Rewards
+
+        rewards = next((s for s in self.hub.service_list if isinstance(s, Rewards)), None)
+        zr = rewards.zones.get(zone) if rewards is not None else None
+        if rewards is None or zr is None:
+            return _error(409, "no_casino", f"zone {zone!r} has no casino here")
+        account = account_id(zone, user)
+        if ex is None:
+            return 200, await rewards.responsible.view(zr, account)
+        try:
+            view = await rewards.responsible.exclude_account(zr, account, ex.seconds)
+        except RequestError as exc:
+            return _error(409, exc.code.name.lower(), exc.message)
+        await self._audit("exclude", actor, zone, user, ex.reason, "", after={"seconds": ex.seconds})
+        return 200, view
 
     async def payment(self, op: str, zone: str, user: int, pay: Payment, actor: str) -> Answer:
         """A deposit confirmed by the payment provider (the rewards service credits it:

@@ -194,16 +194,16 @@ class Responsible:
     async def status(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgStatus) -> dict[str, Any]:
         return await self._view(zr, ctx.account)
 
-    async def _change(self, zr: ZoneRewards, ctx: Ctx, change: Any) -> dict[str, Any]:
-        async with self.svc.locked(ctx.account):
-            settings = await self.settings(ctx.account)
+    async def _change(self, zr: ZoneRewards, account: str, change: Any) -> dict[str, Any]:
+        async with self.svc.locked(account):
+            settings = await self.settings(account)
             state = _merge(PlayerState(), settings)
             try:
                 state = change(state, self.svc.now())
             except ValueError as exc:
                 raise RequestError(ErrorCode.LIMIT_INVALID, str(exc)) from None
-            await self._save(ctx.account, _settings(state, settings.deposits))
-            return await self._view(zr, ctx.account)
+            await self._save(account, _settings(state, settings.deposits))
+            return await self._view(zr, account)
 
     async def session(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgSession) -> dict[str, Any]:
         """The session time limit and the reality-check interval apply at once."""
@@ -211,7 +211,7 @@ class Responsible:
         check = None if req.reality_check_s is None else req.reality_check_s * 1000
         return await self._change(
             zr,
-            ctx,
+            ctx.account,
             lambda s, now: msgspec.structs.replace(s, session_limit_ms=limit, reality_check_ms=check),
         )
 
@@ -263,22 +263,38 @@ class Responsible:
     async def limit(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgLimit) -> dict[str, Any]:
         policy = zr.casino.policy
         return await self._change(
-            zr, ctx, lambda s, now: request_limit(policy, s, now, req.kind, req.period, req.amount)
+            zr, ctx.account, lambda s, now: request_limit(policy, s, now, req.kind, req.period, req.amount)
         )
 
     async def confirm(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgConfirm) -> dict[str, Any]:
         return await self._change(
-            zr, ctx, lambda s, now: confirm_limit_increase(s, now, req.kind, req.period)
+            zr, ctx.account, lambda s, now: confirm_limit_increase(s, now, req.kind, req.period)
         )
 
     async def timeout(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgTimeout) -> dict[str, Any]:
         policy = zr.casino.policy
-        return await self._change(zr, ctx, lambda s, now: start_timeout(policy, s, now, req.seconds * 1000))
+        return await self._change(
+            zr, ctx.account, lambda s, now: start_timeout(policy, s, now, req.seconds * 1000)
+        )
 
     async def exclude(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgExclude) -> dict[str, Any]:
         policy = zr.casino.policy
         return await self._change(
-            zr, ctx, lambda s, now: self_exclude(policy, s, now, req.seconds * 1000, confirmed=req.confirm)
+            zr,
+            ctx.account,
+            lambda s, now: self_exclude(policy, s, now, req.seconds * 1000, confirmed=req.confirm),
+        )
+
+    async def view(self, zr: ZoneRewards, account: str) -> dict[str, Any]:
+        """The player's limits, time-out, exclusion and activity (the back office's view)."""
+        return await self._view(zr, account)
+
+    async def exclude_account(self, zr: ZoneRewards, account: str, seconds: int) -> dict[str, Any]:
+        """An exclusion the operator imposes (the back office): as a confirmed self-exclusion,
+        of any length (the players' minimum is theirs); it never shortens one in force."""
+        policy = msgspec.structs.replace(zr.casino.policy, self_exclusion_min_ms=0)
+        return await self._change(
+            zr, account, lambda s, now: self_exclude(policy, s, now, seconds * 1000, confirmed=True)
         )
 
     async def reactivate(self, zr: ZoneRewards, ctx: Ctx, req: rm.RgReactivate) -> dict[str, Any]:
@@ -287,7 +303,7 @@ class Responsible:
             raise RequestError(ErrorCode.NOT_EXCLUDED, "no self-exclusion to end")
         if self.svc.now() < settings.excluded_until:
             raise RequestError(ErrorCode.NOT_EXCLUDED, "the self-exclusion has not expired")
-        return await self._change(zr, ctx, reactivate)
+        return await self._change(zr, ctx.account, reactivate)
 
 
 def _merge(state: PlayerState, settings: Settings) -> PlayerState:

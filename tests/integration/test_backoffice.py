@@ -332,3 +332,40 @@ def payment_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N80
             await stores.close()
 
     asyncio.run(check())
+
+
+def test_an_operator_excludes_a_player_whose_next_bet_is_refused(tmp_path) -> None:
+    admin = token(900, "admin")
+    with running_server(config(tmp_path)) as srv:
+        base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
+
+        async def run() -> None:
+            player = await WsClient.connect(srv.ws_url)
+            assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            assert (await player.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
+            status, body = await asyncio.to_thread(call, base + "/rg", bearer=token(901, "moderator"))
+            assert status == 200 and body["self_excluded"] is False and body["excluded_until"] is None
+            ex = {"seconds": 30 * 86400, "reason": "problem gambling report 88"}
+            assert (await asyncio.to_thread(call, base + "/exclude", "POST", ex, token(901, "moderator")))[
+                0
+            ] == 403
+            status, body = await asyncio.to_thread(call, base + "/exclude", "POST", ex, admin)
+            assert status == 200 and body["self_excluded"] is True and body["excluded_until"] > 0, body
+            refused = await player.request("spin", game="fruit_slot", coin=1)
+            assert refused["type"] == "error" and refused["name"] == "policy_refused", refused
+            assert (
+                await asyncio.to_thread(call, base + "/exclude", "POST", {"seconds": 0, "reason": "x"}, admin)
+            )[0] == 400
+            await player.close()
+
+        asyncio.run(run())
+
+    async def check() -> None:
+        stores = await open_stores(f"sqlite:///{tmp_path}/office.db")
+        try:
+            [entry] = [e for e in await stores.audit.entries() if e.action == "exclude"]
+            assert entry.reason == "problem gambling report 88" and entry.actor == "operator:ops"
+        finally:
+            await stores.close()
+
+    asyncio.run(check())
