@@ -113,6 +113,29 @@ PANELS = [
             ("sum(increase(croupier_pick_auto_finished_total[1h]))", "pick rounds auto-finished (1 h)"),
         ],
     ),
+    (
+        "Back office",
+        "short",
+        [
+            (
+                "sum by (op, status) (increase(croupier_backoffice_operations_total[1h]))",
+                "{{op}} {{status}} (1 h)",
+            ),
+            (
+                "sum by (currency, direction) (increase(croupier_backoffice_adjusted_total[1h]))",
+                "{{direction}} {{currency}} (1 h)",
+            ),
+        ],
+    ),
+    (
+        "Invitations",
+        "short",
+        [
+            ("sum(rate(croupier_invitations_total[5m]))", "sent/s"),
+            ("sum by (outcome) (rate(croupier_invitation_answers_total[5m]))", "{{outcome}}/s"),
+            ("sum(croupier_invitations_open)", "waiting for an answer"),
+        ],
+    ),
 ]
 
 

@@ -7,7 +7,9 @@ import json
 import pathlib
 import re
 
+from gameserver.backoffice import BackOffice
 from gameserver.hub import Hub
+from gameserver.invitations import InvitationService
 from gameserver.metrics import registry_for, render
 
 from .fakes import make_hub
@@ -26,6 +28,8 @@ def test_dashboard_file_is_generated_from_the_script():
 
 def test_every_queried_metric_exists():
     hub: Hub = make_hub()[0]
+    hub.register(InvitationService(hub))  # services the server registers (gameserver/server.py)
+    BackOffice.of(hub)
     types = re.findall(r"^# TYPE (\w+) ", render(registry_for(hub)).decode(), re.M)
     exported = {re.sub(r"_total$", "", name) for name in types}
     # casino and ledger metrics exist when a zone has a casino (tests/integration/test_admin.py)
