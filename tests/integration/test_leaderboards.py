@@ -219,10 +219,11 @@ def test_the_boards_equal_the_ledger_after_concurrent_play_and_a_restart(tmp_pat
             for user in players:
                 rounds = await stores.rounds.history(f"demo:{user}", limit=100)
                 want["spins"][str(user)] = len(rounds)
-                if sum(x.win for x in rounds):
-                    want["wins"][str(user)] = sum(x.win for x in rounds)
+                want["wins"][str(user)] = sum(x.win for x in rounds)  # a player who won nothing: 0
             return want
 
         want = asyncio.run_coroutine_threadsafe(from_rounds(), r.loop).result(10)
     assert all(n == 10 for n in want["spins"].values())
-    assert got == want
+    assert got["spins"] == want["spins"]
+    # a player who won nothing may stand at 0 or not at all: compare what was won
+    assert {u: v for u, v in got["wins"].items() if v} == {u: v for u, v in want["wins"].items() if v}
