@@ -96,6 +96,8 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
                 args["zone"] = request.path_params["zone"]
             elif "zone" in request.path_params:
                 args["zone"] = request.path_params["zone"]
+                if "room" in request.path_params:
+                    args["room"] = request.path_params["room"]
             args.update(request.query_params)
             if request.method == "POST":
                 raw = await request.body()
@@ -116,6 +118,9 @@ def office_routes(secret: str, run: RunOffice) -> list[Route]:
         Route("/admin/audit", endpoint("audit", Role.ADMIN), methods=["GET"]),
         Route("/admin/zones/{zone}/rooms", endpoint("rooms", Role.MODERATOR), methods=["GET"]),
         Route("/admin/zones/{zone}/message", endpoint("message", Role.ADMIN), methods=["POST"]),
+        Route(
+            "/admin/zones/{zone}/rooms/{room}/close", endpoint("close_room", Role.MODERATOR), methods=["POST"]
+        ),
     ]
 
 

@@ -163,12 +163,14 @@ class BackOffice:
         if op == "audit":
             after, limit = int(args.get("after", 0)), int(args.get("limit", 100))
             return await self.audit(after, limit, bool(args.get("verify")))
-        if op in ("rooms", "message"):
+        if op in ("rooms", "message", "close_room"):
             zone = str(args.get("zone", ""))
             if zone not in self.hub.zones:
                 return _error(404, "zone_not_found", f"no zone {zone!r}")
             if op == "rooms":
                 return self.zone_rooms(zone, args.get("group"))
+            if op == "close_room":
+                return await self.close_room(zone, args.get("room"), str(args.get("actor", "")))
             try:
                 note = msgspec.convert(args.get("body"), Announcement)
             except msgspec.ValidationError as exc:
@@ -252,6 +254,21 @@ class BackOffice:
                 {**view, "hidden": r.hidden, "owner": r.owner, "static": r.static, "members": r.members}
             )
         return 200, {"rooms": rooms, "players": sum(1 for z, _ in self.hub.players if z == zone)}
+
+    async def close_room(self, zone: str, room: Any, actor: str) -> Answer:
+        """Empty a room hosted here (a user-created one goes away); `closed` 0 if it is not
+        hosted here (in a cluster every worker is asked)."""
+        try:
+            rid = int(room)
+        except (TypeError, ValueError):
+            return _error(400, "bad_room", "the room id is a number")
+        z = self.hub.zones[zone]
+        if rid not in z.rooms:
+            return 200, {"closed": 0, "left": 0}
+        data, outputs = z.close_room(rid)
+        self.hub.router.deliver(zone, outputs)  # members on other workers are told too
+        await self._audit("close_room", actor, zone, None, f"room {rid}", "")
+        return 200, {"closed": 1, "left": len(data["left"])}
 
     async def announce(self, zone: str, note: Announcement, actor: str) -> Answer:
         """An admin message to every user of the zone whose session is here."""

@@ -719,7 +719,7 @@ class Supervisor:
     async def office(self, op: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """A back-office operation (gameserver/backoffice.py), run by the player's home worker
         (the audit log by this node's first worker: it is the store's)."""
-        if op in ("rooms", "message"):  # every worker has its part
+        if op in ("rooms", "message", "close_room"):  # every worker has its part
             return await self._office_everywhere(op, args)
         if op == "audit":
             member = self.slots[0].member
@@ -758,7 +758,7 @@ class Supervisor:
         live = self.live()
         asks = (self.ask(wp, "office", {"op": op, "args": args}, OFFICE_TIMEOUT) for wp in live)
         answers = await asyncio.gather(*asks)
-        merged: dict[str, Any] = {"rooms": [], "players": 0} if op == "rooms" else {"sent": 0}
+        merged: dict[str, Any] = {"rooms": [], "players": 0} if op == "rooms" else {}
         missing = []
         for wp, got in zip(live, answers, strict=True):
             if got is None:

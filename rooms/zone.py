@@ -530,6 +530,19 @@ class Zone:
                 )
         return {"room": view, "changed": changed}, out
 
+    def close_room(self, room_id: int) -> Result:
+        """Everyone leaves the room (each gets `user_left`, as in a leave); a user-created room
+        goes away with its last member, a configured one stays, empty. For operators: no
+        user asks for it."""
+        room = self.room(room_id)
+        out: list[Output] = []
+        members = list(room.members)
+        for uid in members:
+            user = self.users.get(uid)
+            if user is not None:
+                self._leave(user, room, out)
+        return {"room": room_id, "left": members, "removed": room_id not in self.rooms}, out
+
     def _leave(self, user: User, room: Room, out: list[Output]) -> None:
         room.players.pop(user.id, None)
         room.spectators.discard(user.id)

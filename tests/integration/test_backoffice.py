@@ -369,3 +369,39 @@ def test_an_operator_excludes_a_player_whose_next_bet_is_refused(tmp_path) -> No
             await stores.close()
 
     asyncio.run(check())
+
+
+def test_an_operator_closes_a_room(tmp_path) -> None:
+    admin = token(900, "admin")
+    with running_server(config(tmp_path)) as srv:
+        zone = f"{srv.admin_url}/admin/zones/demo"
+
+        async def run() -> None:
+            a = await WsClient.connect(srv.ws_url)
+            b = await WsClient.connect(srv.ws_url)
+            assert (await a.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            assert (await b.request("login", token=token(PLAYER + 1, "user", "bob")))["type"] == "ok"
+            rid = (await a.request("create_room", name="Table 5", max_users=4))["data"]["room"]["id"]
+            assert (await b.request("join_room", room=rid))["type"] == "ok"
+            lobby = (await a.request("join_room", room="Lobby"))["data"]["room"]["id"]
+            status, body = await asyncio.to_thread(call, f"{zone}/rooms/{rid}/close", "POST", {}, admin)
+            assert (status, body) == (200, {"closed": 1, "left": 2})
+            assert (await a.event("user_left"))["data"] == {
+                "room": rid,
+                "user": PLAYER,
+            }  # each leaves, as in a leave
+            seen = [(await b.event("user_left"))["data"]["user"] for _ in range(2)]
+            assert seen == [PLAYER, PLAYER + 1]
+            assert (await b.request("join_room", room=rid))["code"] == 200  # removed with its last member
+            status, body = await asyncio.to_thread(call, f"{zone}/rooms/{lobby}/close", "POST", {}, admin)
+            assert (status, body) == (200, {"closed": 1, "left": 1})
+            assert (await b.request("join_room", room="Lobby"))["type"] == "ok"  # configured: it stays
+            missing = await asyncio.to_thread(call, f"{zone}/rooms/999/close", "POST", {}, admin)
+            assert missing == (200, {"closed": 0, "left": 0})
+            assert (
+                await asyncio.to_thread(call, f"{zone}/rooms/{lobby}/close", "POST", {}, token(7, "user"))
+            )[0] == 403
+            await a.close()
+            await b.close()
+
+        asyncio.run(run())

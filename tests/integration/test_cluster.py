@@ -421,6 +421,12 @@ def test_the_back_office_runs_each_operation_on_the_players_worker(main_cluster:
             status, body = await asyncio.to_thread(office, "/admin/zones/demo/rooms")
             assert status == 200 and [r["name"] for r in body["rooms"]].count("Lobby") == 1  # hosted once
             assert body["players"] >= len(clients)
+            made = await clients[0].request("create_room", name=f"office-{time.time_ns()}", max_users=4)
+            rid = made["data"]["room"]["id"]
+            assert (await clients[1].request("join_room", room=rid))["type"] == "ok"
+            status, body = await asyncio.to_thread(office, f"/admin/zones/demo/rooms/{rid}/close", {})
+            assert (status, body["closed"], body["left"]) == (200, 1, 2)  # by its host, whichever it is
+            assert (await clients[2].request("join_room", room=rid))["code"] == 200  # gone everywhere
         finally:
             for client in clients:
                 await client.close()
