@@ -137,9 +137,12 @@ class BackOffice:
         yield moved
 
     async def run(self, op: str, args: dict[str, Any]) -> Answer:
-        """Run `op` (`player`, `rounds`, `ledger`, `adjust`, `kick`, `ban`, `unban`, `audit`,
-        `rooms`, `message`) with `args`; counted by outcome."""
-        status, body = await self._run(op, args)
+        """Run `op` (the routes of gameserver/admin.py name them) with `args`; counted by
+        outcome. A parameter that is not a number where one is needed is a 400."""
+        try:
+            status, body = await self._run(op, args)
+        except (ValueError, TypeError) as exc:
+            status, body = _error(400, "bad_request", f"bad parameter: {exc}")
         self.operations[(op, status)] += 1
         return status, body
 

@@ -175,6 +175,8 @@ def test_roles_tokens_and_bad_requests_are_refused(tmp_path) -> None:
         assert call(f"{srv.admin_url}/admin/players/nowhere/{PLAYER}", bearer=admin)[0] == 404
         assert call(f"{srv.admin_url}/admin/players/demo/1500000001", bearer=admin)[0] == 400  # a guest id
         assert call(f"{srv.admin_url}/admin/players/demo/abc", bearer=admin)[0] == 400
+        assert call(base + "/rounds?limit=many", bearer=admin)[0] == 400  # not a 500
+        assert call(f"{srv.admin_url}/admin/audit?after=x", bearer=admin)[0] == 400
         status, body = call(base + "/adjust", "POST", None, admin)
         assert status == 400
 
