@@ -21,7 +21,7 @@ import msgspec
 from prometheus_client.core import CounterMetricFamily
 
 from persistence import InsufficientFunds, PersistenceError, StoreBusy, StoreUnavailable
-from persistence.records import AuditEntry, Ban, PostingKind, Txn, transfer
+from persistence.records import AuditEntry, Ban, PostingKind, transfer
 from protocol.codes import CloseCode
 from protocol.errors import RequestError
 from protocol.events import OutEvent
@@ -29,6 +29,7 @@ from rooms.outputs import Disconnect, Send
 
 from .casino import account_id, txn_key
 from .hub import GUEST_ID_BASE
+from .rewards.service import Rewards, payments_account
 
 if TYPE_CHECKING:
     from persistence import Stores
@@ -152,6 +153,10 @@ class BackOffice:
             return casino.stores
         zs = self.hub.zone_state
         return zs.stores if zs is not None else None
+
+    def _rewards(self) -> Rewards | None:
+        """The rewards service (it owns the money moves that keep sessions' balances true)."""
+        return next((s for s in self.hub.service_list if isinstance(s, Rewards)), None)
 
     def _check(self, zone: str, user: int) -> Answer | None:
         if zone not in self.hub.zones:
@@ -312,10 +317,11 @@ class BackOffice:
 
     async def adjust(self, zone: str, user: int, body: Adjustment, actor: str) -> Answer:
         """Credit (or debit) the player from the zone's house account, once per key."""
-        hub, stores, casino = self.hub, self._stores(), self.hub.casino
-        zc = casino.zones.get(zone) if casino is not None else None
-        if stores is None or casino is None or zc is None:
+        hub, rewards = self.hub, self._rewards()
+        zr = rewards.zones.get(zone) if rewards is not None else None
+        if rewards is None or zr is None:
             return _error(409, "no_casino", f"zone {zone!r} has no casino here")
+        zc = zr.casino
         if body.amount == 0 or not 0 < len(body.key) <= MAX_KEY or not 0 < len(body.reason) <= MAX_REASON:
             return _error(
                 400, "bad_request", f"a non-zero amount, a key (1-{MAX_KEY}) and a reason (1-{MAX_REASON})"
@@ -324,25 +330,12 @@ class BackOffice:
         request = {"account": account, "amount": body.amount, "currency": zc.currency}
         amount = abs(body.amount)
         src, dst = (zc.house, account) if body.amount > 0 else (account, zc.house)
-        txn = Txn(
-            key=txn_key("adjust", zone, "operator", body.key),  # hashed if too long for the column
-            entries=transfer(src, dst, zc.currency, amount, PostingKind.ADJUST),
-            reply=_enc.encode({**request, "reason": body.reason, "actor": actor}),
-        )
-        player = hub.players.get((zone, user))
-        try:
-            if player is not None:  # its session's cached balance moves with the commit
-                wallet = await casino.wallet_of(player)
-                async with wallet.lock:
-                    try:
-                        result = await stores.commit(txn)
-                    except BaseException:
-                        wallet.balance = None  # outcome unknown: the casino reloads the truth
-                        raise
-                    if not result.duplicate:
-                        wallet.balance = result.balance(account, zc.currency)
-            else:
-                result = await stores.commit(txn)
+        key = txn_key("adjust", zone, "operator", body.key)  # hashed if too long for the column
+        entries = transfer(src, dst, zc.currency, amount, PostingKind.ADJUST)
+        reply = _enc.encode({**request, "reason": body.reason, "actor": actor})
+        try:  # the online session's cached balance moves with the commit (`Rewards.move`)
+            async with rewards.locked(account):
+                result = await rewards.move(zr, key, entries, account, reply)
         except InsufficientFunds:
             return _error(409, "insufficient_funds", f"the balance does not cover a debit of {amount}")
         except PersistenceError as exc:
@@ -362,8 +355,8 @@ class BackOffice:
         }
         if not result.duplicate:
             self.moved[(zc.currency, "credit" if body.amount > 0 else "debit")] += amount
-            await self._audit("adjust", actor, zone, user, body.reason, txn.key, after=answer)
-            if player is not None:
+            await self._audit("adjust", actor, zone, user, body.reason, key, after=answer)
+            if (zone, user) in hub.players:
                 data = {
                     "amount": body.amount,
                     "currency": zc.currency,
@@ -376,9 +369,7 @@ class BackOffice:
     async def responsible(self, zone: str, user: int, ex: Exclusion | None, actor: str) -> Answer:
         """The player's responsible-gaming state (limits, time-out, exclusion, activity), or
         an exclusion imposed on it (then its state)."""
-        from .rewards.service import Rewards
-
-        rewards = next((s for s in self.hub.service_list if isinstance(s, Rewards)), None)
+        rewards = self._rewards()
         zr = rewards.zones.get(zone) if rewards is not None else None
         if rewards is None or zr is None:
             return _error(409, "no_casino", f"zone {zone!r} has no casino here")
@@ -396,11 +387,9 @@ class BackOffice:
         """A deposit confirmed by the payment provider (the rewards service credits it:
         deposit limits, deposit-match offers, referral qualification), or a withdrawal paid
         out (a debit of the cash balance to the zone's payments account). Once per reference."""
-        from .rewards.service import Rewards, payments_account
-
         hub, stores, casino = self.hub, self._stores(), self.hub.casino
         zc = casino.zones.get(zone) if casino is not None else None
-        rewards = next((s for s in hub.service_list if isinstance(s, Rewards)), None)
+        rewards = self._rewards()
         if stores is None or casino is None or zc is None or rewards is None:
             return _error(409, "no_casino", f"zone {zone!r} has no casino here")
         account = account_id(zone, user)
