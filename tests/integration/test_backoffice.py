@@ -32,6 +32,27 @@ def token(user: int, role: str, name: str = "ops") -> str:
 call = http_json
 
 
+async def online(srv: Any, user: int = PLAYER, name: str = "alice") -> WsClient:
+    """A player logged in with its token."""
+    client = await WsClient.connect(srv.ws_url)
+    reply = await client.request("login", token=token(user, "user", name))
+    assert reply["type"] == "ok", reply
+    return client
+
+
+def with_stores(url: str, check: Any) -> None:
+    """Run `check(stores)` on the store at `url` (opened and closed here)."""
+
+    async def run() -> None:
+        stores = await open_stores(url)
+        try:
+            await check(stores)
+        finally:
+            await stores.close()
+
+    asyncio.run(run())
+
+
 def config(tmp_path: Any, url: str | None = None) -> Any:
     base = server_config()
     return msgspec.structs.replace(
@@ -132,22 +153,18 @@ def adjust_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N803
         ]
         assert call(f"{srv.admin_url}/admin/audit", bearer=token(901, "moderator"))[0] == 403
 
-    async def check() -> None:
-        stores = await open_stores(url)
-        try:
-            assert await stores.wallet.ledger_totals() == {"FUN": 0}
-            assert await stores.wallet.balance_mismatches() == []
-            entries = await stores.audit.entries(limit=100_000)
-            trail = [(e.action, e.actor, e.request_id) for e in entries if e.target == f"demo:{PLAYER}"]
-            assert trail == [
-                ("adjust", "operator:ops", f"adjust:demo:operator:{k}-{tag}")
-                for k in ("ticket-17", "ticket-19", "ticket-20")
-            ]
-            assert await stores.audit.verify_chain() is None
-        finally:
-            await stores.close()
+    async def check(stores: Any) -> None:
+        assert await stores.wallet.ledger_totals() == {"FUN": 0}
+        assert await stores.wallet.balance_mismatches() == []
+        entries = await stores.audit.entries(limit=100_000)
+        trail = [(e.action, e.actor, e.request_id) for e in entries if e.target == f"demo:{PLAYER}"]
+        assert trail == [
+            ("adjust", "operator:ops", f"adjust:demo:operator:{k}-{tag}")
+            for k in ("ticket-17", "ticket-19", "ticket-20")
+        ]
+        assert await stores.audit.verify_chain() is None
 
-    asyncio.run(check())
+    with_stores(url, check)
 
 
 def test_roles_tokens_and_bad_requests_are_refused(tmp_path) -> None:
@@ -187,8 +204,7 @@ def test_kick_ban_and_unban_reach_the_session_and_the_next_login(tmp_path) -> No
         base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
 
         async def run() -> None:
-            player = await WsClient.connect(srv.ws_url)
-            assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            player = await online(srv)
             status, body = await asyncio.to_thread(call, base + "/kick", "POST", {"reason": "spam"}, admin)
             assert (status, body["online"]) == (200, True)
             kicked = await player.event("kicked")
@@ -213,16 +229,12 @@ def test_kick_ban_and_unban_reach_the_session_and_the_next_login(tmp_path) -> No
 
         asyncio.run(run())
 
-    async def check() -> None:
-        stores = await open_stores(f"sqlite:///{tmp_path}/office.db")
-        try:
-            assert await stores.blacklist.list_bans("demo") == []  # unbanned in the store too
-            actions = [e.action for e in await stores.audit.entries()]
-            assert actions == ["kick", "ban", "unban"]
-        finally:
-            await stores.close()
+    async def check(stores: Any) -> None:
+        assert await stores.blacklist.list_bans("demo") == []  # unbanned in the store too
+        actions = [e.action for e in await stores.audit.entries()]
+        assert actions == ["kick", "ban", "unban"]
 
-    asyncio.run(check())
+    with_stores(f"sqlite:///{tmp_path}/office.db", check)
 
 
 def test_an_operator_sees_every_room_and_speaks_to_the_zone(tmp_path) -> None:
@@ -231,8 +243,7 @@ def test_an_operator_sees_every_room_and_speaks_to_the_zone(tmp_path) -> None:
         zone = f"{srv.admin_url}/admin/zones/demo"
 
         async def run() -> None:
-            a = await WsClient.connect(srv.ws_url)
-            assert (await a.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            a = await online(srv)
             made = await a.request("create_room", name="Secret table", hidden=True, max_users=4)
             assert made["type"] == "ok", made
             status, body = await asyncio.to_thread(call, zone + "/rooms", bearer=admin)
@@ -279,8 +290,7 @@ def payment_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N80
         base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
 
         async def run() -> None:
-            player = await WsClient.connect(srv.ws_url)
-            assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            player = await online(srv, PLAYER)
             assert (await player.request("balance"))["data"]["balance"] == 1000
             dep = {"amount": 5000, "reference": f"psp-tx-1-{tag}"}
             status, body = await asyncio.to_thread(call, base + "/deposit", "POST", dep, payments)
@@ -319,21 +329,13 @@ def payment_scenario(tmp_path: Any, url: str, PLAYER: int) -> None:  # noqa: N80
 
         asyncio.run(run())
 
-    async def check() -> None:
-        stores = await open_stores(url)
-        try:
-            assert await stores.wallet.ledger_totals() == {"FUN": 0}
-            assert await stores.wallet.balance_mismatches() == []
-            kinds = [
-                (p.kind, p.amount) for p in await stores.wallet.postings(f"demo:{PLAYER}", "FUN", limit=10)
-            ]
-            assert (
-                ("deposit", 5000) in kinds and ("withdraw", -2500) in kinds and len(kinds) == 3
-            )  # + welcome
-        finally:
-            await stores.close()
+    async def check(stores: Any) -> None:
+        assert await stores.wallet.ledger_totals() == {"FUN": 0}
+        assert await stores.wallet.balance_mismatches() == []
+        kinds = [(p.kind, p.amount) for p in await stores.wallet.postings(f"demo:{PLAYER}", "FUN", limit=10)]
+        assert ("deposit", 5000) in kinds and ("withdraw", -2500) in kinds and len(kinds) == 3  # + welcome
 
-    asyncio.run(check())
+    with_stores(url, check)
 
 
 def test_an_operator_excludes_a_player_whose_next_bet_is_refused(tmp_path) -> None:
@@ -342,8 +344,7 @@ def test_an_operator_excludes_a_player_whose_next_bet_is_refused(tmp_path) -> No
         base = f"{srv.admin_url}/admin/players/demo/{PLAYER}"
 
         async def run() -> None:
-            player = await WsClient.connect(srv.ws_url)
-            assert (await player.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
+            player = await online(srv)
             assert (await player.request("spin", game="fruit_slot", coin=1))["type"] == "ok"
             status, body = await asyncio.to_thread(call, base + "/rg", bearer=token(901, "moderator"))
             assert status == 200 and body["self_excluded"] is False and body["excluded_until"] is None
@@ -362,15 +363,11 @@ def test_an_operator_excludes_a_player_whose_next_bet_is_refused(tmp_path) -> No
 
         asyncio.run(run())
 
-    async def check() -> None:
-        stores = await open_stores(f"sqlite:///{tmp_path}/office.db")
-        try:
-            [entry] = [e for e in await stores.audit.entries() if e.action == "exclude"]
-            assert entry.reason == "problem gambling report 88" and entry.actor == "operator:ops"
-        finally:
-            await stores.close()
+    async def check(stores: Any) -> None:
+        [entry] = [e for e in await stores.audit.entries() if e.action == "exclude"]
+        assert entry.reason == "problem gambling report 88" and entry.actor == "operator:ops"
 
-    asyncio.run(check())
+    with_stores(f"sqlite:///{tmp_path}/office.db", check)
 
 
 def test_an_operator_closes_a_room(tmp_path) -> None:
@@ -379,10 +376,8 @@ def test_an_operator_closes_a_room(tmp_path) -> None:
         zone = f"{srv.admin_url}/admin/zones/demo"
 
         async def run() -> None:
-            a = await WsClient.connect(srv.ws_url)
-            b = await WsClient.connect(srv.ws_url)
-            assert (await a.request("login", token=token(PLAYER, "user", "alice")))["type"] == "ok"
-            assert (await b.request("login", token=token(PLAYER + 1, "user", "bob")))["type"] == "ok"
+            a = await online(srv)
+            b = await online(srv, PLAYER + 1, "bob")
             rid = (await a.request("create_room", name="Table 5", max_users=4))["data"]["room"]["id"]
             assert (await b.request("join_room", room=rid))["type"] == "ok"
             lobby = (await a.request("join_room", room="Lobby"))["data"]["room"]["id"]

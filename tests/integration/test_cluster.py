@@ -920,18 +920,7 @@ def test_haproxy_config_in_front_of_two_nodes(tmp_path: Path) -> None:
 
 
 def _post_json(c: Cluster, path: str, body: Any) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        c.admin_url + path,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
+    return http_json(c.admin_url + path, "POST", body)
 
 
 @pytest.mark.redis
