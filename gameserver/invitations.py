@@ -10,7 +10,6 @@ online gets nothing and is reported expired. The bookkeeping is rooms/invitation
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from protocol.codes import ErrorCode
 from protocol.errors import RequestError
 from protocol.events import OutEvent
 from rooms.invitations import Invitations
+
+from .services import stop_task
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -215,8 +216,5 @@ class InvitationService:
         pass
 
     async def drain(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await stop_task(self._ticker)
+        self._ticker = None

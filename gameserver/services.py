@@ -7,6 +7,8 @@ through `Hub.reply_to(player, request_id, data, error)`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -28,3 +30,12 @@ class Service(Protocol):
 
     async def drain(self) -> None:
         """Finish work in flight (graceful stop)."""
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a service's background task (its ticker) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

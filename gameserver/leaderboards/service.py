@@ -51,6 +51,7 @@ from ..casino import account_id
 from ..config import Config, LeaderboardBoard
 from ..domain import DomainEvent, MissionCompleted, RedisStreamEvents, RoundSettled
 from ..hub import GUEST_ID_BASE
+from ..services import stop_task
 from .owner import PUSH, Ownership
 from .store import BoardStore, FinalRow, marker, score_record
 from .tournament import prize_key, rank_rows, settle
@@ -312,11 +313,8 @@ class Leaderboards:
 
     async def drain(self) -> None:
         """Stop ticking, checkpoint what is pending, finish settlements in flight."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await stop_task(self._ticker)
+        self._ticker = None
         if self._announcing is not None:
             self._announcing.cancel()
         if self.ownership.ring is not self._ring:  # a leaver hands its boards off first

@@ -44,6 +44,7 @@ from rooms.roles import Role
 from ..casino import Casino, Wallet, ZoneCasino, account_id, request_error, txn_key
 from ..config import LotterySchedule, RewardsZone
 from ..domain import DomainEvent, RoundSettled
+from ..services import stop_task
 
 if TYPE_CHECKING:
     from ..hub import Hub
@@ -265,11 +266,8 @@ class Rewards:
 
     async def drain(self) -> None:
         """Stop the scheduler and wait for requests and event handlers in flight."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await stop_task(self._ticker)
+        self._ticker = None
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
         await self._flush_or_log("at stop", logging.ERROR)
