@@ -123,3 +123,25 @@ def test_quick_join_skips_a_stale_listing_and_locked_rooms():
         {"type": "quick_join", "where": [{"var": "stake", "op": "==", "value": 5}], "spectator": True}
     )
     assert spectator["code"] == ErrorCode.ROOM_NOT_FOUND  # T5 has no spectator seats
+
+
+def test_invitation_requests_refuse_bad_input():
+    """Malformed or pointless invitations get error replies; nothing is recorded."""
+    from gameserver.invitations import InvitationService
+
+    hub, _ = make_hub()
+    svc = InvitationService(hub)  # no ticker: requests only
+    hub.register(svc)
+    a, aid = guest(hub, "a")
+    assert a.send({"type": "invite", "users": [aid]})["code"] == ErrorCode.BAD_REQUEST  # only herself
+    assert a.send({"type": "invite", "users": []})["code"] == ErrorCode.BAD_REQUEST
+    assert a.send({"type": "invite", "users": list(range(1, 10))})["code"] == ErrorCode.BAD_REQUEST  # 9 > 8
+    assert a.send({"type": "invite", "users": [5], "seconds": 4})["code"] == ErrorCode.BAD_REQUEST
+    assert a.send({"type": "invite", "users": [5], "seconds": 301})["code"] == ErrorCode.BAD_REQUEST
+    assert a.send({"type": "invite", "users": ["x"]})["code"] == ErrorCode.BAD_REQUEST
+    unknown = a.send({"type": "invitation_reply", "invitation": 12345, "accept": True})
+    assert unknown["code"] == ErrorCode.INVITATION_NOT_FOUND
+    assert (
+        a.send({"type": "invitation_reply", "invitation": 0, "accept": True})["code"] == ErrorCode.BAD_REQUEST
+    )
+    assert all(not inv.sent and not inv.received for inv in svc.zones.values())
