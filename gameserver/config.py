@@ -59,6 +59,11 @@ class ServerSection(Struct, frozen=True, forbid_unknown_fields=True):
     #: among them; one pause over every object: 648 ms at 16,000 sessions on the bench
     #: machine); 0 = never.
     gc_thaw_every: float = 3600.0
+    #: Events (room messages, user and variable updates, leaderboard deltas...) are written
+    #: at most this many milliseconds after they were raised, with whatever else the client
+    #: got meanwhile, in one write (a send tick). Replies are written at the end of the
+    #: loop tick and take the client's pending events with them. 0 = events as replies.
+    event_tick_ms: float = 0.0
 
 
 class NodeAddress(Struct, frozen=True, forbid_unknown_fields=True):
@@ -317,6 +322,8 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
         lim = self.limits
         if self.server.gc_thaw_every < 0:
             raise ValueError("server.gc_thaw_every must be 0 (never) or more")
+        if not 0 <= self.server.event_tick_ms <= 1000:
+            raise ValueError("server.event_tick_ms must be 0 (no send tick) .. 1000")
         if lim.heartbeat_interval >= lim.idle_timeout:
             raise ValueError("limits.heartbeat_interval must be less than limits.idle_timeout")
         if lim.auth_timeout <= 0 or lim.idle_timeout <= 0:

@@ -39,7 +39,8 @@ class Connection:
             codec, hub.session_limits, hub.default_flood, hub.clock.monotonic(), hub.counters.errors
         )
         self.player: Player | None = None
-        self.dirty = False
+        #: 0: nothing queued for a flush; EVENTS: on the hub's send tick; NOW: end of this tick
+        self.dirty = 0
         self.closed = False
 
     def message_received(self, data: bytes, binary: bool) -> None:
@@ -59,7 +60,7 @@ class Connection:
 
     def flush(self) -> None:
         """Write pending output in one call; carry out a pending close. Called by the hub."""
-        self.dirty = False
+        self.dirty = 0
         if self.closed:
             return
         session = self.session

@@ -63,6 +63,8 @@ _QUICK_RETRY = frozenset(
         ErrorCode.ALREADY_IN_ROOM,
     }
 )
+#: `Connection.dirty`: events wait for the send tick; output is written at the end of this tick
+FLUSH_EVENTS, FLUSH_NOW = 1, 2
 _FINAL_CLOSES = {CloseCode.KICKED, CloseCode.BANNED, CloseCode.SESSION_REPLACED, CloseCode.NORMAL}
 
 
@@ -75,6 +77,7 @@ class Hub:
         clock: Clock | None = None,
         router: Router | None = None,
         call_soon: Callable[[Callable[[], None]], object] | None = None,
+        call_later: Callable[[float, Callable[[], None]], object] | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -107,6 +110,12 @@ class Hub:
         self.new_guest_id: Callable[[str], int] = lambda zone: next(self._guest_ids)
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        #: connections with events waiting for the send tick (`server.event_tick_ms`)
+        self._events_dirty: list[Connection] = []
+        self._event_tick = config.server.event_tick_ms / 1000
+        self._event_flush_scheduled = False
+        #: schedules the send tick; the running loop's call_later by default
+        self._call_later = call_later
         #: schedules the end-of-tick flush; the running loop's call_soon by default
         self._call_soon = call_soon
         self.accepting = True
@@ -173,9 +182,9 @@ class Hub:
 
     def schedule_flush(self, conn: Connection) -> None:
         """Write `conn`'s pending output at the end of this loop tick."""
-        if conn.dirty:
+        if conn.dirty == FLUSH_NOW:
             return
-        conn.dirty = True
+        conn.dirty = FLUSH_NOW
         self._dirty.append(conn)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -183,11 +192,38 @@ class Hub:
                 self._call_soon = asyncio.get_running_loop().call_soon
             self._call_soon(self.flush)
 
+    def schedule_event_flush(self, conn: Connection) -> None:
+        """Write `conn`'s pending events on the send tick (at the end of this loop tick
+        if there is none), unless a flush is already due."""
+        if conn.dirty:
+            return
+        if self._event_tick <= 0:
+            self.schedule_flush(conn)
+            return
+        conn.dirty = FLUSH_EVENTS
+        self._events_dirty.append(conn)
+        if not self._event_flush_scheduled:
+            self._event_flush_scheduled = True
+            if self._call_later is None:
+                self._call_later = asyncio.get_running_loop().call_later
+            self._call_later(self._event_tick, self.flush_events)
+
+    def flush_events(self) -> None:
+        """The send tick: flush the connections whose events have waited for it."""
+        self._event_flush_scheduled = False
+        dirty, self._events_dirty = self._events_dirty, []
+        # the others were flushed since (a reply took their events) or are due at the end of the tick
+        self._flush_each(c for c in dirty if c.dirty == FLUSH_EVENTS)
+
     def flush(self) -> None:
         """Flush every connection with pending output (once per tick)."""
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
-        for conn in dirty:
+        self._flush_each(dirty)
+
+    @staticmethod
+    def _flush_each(conns: Iterable[Connection]) -> None:
+        for conn in conns:
             try:
                 conn.flush()
             except Exception:  # a broken transport must not stop the others' flush

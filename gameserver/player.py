@@ -53,7 +53,7 @@ class Player:
         if conn is not None and not conn.closed:
             conn.session.send_event(seq, event)
             if not conn.dirty:
-                conn.hub.schedule_flush(conn)
+                conn.hub.schedule_event_flush(conn)
 
     def __repr__(self) -> str:
         return f"Player({self.zone}/{self.user_id} {self.name!r})"

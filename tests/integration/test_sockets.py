@@ -147,3 +147,44 @@ def test_logout_then_close_code_normal(server: Running):
         assert a.ws.close_code == CloseCode.NORMAL
 
     run(scenario())
+
+
+@pytest.mark.parametrize("transport", ["picows", "websockets"])
+def test_the_send_tick_holds_events_but_not_replies(transport: str):
+    """With `server.event_tick_ms`, a chat reaches the other member about a tick later,
+    while replies do not wait; a reply written first takes the waiting event with it."""
+    import time
+
+    import msgspec
+
+    from .conftest import running_server, server_config
+
+    config = server_config(transport)
+    config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, event_tick_ms=150))
+
+    async def scenario(srv: Running):
+        a = await WsClient.connect(srv.ws_url)
+        b = await WsClient.connect(srv.ws_url)
+        await a.request("login", guest=True, zone="demo", name="a")
+        await b.request("login", guest=True, zone="demo", name="b")
+        await a.request("join_room", room="Lobby")
+        await b.request("join_room", room="Lobby")
+        await a.event("user_entered")
+        t0 = time.monotonic()
+        await b.request("public_message", room=1, text="on the tick")
+        replied = time.monotonic() - t0
+        msg = await a.event("public_message")
+        delivered = time.monotonic() - t0
+        assert msg["data"]["text"] == "on the tick"
+        assert replied < 0.14 <= delivered < 2.0, (replied, delivered)
+        # a reply does not wait, and the event waiting for a goes out with it, first
+        await b.request("public_message", room=1, text="taken along")
+        t1 = time.monotonic()
+        pong = await a.request("ping", t=1)
+        assert time.monotonic() - t1 < 0.14 and pong["data"]["t"] == 1
+        assert [e["data"]["text"] for e in a.events if e.get("event") == "public_message"] == ["taken along"]
+        await a.close()
+        await b.close()
+
+    with running_server(config) as srv:
+        run(scenario(srv))

@@ -23,10 +23,13 @@ class FakeLink:
     def __init__(self) -> None:
         self.peer = "test"
         self.written: list[dict[str, Any]] = []
+        #: the number of messages in each write call, in order
+        self.writes: list[int] = []
         self.closed: tuple[int, str] | None = None
         self.backlog = 0
 
     def write(self, payloads: list[bytes]) -> None:
+        self.writes.append(len(payloads))
         self.written.extend(json.loads(p) for p in payloads)
 
     def close(self, code: int, reason: str) -> None:
