@@ -45,12 +45,14 @@ import psutil
 from bench.loadgen import scenario as scenario_mod
 from bench.loadgen.runner import Options, run
 from bench.loadgen.servers import other_listeners_off, port_is_free
+from bench.loadgen.stats import DELIVERY
 
 REPO = Path(__file__).resolve().parents[1]
 PEER_DIR = REPO / "bench" / "peers" / "colyseus"
 HOST = "127.0.0.1"
-#: steps compared between the two servers (join_room is part of login on Colyseus)
-COMPARED_STEPS = ("ping", "chat", "spin")
+#: steps compared between the two servers (join_room is part of login on Colyseus);
+#: chat_delivery: a chat's trip from its sender to each member (the scenario stamps it)
+COMPARED_STEPS = ("ping", "chat", "spin", DELIVERY)
 
 
 @dataclass
@@ -156,7 +158,9 @@ def pin_prefix(cpu: int | None) -> list[str]:
     return [exe, "-c", str(cpu)] if exe else []
 
 
-def croupier_server(port: int, cpu: int | None, out: Path, store: str, config: str = "") -> Server:
+def croupier_server(
+    port: int, cpu: int | None, out: Path, store: str, config: str = "", event_tick_ms: float = 0.0
+) -> Server:
     env = dict(os.environ)
     env.update(other_listeners_off())
     env.update(
@@ -166,6 +170,7 @@ def croupier_server(port: int, cpu: int | None, out: Path, store: str, config: s
             "CROUPIER_SERVER_WS_PATH": "/ws",
             "CROUPIER_SERVER_ADMIN_PORT": str(port + 100),
             "CROUPIER_CLUSTER_WORKERS": "1",
+            "CROUPIER_SERVER_EVENT_TICK_MS": str(event_tick_ms),
             "CROUPIER_STORE_URL": "memory://"
             if store == "memory"
             else f"sqlite:///{(out / 'croupier.db').resolve()}",
@@ -306,12 +311,13 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"- {p['connections']} sessions, ramp {p['rate']}/s, hold {p['duration']} s, scenario `{p['scenario']}`,"
         f" {p['rounds']} round(s); each server pinned to CPU {p['server_cpu']} (generators on {p['generator_cpus']})",
-        f"- Croupier: one worker, config `{p['croupier_config']}`, store `{p['store']}`; Colyseus {p['colyseus_version']} on Node {p['node']},"
+        f"- Croupier: one worker, config `{p['croupier_config']}`, store `{p['store']}`,"
+        f" send tick {p['event_tick_ms']} ms; Colyseus {p['colyseus_version']} on Node {p['node']},"
         f" WebSocket ping every {p['colyseus_ping_ms']} ms",
         "",
         "| round | server | msgs/s | server CPU % | **msgs per CPU-s** | ping p99 ms | chat p99 ms | spin p99 ms"
-        " | RSS/session KiB | other CPU % | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | chat delivery p99 ms | RSS/session KiB | other CPU % | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, rnd in enumerate(result["rounds"], 1):
         for f in (rnd["croupier"], rnd["colyseus"]):
@@ -324,6 +330,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {i} | {f['server']} | {f.get('messages_per_s', '-')} | {f.get('server_cpu_percent', '-')}"
                 f" | **{f.get('messages_per_cpu_s', '-')}** | {p99('ping')} | {p99('chat')} | {p99('spin')}"
+                f" | {p99(DELIVERY)}"
                 f" | {f.get('rss_per_session_kib', '-')} | {f.get('other_cpu_percent', '-')} | {f.get('errors', '-')} |"
             )
     lines += [
@@ -372,6 +379,12 @@ def parser() -> argparse.ArgumentParser:
         help="casino: the scenario as written; requests: without its chat profiles (no fan-out);"
         " idle: only the profiles that neither chat nor spin (heartbeats: the cost of holding sessions)",
     )
+    p.add_argument(
+        "--event-tick-ms",
+        type=float,
+        default=0.0,
+        help="Croupier's send tick (server.event_tick_ms): events wait up to this long to share a write",
+    )
     p.add_argument("--croupier-port", type=int, default=8890)
     p.add_argument("--colyseus-port", type=int, default=2590)
     p.add_argument(
@@ -392,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.duration <= 0 or args.duration > 60:
         print("peer: --duration must be in (0, 60] seconds: a run stays bounded", file=sys.stderr)
+        return 2
+    if not 0 <= args.event_tick_ms <= 1000:
+        print("peer: --event-tick-ms must be 0..1000", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -429,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         "mix": args.mix,
         "store": "memory://" if args.store == "memory" else "sqlite",
         "croupier_config": args.server_config or "config/croupier.toml",
+        "event_tick_ms": args.event_tick_ms,
         "server_cpu": server_cpu,
         "generator_cpus": generator_cpus,
         "pinned_with": "taskset" if server_cpu is not None and shutil.which("taskset") else None,
@@ -444,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
             rdir = out / f"round-{i + 1}"
             rdir.mkdir(parents=True, exist_ok=True)
             servers = [
-                croupier_server(args.croupier_port, server_cpu, rdir, args.store, args.server_config),
+                croupier_server(
+                    args.croupier_port, server_cpu, rdir, args.store, args.server_config, args.event_tick_ms
+                ),
                 colyseus_server(args.colyseus_port, server_cpu, rdir, args.colyseus_ping_ms),
             ]
             try:

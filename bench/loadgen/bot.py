@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .scenario import Step, message_for
-from .stats import StepStats
+from .stats import SENT_US, StepStats
 from .wire import Incoming, WsConn, decode_data, upgrade_request
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class CompiledStep:
             if isinstance(value, str) and value.startswith("$") and value[1:].isidentifier():
                 self.template.append((key, 1, value[1:]))  # a whole variable
             elif isinstance(value, str) and "$" in value:
-                self.template.append((key, 2, value))  # $name / $index inside text
+                self.template.append((key, 2, value))  # $name / $index / $sent_us inside text
             else:
                 self.template.append((key, 0, value))
 
@@ -71,7 +71,10 @@ class CompiledStep:
             elif kind == 1:
                 msg[key] = bot.var(value)
             else:
-                msg[key] = value.replace("$name", bot.name).replace("$index", str(bot.index))
+                text = value.replace("$name", bot.name).replace("$index", str(bot.index))
+                if SENT_US in text:
+                    text = text.replace(SENT_US, str(int(time.monotonic() * 1e6)))
+                msg[key] = text
         return msg
 
 

@@ -239,6 +239,8 @@ class ColyseusConn(WsConn):
                 name = decode_string(buf, 1)[0] if is_string(buf, 1) else str(decode_number(buf, 1)[0])
                 ev = shared.events
                 ev[name] = ev.get(name, 0) + 1
+                if name == "public_message":
+                    shared.delivered(buf, now)
             elif code == PING:
                 self._pong(now)
             elif code == JOIN_ROOM:

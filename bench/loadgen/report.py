@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .scenario import PRESETS, message_for
+from .stats import DELIVERY
 
 if TYPE_CHECKING:
     from .runner import Run
@@ -37,7 +38,11 @@ def median_of(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def _step_types(run: Run) -> dict[str, str]:
-    types: dict[str, str] = {"connect": "(tcp + upgrade)", "resume": "resume"}
+    types: dict[str, str] = {
+        "connect": "(tcp + upgrade)",
+        "resume": "resume",
+        DELIVERY: "(public_message, sent to each member)",
+    }
     for p in run.sc.profiles:
         for s in p.steps:
             if s.op == "login":

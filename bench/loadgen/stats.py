@@ -192,3 +192,24 @@ def add_counts(into: dict[str, Any], other: Mapping[str, Any]) -> None:
             add_counts(into.setdefault(k, {}), v)
         else:
             into[k] = into.get(k, 0) + v
+
+
+#: in a text field: replaced by the sender's monotonic clock in microseconds at the send
+#: (the clock is the machine's, so any generator process can read it)
+SENT_US = "$sent_us"
+_STAMP = b"@t"
+#: the pseudo-step that records how long stamped room messages took to reach each member
+DELIVERY = "chat_delivery"
+
+
+def sent_stamp(payload: bytes) -> float | None:
+    """The send time (monotonic seconds) in a message whose text ends `@t<microseconds>`
+    (`"... @t$sent_us"` in the scenario), found without decoding the message; None if none."""
+    i = payload.rfind(_STAMP)
+    if i < 0:
+        return None
+    j = i = i + 2
+    n = len(payload)
+    while j < n and 48 <= payload[j] <= 57:
+        j += 1
+    return int(payload[i:j]) / 1e6 if j > i else None

@@ -21,7 +21,7 @@ from typing import Any, cast
 import msgspec
 from msgspec import Raw, Struct
 
-from .stats import StepStats
+from .stats import DELIVERY, StepStats, sent_stamp
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_MESSAGE = 4 * 1024 * 1024
@@ -141,6 +141,12 @@ class Shared:
         #: timeout sweep visits (walking every session cost more than all the pings of
         #: a quiet one). A connection joins on send and leaves once nothing is pending.
         self.busy: set[Any] = set()
+
+    def delivered(self, payload: bytes, now: float) -> None:
+        """A room message reached this member: its delivery time, if the sender stamped it."""
+        sent = sent_stamp(payload)
+        if sent is not None:
+            self.step(DELIVERY).record_ok(max(0.0, now - sent), self.in_hold)
 
     def step(self, label: str) -> StepStats:
         st = self.steps.get(label)
@@ -334,6 +340,8 @@ class WsConn(asyncio.Protocol):
             self.last_seq = msg.seq
             ev = shared.events
             ev[msg.event] = ev.get(msg.event, 0) + 1
+            if msg.event == "public_message":
+                shared.delivered(bytes(payload), now)
             return
         if t == "ok":
             shared.recv_ok += 1

@@ -51,7 +51,7 @@ steps = [
   { op = "login" },
   { op = "join_room", fields = { room = "Lobby" } },
   { op = "ping", every = 0.5 },
-  { op = "chat", every = 1.0 },
+  { op = "chat", every = 1.0, fields = { text = "hello from $name @t$sent_us" } },
 ]
 
 [[profiles]]
@@ -229,6 +229,11 @@ def test_report_agrees_with_what_the_server_counted(
     assert counts.written["error"] == msgs["errors_received"] == 0
     assert counts.written["event"] == msgs["events_received"] > 0
     assert msgs["events"]["public_message"] > 0
+    # every chat was stamped by its sender: each member's copy has a delivery time
+    delivery = steps["chat_delivery"]
+    assert delivery["ok"] == delivery["latency"]["count"] == msgs["events"]["public_message"]
+    assert delivery["sent"] == 0 and delivery["type"].startswith("(public_message")
+    assert 0 < delivery["latency"]["p50_ms"] <= delivery["latency"]["max_ms"] < 5000
     assert msgs["replies_without_request"] == 0
     # replies matched to their requests: every ping answered (or in flight at the stop)
     ping = steps["ping"]

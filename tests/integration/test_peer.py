@@ -55,7 +55,7 @@ steps = [
   { op = "login" },
   { op = "join_room", fields = { room = "Lobby" } },
   { op = "ping", every = 0.5 },
-  { op = "chat", every = 0.5 },
+  { op = "chat", every = 0.5, fields = { text = "good luck @t$sent_us" } },
 ]
 """
 
@@ -193,6 +193,8 @@ def test_loadgen_drives_the_colyseus_peer(peer: int, tmp_path: Path) -> None:
     assert ev["public_message"] <= steps["chat"]["sent"] * chatters
     assert ev["user_entered"] == chatters * (chatters - 1) // 2
     assert ev["room_joined"] == chatters
+    # the chats were stamped: each member's copy has a delivery time
+    assert steps["chat_delivery"]["ok"] == steps["chat_delivery"]["latency"]["count"] == ev["public_message"]
     assert report["messages"]["replies_without_request"] == 0
     assert report["pass"], report["criteria"]
 

@@ -37,3 +37,18 @@ def test_commit_summary_counts_slow_commits_by_server() -> None:
     assert (got["over_100ms"], got["over_250ms"], got["over_1s"]) == (7, 3, 1)
     assert got["over_100ms_by_server"] == [0, 7]
     assert got["buckets_ms"]["250"] == 4
+
+
+def test_a_sent_stamp_is_read_from_the_end_of_a_text_in_any_encoding() -> None:
+    import json
+
+    import msgspec
+
+    from bench.loadgen.stats import sent_stamp
+
+    event = {"room": 1, "from": 7, "text": "good luck from bot7 @t12345678", "data": None}
+    assert sent_stamp(json.dumps({"type": "event", "data": event}).encode()) == 12.345678
+    assert sent_stamp(msgspec.msgpack.encode(event)) == 12.345678
+    assert sent_stamp(b'{"text":"no stamp here"}') is None
+    assert sent_stamp(b'{"text":"@t"}') is None  # a marker without digits
+    assert sent_stamp(b'{"text":"@t1 and later @t2000000"}') == 2.0  # the last one counts
