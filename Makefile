@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path bench-room-search ts-types soak soak-cluster clean token install
+.PHONY: run test lint style types fuzz bench bench-transport bench-codec bench-store bench-load bench-leaderboard bench-cluster bench-peer bench-peer-install bench-bus bench-heartbeat bench-sfs2x-sessions bench-checkpoint bench-acceptor bench-spin-path bench-room-search bench-send-tick ts-types soak soak-cluster clean token install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -119,6 +119,11 @@ bench-codec: $(STAMP)
 # against list_rooms, side by side (no I/O)
 bench-room-search: $(STAMP)
 	$(PY) -m bench.room_search $(ARGS)
+
+# a lobby chatting at a steady rate, send ticks 0 / 25 / 50 ms side by side: server CPU per
+# delivered event against delivery time (ARGS: e.g. --ticks 0,10 --rate 400)
+bench-send-tick: $(STAMP)
+	$(PY) -m bench.send_tick $(ARGS)
 
 # durable spins/s, group commit vs one transaction per spin, SQLite and MariaDB side by side
 # (MariaDB at 127.0.0.1:3306; a database croupier_bench is created and dropped)
