@@ -27,7 +27,7 @@ logger = logging.getLogger("croupier.connection")
 
 
 class Connection:
-    __slots__ = ("hub", "link", "session", "player", "dirty", "closed", "__weakref__")
+    __slots__ = ("hub", "link", "session", "player", "dirty", "closed", "last_rx", "__weakref__")
 
     def __init__(
         self, hub: Hub, link: Link, codec: Codec, session: Session | SfsSession | None = None
@@ -42,11 +42,16 @@ class Connection:
         #: 0: nothing queued for a flush; EVENTS: on the hub's send tick; NOW: end of this tick
         self.dirty = 0
         self.closed = False
+        #: monotonic time of the last message received (the hub's idle sweep reads it)
+        self.last_rx = 0.0
 
     def message_received(self, data: bytes, binary: bool) -> None:
         """A whole message arrived from the transport."""
         session = self.session
-        session.receive_message(data, binary, self.hub.clock.monotonic())
+        hub = self.hub
+        now = hub.clock.monotonic()
+        hub.heard_from(self, now)
+        session.receive_message(data, binary, now)
         requests = session.requests_received()
         if requests:
             self.hub.handle(self, requests)

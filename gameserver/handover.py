@@ -75,9 +75,9 @@ def import_sessions(hub: Hub, sessions: list[SessionState], restored: bool = Fal
         player = Player(s.user_id, s.zone, s.name, Role(s.role), replay, s.resume_token)
         player.session_id = s.session_id
         player.log = EventLog.restore(replay, s.last_seq, [(seq, OutEvent(n, d)) for seq, n, d in s.events])
-        player.detached_at = now
         player.gap = restored
         hub.players[(s.zone, s.user_id)] = player
+        hub.detach(player, now)
         hub.by_resume_token[s.resume_token] = player
         for service in hub.service_list:
             service.player_joined(player)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from itertools import count
 from time import perf_counter
@@ -91,14 +91,12 @@ class Hub:
         #: (monotonic time, connection) of connections that must log in soon (new, or
         #: logged out): swept every time for their auth timeout; the rest less often
         self._awaiting_login: deque[tuple[float, Connection]] = deque()
-        limits = config.limits
-        #: every connection's idle deadline and every dropped session's resume window are
-        #: checked this often: a tenth of the shorter of the two (a sweep per connection is
-        #: most of a full worker's idle CPU)
-        self._full_sweep_every = max(
-            0.0, min(limits.idle_timeout, limits.resume_grace or limits.idle_timeout) / 10
-        )
-        self._next_full_sweep = 0.0
+        #: every open connection, the one heard from longest ago first (moved to the end by
+        #: each message): a sweep visits only those that may be past their idle deadline
+        self._by_activity: OrderedDict[Connection, None] = OrderedDict()
+        #: dropped sessions waiting for `resume`, in the order they dropped (so in the order
+        #: their resume windows end): a sweep visits only those whose window is over
+        self._detached: dict[Player, float] = {}
         self.players: dict[tuple[str, int], Player] = {}
         self.by_resume_token: dict[str, Player] = {}
         #: SFS2X sessions a reconnecting C#/Unity client can take back (HRC), for as long
@@ -161,12 +159,16 @@ class Hub:
 
     def connection_made(self, conn: Connection) -> None:
         self.connections.add(conn)
-        self._awaiting_login.append((self.clock.monotonic(), conn))
+        now = self.clock.monotonic()
+        conn.last_rx = now
+        self._by_activity[conn] = None
+        self._awaiting_login.append((now, conn))
         if not self.accepting:
             conn.close(CloseCode.GOING_AWAY, "server shutting down")
 
     def connection_lost(self, conn: Connection, peer_code: int | None = None) -> None:
         self.connections.discard(conn)
+        self._by_activity.pop(conn, None)
         code = conn.session.close_code
         self.counters.closes[code.name.lower() if code is not None else "by_client"] += 1
         player = conn.player
@@ -178,7 +180,21 @@ class Hub:
         if code in _FINAL_CLOSES or peer_code == 1000 or self.config.limits.resume_grace <= 0:
             self._end_player(player)
         else:
-            player.detached_at = self.clock.monotonic()
+            self.detach(player, self.clock.monotonic())
+
+    def heard_from(self, conn: Connection, now: float) -> None:
+        """`conn` got a message at `now` (monotonic): its idle deadline moves on."""
+        conn.last_rx = now
+        try:  # noqa: SIM105 (per message: cheaper than contextlib.suppress)
+            self._by_activity.move_to_end(conn)
+        except KeyError:
+            pass  # not made through connection_made (or lost already): no idle deadline
+
+    def detach(self, player: Player, now: float) -> None:
+        """Keep `player`, who has no connection now, for `resume` until its window ends."""
+        player.detached_at = now
+        self._detached.pop(player, None)  # (re)inserted last: the latest window to end
+        self._detached[player] = now
 
     def schedule_flush(self, conn: Connection) -> None:
         """Write `conn`'s pending output at the end of this loop tick."""
@@ -425,6 +441,7 @@ class Hub:
         conn.player = player
         player.conn = conn
         player.detached_at = None
+        self._detached.pop(player, None)
 
     def _end_player(self, player: Player, code: CloseCode | None = None, reason: str = "") -> None:
         """End a player session: leave its rooms; close its connection with `code` if any."""
@@ -432,6 +449,7 @@ class Hub:
             return
         del self.players[(player.zone, player.user_id)]
         self.by_resume_token.pop(player.resume_token, None)
+        self._detached.pop(player, None)
         for service in self.service_list:
             service.player_left(player)
         conn = player.conn
@@ -471,29 +489,45 @@ class Hub:
         """Close connections past their deadlines, end sessions past the resume window,
         and announce the room counts that changed since the last sweep.
 
-        Connections waiting for a login are checked every sweep (auth timeout); all of
-        them, and the dropped sessions, every `_full_sweep_every` seconds."""
+        The work is what is due, not one step per session: connections waiting for a
+        login (auth timeout), the connections not heard from for an idle timeout (oldest
+        first, until one was heard from since), the dropped sessions whose resume window
+        ended (in the order they dropped). A sweep over every session was a burst of
+        CPU every few seconds, in every worker at once."""
         now = self.clock.monotonic()
+        limits = self.config.limits
         awaiting = self._awaiting_login
-        horizon = now - self.config.limits.auth_timeout - 1.0  # past it they were closed, or logged in
+        horizon = now - limits.auth_timeout - 1.0  # past it they were closed, or logged in
         while awaiting and awaiting[0][0] < horizon:
             awaiting.popleft()
-        full = now >= self._next_full_sweep
-        if full:
-            self._next_full_sweep = now + self._full_sweep_every
-        for conn in list(self.connections) if full else [c for _, c in awaiting if c in self.connections]:
-            session = conn.session
-            session.check_timeouts(now)
-            if session.close_expected():
-                self.schedule_flush(conn)
-        if full:
-            grace = self.config.limits.resume_grace
-            expired = [
-                p for p in self.players.values() if p.detached_at is not None and now - p.detached_at > grace
-            ]
-            for player in expired:
+        for _, conn in awaiting:
+            if conn in self.connections:
+                self._check(conn, now)
+        quiet_since = now - limits.idle_timeout
+        by_activity = self._by_activity
+        while by_activity:
+            conn = next(iter(by_activity))
+            if conn.last_rx > quiet_since:
+                break
+            by_activity.move_to_end(conn)  # looked at: again after one more idle timeout
+            conn.last_rx = now
+            self._check(conn, now)
+        window_ended = now - limits.resume_grace
+        detached = self._detached
+        while detached:
+            player = next(iter(detached))
+            if detached[player] > window_ended:
+                break
+            del detached[player]
+            if player.detached_at is not None and player.conn is None:
                 self._end_player(player)
         self.router.sweep()
+
+    def _check(self, conn: Connection, now: float) -> None:
+        session = conn.session
+        session.check_timeouts(now)
+        if session.close_expected():
+            self.schedule_flush(conn)
 
     def shutdown(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
         """Stop accepting and ask every client to go (and resume elsewhere)."""
@@ -505,5 +539,5 @@ class Hub:
         return {
             "connections": len(self.connections),
             "players": len(self.players),
-            "detached": sum(1 for p in self.players.values() if p.detached_at is not None),
+            "detached": sum(1 for p in self._detached if self.players.get((p.zone, p.user_id)) is p),
         }
