@@ -37,6 +37,12 @@ def median_of(rows: list[dict[str, Any]], key: str) -> float | None:
     return _r(statistics.median(r.get(key, 0.0) for r in rows), 1) if rows else None
 
 
+def hold_mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of one timeline column over `rows`, skipping rows without it."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return _r(sum(values) / len(values), 1) if values else None
+
+
 def _step_types(run: Run) -> dict[str, str]:
     types: dict[str, str] = {
         "connect": "(tcp + upgrade)",
@@ -77,6 +83,8 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
                 "rss_per_session_kib": _r((rss_hold - base_rss) / 1024 / held, 2) if held else None,
                 "cpu_mean_percent": _r(sum(r["server_cpu"] for r in hold) / len(hold), 1),
                 "cpu_max_percent": _r(max(r["server_cpu"] for r in tl), 1),
+                # ms per second each server was ready to run but waited for a CPU
+                "runqueue_wait_ms_per_s": hold_mean(hold, "server_wait"),
                 "fds_baseline": int(base_fds),
                 "fds_peak": int(max(r["server_fds"] for r in tl)),
                 "fds_after": int(tl[-1]["server_fds"]) if tl[-1]["phase"] == "after" else None,
@@ -105,6 +113,9 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
                 # the time its generator took to read the reply
                 "loop_lag_hold_median_ms": median_of(hold, "lag_ms"),
                 "gc_pause_max_ms": _r(max(r.get("gc_max_ms", 0.0) for r in tl), 1),
+                # ms per second each generator was ready to run but waited for a CPU: a
+                # reply that arrives then is read late, and the wait counts in its latency
+                "runqueue_wait_ms_per_s": hold_mean(hold, "worker_wait"),
             }
         )
     machine = {
@@ -125,6 +136,13 @@ def _resource_summary(run: Run, held: int) -> dict[str, Any]:
         "platform": platform.platform(),
     }
     return {"server": server, "generator": gen, "machine": machine}
+
+
+def _wait_note(proc: dict[str, Any]) -> str:
+    wait = proc.get("runqueue_wait_ms_per_s")
+    if wait is None:
+        return ""
+    return f"; waiting for a CPU {wait} ms per second per process (hold mean)"
 
 
 def _per_process(run: Run) -> list[dict[str, Any]]:
@@ -470,6 +488,7 @@ def markdown(r: dict[str, Any]) -> str:
             f" (**{srv['rss_per_session_kib']} KiB per session**), peak {srv['rss_peak_mib']} MiB;"
             f" CPU mean {srv['cpu_mean_percent']}% / max {srv['cpu_max_percent']}% (100% = one core);"
             f" fds {srv['fds_baseline']} → peak {srv['fds_peak']} → after {srv['fds_after']}"
+            + _wait_note(srv)
         )
     else:
         lines.append("- server: external (--target), not sampled")
@@ -479,7 +498,7 @@ def markdown(r: dict[str, Any]) -> str:
             f" {gen['cpu_max_percent_one_process']}%; RSS {gen['rss_at_hold_end_mib']} MiB"
             f" ({gen['rss_per_session_kib']} KiB per session); loop lag max {gen['loop_lag_max_ms']} ms"
             f" (in the hold, median of each second's worst: {gen.get('loop_lag_hold_median_ms')} ms),"
-            f" longest GC pause {gen['gc_pause_max_ms']} ms"
+            f" longest GC pause {gen['gc_pause_max_ms']} ms" + _wait_note(gen)
         )
     lines.append(
         f"- machine: {m['cpus']} CPUs, CPU mean {m['cpu_mean_percent']}% / max {m['cpu_max_percent']}% (100% = all);"

@@ -471,6 +471,9 @@ class Run:
         row["worker_cpu"] = sum(x["cpu"] for x in workers)
         row["worker_cpu_max"] = max((x["cpu"] for x in workers), default=0.0)
         row["worker_rss"] = sum(x["rss"] for x in workers)
+        # run-queue wait, ms per second, mean per process (absent where the kernel does not say)
+        row["server_wait"] = _mean_of(servers, "wait")
+        row["worker_wait"] = _mean_of(workers, "wait")
         row["machine_cpu"] = sample["machine_cpu"]
         # CPU used by everything else on the machine (other work skews a run), in % of a core
         ncpu = os.cpu_count() or 1
@@ -500,6 +503,12 @@ class Run:
                 h.pipe.close()
         if self.fleet is not None:
             await loop.run_in_executor(None, self.fleet.stop)
+
+
+def _mean_of(procs: list[dict[str, float]], key: str) -> float | None:
+    """The mean of `key` over the process samples that have it (None if none do)."""
+    values = [x[key] for x in procs if key in x]
+    return sum(values) / len(values) if values else None
 
 
 def _error_total(snap: dict[str, Any]) -> int:

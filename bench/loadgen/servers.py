@@ -3,7 +3,8 @@
 Every process the harness starts is remembered by its PID and ended by that PID only:
 SIGTERM first (the server drains: 1001 to every client), SIGKILL if it does not exit.
 The sampler reads RSS, CPU and open file descriptors of the servers and the generator
-processes with psutil, plus the whole machine's CPU (other work shows up there).
+processes with psutil, their run-queue wait (time runnable but waiting for a CPU, from
+/proc/PID/schedstat), plus the whole machine's CPU (other work shows up there).
 """
 
 from __future__ import annotations
@@ -172,8 +173,7 @@ class Fleet:
             )
         s.ps = psutil.Process(s.proc.pid)
         if self.settings.nice:
-            with contextlib.suppress(psutil.Error):  # it exited at once: start-up reports it
-                s.ps.nice(self.settings.nice)
+            lower_priority(s.proc.pid, self.settings.nice)
         s.started = time.monotonic()
 
     def _wait_listening(self, s: ServerProc, timeout: float) -> None:
@@ -244,6 +244,21 @@ class Fleet:
             self._terminate(s, 10.0)
 
 
+def lower_priority(pid: int, nice: int) -> None:
+    """Run process `pid` at niceness `nice`, its scheduling autogroup too.
+
+    Each server starts in a session of its own (`start_new_session`), and where the
+    kernel groups processes by session (autogroup, `/proc/sys/kernel/sched_autogroup_enabled`,
+    on by default in Debian's kernels) a process's own niceness only ranks it within its
+    group: the groups share the CPUs by the group's niceness. So both are set. Best
+    effort: a process that already exited is left to the start-up check.
+    """
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(pid).nice(nice)
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/autogroup", "w") as f:
+        f.write(str(nice))
+
+
 def fetch_stats(urls: list[str], timeout: float = 5.0) -> list[dict[str, Any] | None]:
     """GET each server's /stats (its own counts); None where it did not answer."""
     import urllib.request
@@ -286,12 +301,56 @@ class _CpuMeter:
         return percent
 
 
-def _proc_sample(ps: psutil.Process | None, meter: _CpuMeter, fds: bool = True) -> dict[str, float] | None:
+def run_delay_ns(pid: int) -> int | None:
+    """Nanoseconds process `pid`'s main thread has spent runnable but waiting for a CPU
+    (the second field of /proc/PID/schedstat), or None where the kernel does not say."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _WaitMeter:
+    """Run-queue wait of processes, in ms per second, each over at least `min_interval`.
+
+    A process that is ready to run but finds both CPUs taken waits in the run queue; for
+    an event loop that wait is added to every message it handles. On a full machine it
+    tells the two kinds of latency apart: the servers' (a reply late because its server
+    waited) and the harness's own (a reply read late because its generator waited).
+    """
+
+    def __init__(self, min_interval: float = 0.5) -> None:
+        self.min_interval = min_interval
+        self._last: dict[int, tuple[float, int, float]] = {}  # pid -> (wall, delay ns, ms per s)
+
+    def read(self, pid: int) -> float | None:
+        delay = run_delay_ns(pid)
+        if delay is None:
+            return None
+        now = time.monotonic()
+        last = self._last.get(pid)
+        if last is None:
+            self._last[pid] = (now, delay, 0.0)
+            return 0.0
+        wall, before, rate = last
+        if now - wall >= self.min_interval:
+            rate = max(0.0, (delay - before) / 1e6 / (now - wall))
+            self._last[pid] = (now, delay, rate)
+        return rate
+
+
+def _proc_sample(
+    ps: psutil.Process | None, meter: _CpuMeter, waits: _WaitMeter, fds: bool = True
+) -> dict[str, float] | None:
     if ps is None:
         return None
     try:
         with ps.oneshot():
             out = {"rss": float(ps.memory_info().rss), "cpu": meter.read(ps)}
+            wait = waits.read(ps.pid)
+            if wait is not None:
+                out["wait"] = wait
             if fds:  # lists /proc/PID/fd: ~18k entries per loaded server
                 out["fds"] = float(ps.num_fds())
             return out
@@ -312,6 +371,7 @@ class Sampler:
                 self.workers.append(None)
         self._n = 0
         self._meter = _CpuMeter()
+        self._waits = _WaitMeter()
         self._fds: dict[int, float] = {}
         #: count server descriptors on every n-th sample (1 for small runs)
         self.fds_every = 1
@@ -326,13 +386,13 @@ class Sampler:
         servers = []
         if self.fleet is not None:
             for i, s in enumerate(self.fleet.servers):
-                x = _proc_sample(s.ps, self._meter, fds) if s.alive() else None
+                x = _proc_sample(s.ps, self._meter, self._waits, fds) if s.alive() else None
                 if x is not None:
                     if fds:
                         self._fds[i] = x["fds"]
                     x["fds"] = self._fds.get(i, 0.0)
                 servers.append(x)
-        workers = [_proc_sample(p, self._meter, False) for p in self.workers]
+        workers = [_proc_sample(p, self._meter, self._waits, False) for p in self.workers]
         vm = psutil.virtual_memory()
         kinds = psutil.cpu_times_percent(None)
         return {

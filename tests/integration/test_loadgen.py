@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,6 +246,10 @@ def test_report_agrees_with_what_the_server_counted(
     assert "PASS" in summary and "| ping | `ping` |" in summary
     assert (tmp_path / "run" / "report.json").stat().st_size > 0
     assert [r["phase"] for r in report["timeline"]].count("hold") >= 2
+    if os.path.exists("/proc/self/schedstat"):  # the generators' wait for a CPU (the server is not ours)
+        wait = report["generator"]["runqueue_wait_ms_per_s"]
+        assert wait is not None and 0.0 <= wait <= 1000.0, wait
+        assert summary.count("waiting for a CPU") == 1
 
 
 @pytest.mark.parametrize("counted_server", [False], ids=["no-casino"], indirect=True)
@@ -303,10 +308,20 @@ def test_histogram_percentiles_within_a_few_percent() -> None:
     assert other.n == h.n and other.percentile(99) == h.percentile(99)
 
 
+def autogroup_nice(pid: int) -> int | None:
+    """The niceness of a process's scheduling autogroup (None: the kernel has none)."""
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split()[-1])
+    except OSError:
+        return None
+
+
 def test_started_servers_run_at_the_scenario_niceness(tmp_path: Path) -> None:
     """`[server] nice` (or `--server-nice`): the generators get the CPU first on a full
-    machine; the niceness is applied to each `gameserver run` the harness starts, restarts
-    included, and out-of-range values are refused."""
+    machine; the niceness is applied to each `gameserver run` the harness starts and to its
+    scheduling autogroup (each server runs in a session of its own), restarts included,
+    and out-of-range values are refused."""
     import socket
 
     from bench.loadgen.servers import Fleet
@@ -319,8 +334,10 @@ def test_started_servers_run_at_the_scenario_niceness(tmp_path: Path) -> None:
         fleet.start(timeout=60)
         server = fleet.servers[0]
         assert server.ps is not None and server.ps.nice() == 7
+        assert autogroup_nice(server.ps.pid) in (None, 7)
         fleet.restart(0)
         assert server.ps.nice() == 7
+        assert autogroup_nice(server.ps.pid) in (None, 7)
     finally:
         fleet.stop()
     assert not fleet.servers[0].alive()

@@ -52,3 +52,11 @@ def test_a_sent_stamp_is_read_from_the_end_of_a_text_in_any_encoding() -> None:
     assert sent_stamp(b'{"text":"no stamp here"}') is None
     assert sent_stamp(b'{"text":"@t"}') is None  # a marker without digits
     assert sent_stamp(b'{"text":"@t1 and later @t2000000"}') == 2.0  # the last one counts
+
+
+def test_the_hold_mean_skips_seconds_without_a_figure() -> None:
+    from bench.loadgen.report import hold_mean
+
+    rows = [{"server_wait": 100.0}, {"server_wait": None}, {"server_wait": 300.0}, {}]
+    assert hold_mean(rows, "server_wait") == 200.0
+    assert hold_mean([{"server_wait": None}], "server_wait") is None  # no kernel figure at all
