@@ -9,10 +9,10 @@ the :class:`Dialect`.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from persistence.errors import StoreError
 
@@ -23,6 +23,7 @@ __all__ = [
     "Row",
     "SqlConn",
     "SqlEngine",
+    "ThreadConn",
     "Write",
     "mysql_string",
     "placeholders",
@@ -30,6 +31,7 @@ __all__ = [
 
 Row = tuple[Any, ...]
 Param = str | int | bytes | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,20 @@ class SqlConn(Protocol):
         COMMIT in the same call; MySQL sends the COMMIT after the check, one more trip).
         """
         ...
+
+
+class ThreadConn(Protocol):
+    """A :class:`SqlConn` whose connection lives on a thread of its own (SQLite): a whole
+    transaction can be handed to that thread in one trip with :meth:`in_thread`, where
+    the ``*_now`` forms of :meth:`SqlConn.fetch_all` and :meth:`SqlConn.write_all` run."""
+
+    async def in_thread(self, fn: Callable[[ThreadConn], T]) -> T: ...
+
+    def fetch_all_now(self, queries: Sequence[tuple[str, Sequence[Param]]]) -> list[list[Row]]: ...
+
+    def write_all_now(
+        self, writes: Sequence[Write], *, commit: bool = False, expect_last: int | None = None
+    ) -> list[int]: ...
 
 
 class RowCountMismatch(StoreError):

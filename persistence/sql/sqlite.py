@@ -173,32 +173,41 @@ class _Conn:
         return await self._run(lambda: self._c().executemany(sql, rows).rowcount)
 
     async def fetch_all(self, queries: Sequence[tuple[str, Sequence[Param]]]) -> list[list[Row]]:
-        def go() -> list[list[Row]]:
-            c = self._c()
-            return [c.execute(sql, params).fetchall() for sql, params in queries]
-
-        return await self._run(go)
+        return await self._run(lambda: self.fetch_all_now(queries))
 
     async def write_all(
         self, writes: Sequence[Write], *, commit: bool = False, expect_last: int | None = None
     ) -> list[int]:
-        def go() -> list[int]:
-            c = self._c()
-            counts = []
-            for w in writes:
-                if not w.rows:
-                    counts.append(0)
-                    continue
-                sql = w.head if w.each else f"{w.head} {placeholders(len(w.rows[0]))}{w.tail}"
-                counts.append(c.executemany(sql, w.rows).rowcount)
-            if expect_last is not None and counts and counts[-1] != expect_last:
-                raise RowCountMismatch(f"the last write touched {counts[-1]} rows, expected {expect_last}")
-            if commit:
-                c.execute("COMMIT")
-            return counts
+        return await self._run(lambda: self.write_all_now(writes, commit=commit, expect_last=expect_last))
 
-        counts = await self._run(go)
-        self.committed = commit
+    async def in_thread(self, fn: Callable[[_Conn], T]) -> T:
+        """Run ``fn(self)`` in the connection's thread, in one trip (with a merged BEGIN):
+        its ``*_now`` calls run there back to back, with no trip to the event loop and
+        back between them. ``fn`` runs on that thread: it must not touch the loop."""
+        return await self._run(lambda: fn(self))
+
+    # -- the statements themselves, on the connection's thread ----------------------------
+
+    def fetch_all_now(self, queries: Sequence[tuple[str, Sequence[Param]]]) -> list[list[Row]]:
+        c = self._c()
+        return [c.execute(sql, params).fetchall() for sql, params in queries]
+
+    def write_all_now(
+        self, writes: Sequence[Write], *, commit: bool = False, expect_last: int | None = None
+    ) -> list[int]:
+        c = self._c()
+        counts = []
+        for w in writes:
+            if not w.rows:
+                counts.append(0)
+                continue
+            sql = w.head if w.each else f"{w.head} {placeholders(len(w.rows[0]))}{w.tail}"
+            counts.append(c.executemany(sql, w.rows).rowcount)
+        if expect_last is not None and counts and counts[-1] != expect_last:
+            raise RowCountMismatch(f"the last write touched {counts[-1]} rows, expected {expect_last}")
+        if commit:
+            c.execute("COMMIT")
+            self.committed = True
         return counts
 
 

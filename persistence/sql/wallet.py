@@ -42,6 +42,7 @@ from persistence.sql.engine import (
     RowCountMismatch,
     SqlConn,
     SqlEngine,
+    ThreadConn,
     Write,
     mysql_string,
     placeholders,
@@ -51,6 +52,8 @@ __all__ = ["ROUND_COLS", "SqlRounds", "SqlWallet", "round_from_row"]
 
 T = TypeVar("T")
 _CHUNK = 1000
+#: a batch's SELECTs, what each returns ("txns", "balances" or "rounds"), the accounts it touches
+_Reads = tuple[list[tuple[str, Sequence[Param]]], list[str], set[tuple[str, str]]]
 _BATCH_ATTEMPTS = 4
 
 ROUND_COLS = (
@@ -192,10 +195,19 @@ class SqlWallet:
         while True:
             try:
                 async with self._e.transaction(merge_begin=True) as c:
-                    plan, all_locked = await self._plan(c, txns, now)
-                    if on_locked is not None and all_locked:
-                        on_locked()  # the balances it reads are ours until COMMIT
-                    await self._write(c, plan, now)
+                    in_thread = getattr(c, "in_thread", None)
+                    if in_thread is not None:
+                        # SQLite: the reads, the decision and the writes in one trip to the
+                        # connection's thread. Batches take the engine's write lock in turn,
+                        # so the next one may queue behind this one now.
+                        if on_locked is not None:
+                            on_locked()
+                        plan: BatchPlan = await in_thread(lambda tc: self._commit_now(tc, txns, now))
+                    else:
+                        plan, all_locked = await self._plan(c, txns, now)
+                        if on_locked is not None and all_locked:
+                            on_locked()  # the balances it reads are ours until COMMIT
+                        await self._write(c, plan, now)
                 return plan.outcomes
             except StaleConnection:
                 # a pooled connection had died while idle; nothing ran: once more on a new one
@@ -215,6 +227,25 @@ class SqlWallet:
 
         Also returns whether every account the batch touches exists (so is now locked).
         """
+        reads = self._reads(txns)
+        return self._decide(txns, reads, await c.fetch_all(reads[0]), now)
+
+    def _commit_now(self, c: ThreadConn, txns: Sequence[Txn], now: int) -> BatchPlan:
+        """The whole batch on the connection's own thread: read, decide, write, COMMIT."""
+        reads = self._reads(txns)
+        plan, _ = self._decide(txns, reads, c.fetch_all_now(reads[0]), now)
+        writes = self._writes(plan, now)
+        if writes is None:  # nothing to write: end the transaction here too
+            c.write_all_now([], commit=True)
+            return plan
+        try:
+            c.write_all_now(writes[0], commit=True, expect_last=writes[1])
+        except RowCountMismatch as exc:
+            raise StoreError(f"balance update: {exc}: an account vanished") from None
+        return plan
+
+    def _reads(self, txns: Sequence[Txn]) -> _Reads:
+        """The SELECTs a batch needs (what each returns, and every account it touches)."""
         lock = self._d.for_update
         house = self._house
         keys = list(dict.fromkeys(t.key for t in txns))
@@ -246,10 +277,18 @@ class SqlWallet:
                 )
             )
             kinds.append("rounds")
+        return queries, kinds, touched
+
+    def _decide(
+        self, txns: Sequence[Txn], reads: _Reads, results: list[list[Row]], now: int
+    ) -> tuple[BatchPlan, bool]:
+        """Decide the batch against what its reads returned (`plan_batch`)."""
+        _, kinds, touched = reads
+        house = self._house
         stored: dict[str, bytes] = {}
         balances = {k: AccountState(0, True) for k in touched if k in house}
         rounds: dict[str, RoundState] = {}
-        for kind, rows in zip(kinds, await c.fetch_all(queries), strict=True):
+        for kind, rows in zip(kinds, results, strict=True):
             if kind == "txns":
                 stored.update((r[0], bytes(r[1])) for r in rows)
             elif kind == "balances":
@@ -267,8 +306,18 @@ class SqlWallet:
     async def _write(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
         """Every write of the batch in one round trip, then the COMMIT (SQLite: in the same
         trip to its thread), only if the balance updates touched every planned row."""
-        if not plan.accepted:
+        writes = self._writes(plan, now)
+        if writes is None:
             return
+        try:
+            await c.write_all(writes[0], commit=True, expect_last=writes[1])
+        except RowCountMismatch as exc:
+            raise StoreError(f"balance update: {exc}: an account vanished") from None
+
+    def _writes(self, plan: BatchPlan, now: int) -> tuple[list[Write], int] | None:
+        """The batch's writes, and the rows the last must touch (None: nothing accepted)."""
+        if not plan.accepted:
+            return None
         if self._d.name == "mysql":
             writes = self._mysql_inserts(plan, now)
         else:
@@ -297,10 +346,7 @@ class SqlWallet:
         # balances last: the house row is locked only from here to COMMIT
         new, existing, expected = self._balance_writes(plan, now)
         writes += [new, existing]
-        try:
-            await c.write_all(writes, commit=True, expect_last=expected)
-        except RowCountMismatch as exc:
-            raise StoreError(f"balance update: {exc}: an account vanished") from None
+        return writes, expected
 
     @staticmethod
     def _mysql_inserts(plan: BatchPlan, now: int) -> list[Write]:
