@@ -274,31 +274,38 @@ def fetch_stats(urls: list[str], timeout: float = 5.0) -> list[dict[str, Any] | 
     return out
 
 
-class _CpuMeter:
-    """CPU % of processes, each over at least `min_interval` seconds.
+class _RateMeter:
+    """The rate of a per-process counter, each renewed only over `min_interval` seconds or more.
 
-    psutil's `cpu_percent(None)` divides by the time since its last call, and the CPU
-    counters move in 10 ms clock ticks: two samples a few ms apart (a sampler that was
-    itself starved, then caught up) can read one tick as 1,000%. A process's figure is
-    renewed only once `min_interval` has passed since its last one.
+    The counters move in steps (CPU time in 10 ms clock ticks): two samples a few ms apart
+    (a sampler that was itself starved, then caught up) could read one step as a huge
+    rate. A process's figure is kept until `min_interval` has passed since its last one.
     """
 
     def __init__(self, min_interval: float = 0.5) -> None:
         self.min_interval = min_interval
-        self._last: dict[int, tuple[float, float, float]] = {}  # pid -> (wall, cpu s, percent)
+        self._last: dict[int, tuple[float, float, float]] = {}  # pid -> (wall, counter, per second)
+
+    def _rate(self, pid: int, counter: float) -> float:
+        """Counter units per second for `pid` (0.0 at its first reading)."""
+        now = time.monotonic()
+        last = self._last.get(pid)
+        if last is None:
+            self._last[pid] = (now, counter, 0.0)
+            return 0.0
+        wall, before, rate = last
+        if now - wall >= self.min_interval:
+            rate = max(0.0, (counter - before) / (now - wall))
+            self._last[pid] = (now, counter, rate)
+        return rate
+
+
+class _CpuMeter(_RateMeter):
+    """CPU % of processes (psutil's `cpu_percent(None)` divides by whatever time passed)."""
 
     def read(self, ps: psutil.Process) -> float:
         t = ps.cpu_times()
-        now, cpu = time.monotonic(), t.user + t.system
-        last = self._last.get(ps.pid)
-        if last is None:
-            self._last[ps.pid] = (now, cpu, 0.0)
-            return 0.0
-        wall, before, percent = last
-        if now - wall >= self.min_interval:
-            percent = max(0.0, 100.0 * (cpu - before) / (now - wall))
-            self._last[ps.pid] = (now, cpu, percent)
-        return percent
+        return 100.0 * self._rate(ps.pid, t.user + t.system)
 
 
 def run_delay_ns(pid: int) -> int | None:
@@ -311,8 +318,8 @@ def run_delay_ns(pid: int) -> int | None:
         return None
 
 
-class _WaitMeter:
-    """Run-queue wait of processes, in ms per second, each over at least `min_interval`.
+class _WaitMeter(_RateMeter):
+    """Run-queue wait of processes, in ms per second.
 
     A process that is ready to run but finds both CPUs taken waits in the run queue; for
     an event loop that wait is added to every message it handles. On a full machine it
@@ -320,24 +327,9 @@ class _WaitMeter:
     waited) and the harness's own (a reply read late because its generator waited).
     """
 
-    def __init__(self, min_interval: float = 0.5) -> None:
-        self.min_interval = min_interval
-        self._last: dict[int, tuple[float, int, float]] = {}  # pid -> (wall, delay ns, ms per s)
-
     def read(self, pid: int) -> float | None:
         delay = run_delay_ns(pid)
-        if delay is None:
-            return None
-        now = time.monotonic()
-        last = self._last.get(pid)
-        if last is None:
-            self._last[pid] = (now, delay, 0.0)
-            return 0.0
-        wall, before, rate = last
-        if now - wall >= self.min_interval:
-            rate = max(0.0, (delay - before) / 1e6 / (now - wall))
-            self._last[pid] = (now, delay, rate)
-        return rate
+        return None if delay is None else self._rate(pid, delay / 1e6)
 
 
 def _proc_sample(

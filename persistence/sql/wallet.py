@@ -209,6 +209,8 @@ class SqlWallet:
                             on_locked()  # the balances it reads are ours until COMMIT
                         await self._write(c, plan, now)
                 return plan.outcomes
+            except RowCountMismatch as exc:
+                raise StoreError(f"balance update: {exc}: an account vanished") from None
             except StaleConnection:
                 # a pooled connection had died while idle; nothing ran: once more on a new one
                 stale += 1
@@ -237,11 +239,8 @@ class SqlWallet:
         writes = self._writes(plan, now)
         if writes is None:  # nothing to write: end the transaction here too
             c.write_all_now([], commit=True)
-            return plan
-        try:
+        else:
             c.write_all_now(writes[0], commit=True, expect_last=writes[1])
-        except RowCountMismatch as exc:
-            raise StoreError(f"balance update: {exc}: an account vanished") from None
         return plan
 
     def _reads(self, txns: Sequence[Txn]) -> _Reads:
@@ -304,15 +303,11 @@ class SqlWallet:
         return plan, len(balances) == len(touched)
 
     async def _write(self, c: SqlConn, plan: BatchPlan, now: int) -> None:
-        """Every write of the batch in one round trip, then the COMMIT (SQLite: in the same
-        trip to its thread), only if the balance updates touched every planned row."""
+        """Every write of the batch in one round trip, then the COMMIT, only if the balance
+        updates touched every planned row (else RowCountMismatch, nothing committed)."""
         writes = self._writes(plan, now)
-        if writes is None:
-            return
-        try:
+        if writes is not None:
             await c.write_all(writes[0], commit=True, expect_last=writes[1])
-        except RowCountMismatch as exc:
-            raise StoreError(f"balance update: {exc}: an account vanished") from None
 
     def _writes(self, plan: BatchPlan, now: int) -> tuple[list[Write], int] | None:
         """The batch's writes, and the rows the last must touch (None: nothing accepted)."""
